@@ -1,0 +1,247 @@
+"""``DatabaseManager``: owns the engine, hands out sessions, checks health."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable
+from contextvars import ContextVar
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from sqlalchemy import text
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from tradestore.engine import build_engine
+from tradestore.errors import StorageError
+from tradestore.models import Base
+from tradestore.urls import backend_name, is_memory, mask, resolve
+
+log = logging.getLogger("tradestore")
+T = TypeVar("T")
+
+_VERSION_SQL = {"sqlite": "SELECT sqlite_version()", "postgresql": "SHOW server_version"}
+#: Set while the current task holds the in-memory database, to refuse a nested session.
+_holding_memory_db: ContextVar[DatabaseManager | None] = ContextVar("_holding_memory_db", default=None)
+
+
+async def _shielded(awaitable: Awaitable[T]) -> T:
+    """Run cleanup to the end even if the calling task is cancelled meanwhile."""
+    task = asyncio.ensure_future(awaitable)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task  # finish the cleanup, then let the cancellation through
+        raise
+
+
+class DatabaseManager:
+    """The entry point: one per database, shared by the whole bot.
+
+    Example::
+
+        async with DatabaseManager("sqlite+aiosqlite:///data/bot.db") as db:
+            await db.create_all()
+            async with db.get_session() as session:
+                await OHLCVRepository(session).upsert_many(bars)
+
+    Args:
+        database_url: ``sqlite:///…``, ``sqlite+aiosqlite:///…``, ``postgresql://…``,
+            ``postgres://…`` or ``postgresql+asyncpg://…``; ``None`` reads
+            ``TRADESTORE_DATABASE_URL``, else uses ``sqlite+aiosqlite:///data/tradestore.db``.
+        pool_size: connections kept open (file SQLite and PostgreSQL).
+        max_overflow: extra connections allowed under load.
+        echo: log every SQL statement (passwords are never logged).
+
+    Raises:
+        ConfigurationError: for an unsupported URL scheme.
+    """
+
+    def __init__(
+        self,
+        database_url: str | URL | None = None,
+        *,
+        pool_size: int = 5,
+        max_overflow: int = 10,
+        echo: bool = False,
+    ) -> None:
+        self.url: URL = resolve(database_url)
+        self.backend: str = backend_name(self.url)
+        self.pool_size = pool_size
+        self.max_overflow = max_overflow
+        self.echo = echo
+        self._engine: AsyncEngine | None = None
+        self._sessions: async_sessionmaker[AsyncSession] | None = None
+        # In-memory SQLite is one connection: sessions take turns on it (see get_session).
+        self._memory_lock: asyncio.Lock | None = None
+
+    def __repr__(self) -> str:
+        state = "connected" if self._engine is not None else "disconnected"
+        return f"<DatabaseManager {mask(self.url)} {state}>"
+
+    __str__ = __repr__
+
+    @property
+    def database(self) -> str:
+        """The URL with its password masked: safe to print or log."""
+        return mask(self.url)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The SQLAlchemy engine.
+
+        Raises:
+            StorageError: before ``connect()``.
+        """
+        return self._require()[0]
+
+    @property
+    def is_connected(self) -> bool:
+        """Whether ``connect()`` has been called and ``disconnect()`` not since."""
+        return self._engine is not None
+
+    async def connect(self) -> None:
+        """Build the engine and check the database answers; calling it again does nothing.
+
+        Raises:
+            StorageError: when the database cannot be reached (the manager stays disconnected
+                and ``connect()`` may be retried).
+        """
+        if self._engine is not None:
+            return
+        engine = build_engine(self.url, pool_size=self.pool_size, max_overflow=self.max_overflow, echo=self.echo)
+        try:
+            async with engine.connect() as conn:
+                await conn.exec_driver_sql(_VERSION_SQL[self.backend])
+        except Exception as exc:
+            await engine.dispose()
+            raise StorageError(f"cannot connect to {self.database}: {self._scrub(exc)}") from None
+        self._engine = engine
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._memory_lock = asyncio.Lock() if is_memory(self.url) else None
+        log.info("connected to %s", self.database)
+
+    async def disconnect(self) -> None:
+        """Close every pooled connection; calling it again does nothing."""
+        engine, self._engine, self._sessions = self._engine, None, None
+        if engine is not None:
+            await _shielded(engine.dispose())
+            log.info("disconnected from %s", self.database)
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.disconnect()
+
+    def _require(self) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
+        if self._engine is None or self._sessions is None:
+            raise StorageError(f"DatabaseManager for {self.database} is not connected: call `await manager.connect()` first")
+        return self._engine, self._sessions
+
+    @contextlib.asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        """Take the in-memory database's single connection for this task; elsewhere a no-op."""
+        lock = self._memory_lock
+        if lock is None:
+            yield
+            return
+        if _holding_memory_db.get() is self:
+            raise StorageError(
+                "a second session was opened inside a session on an in-memory SQLite database: "
+                "it has one connection, so sessions take turns; use the outer session"
+            )
+        async with lock:
+            token = _holding_memory_db.set(self)
+            try:
+                yield
+            finally:
+                _holding_memory_db.reset(token)
+
+    @contextlib.asynccontextmanager
+    async def get_session(self) -> AsyncIterator[AsyncSession]:
+        """A session in its own transaction: committed when the block ends, rolled back if it raises.
+
+        The rollback and the return of the connection to the pool finish even when the task
+        is cancelled, so a failure never leaves the manager unusable.
+
+        Raises:
+            StorageError: before ``connect()``.
+        """
+        _, sessions = self._require()
+        async with self._turn():
+            session = sessions()
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await _shielded(session.rollback())
+                raise
+            finally:
+                await _shielded(session.close())
+
+    async def create_all(self) -> None:
+        """Create every table and index that does not exist yet (production uses Alembic)."""
+        engine, _ = self._require()
+        async with self._turn(), engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+
+    async def drop_all(self) -> None:
+        """Drop every tradestore table."""
+        engine, _ = self._require()
+        async with self._turn(), engine.begin() as conn:
+            await conn.run_sync(Base.metadata.drop_all)
+
+    async def health_check(self) -> dict[str, Any]:
+        """Whether the database answers, and how fast; never raises for a dead database.
+
+        Returns:
+            ``status`` ('healthy' or 'unhealthy'), ``backend``, ``database`` (password
+            masked), ``latency_ms``, ``server_version``, ``size_bytes`` (SQLite files, else
+            ``None``) and, when unhealthy, ``error``.
+        """
+        report: dict[str, Any] = {
+            "status": "unhealthy",
+            "backend": self.backend,
+            "database": self.database,
+            "latency_ms": None,
+            "server_version": None,
+            "size_bytes": self._file_size(),
+        }
+        started = time.perf_counter()
+        try:
+            engine, _ = self._require()
+            async with self._turn(), engine.connect() as conn:
+                version = await conn.scalar(text(_VERSION_SQL[self.backend]))
+        except Exception as exc:
+            report["error"] = self._scrub(exc)
+            return report
+        report.update(
+            status="healthy",
+            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+            server_version=str(version),
+        )
+        return report
+
+    def _file_size(self) -> int | None:
+        if self.backend != "sqlite" or is_memory(self.url) or not self.url.database:
+            return None
+        try:
+            return os.path.getsize(self.url.database)
+        except OSError:
+            return None
+
+    def _scrub(self, exc: BaseException) -> str:
+        """The text of ``exc`` on one line, with the password cut out."""
+        message = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
+        password = self.url.password
+        if password:
+            message = message.replace(str(password), "***")
+        return message

@@ -1,0 +1,8 @@
+"""One repository per table, each built on a session: ``OHLCVRepository(session)``."""
+
+from tradestore.repositories.events import SystemEventRepository
+from tradestore.repositories.ohlcv import OHLCVRepository
+from tradestore.repositories.positions import PositionRepository
+from tradestore.repositories.trades import TradeRepository
+
+__all__ = ["OHLCVRepository", "PositionRepository", "SystemEventRepository", "TradeRepository"]

@@ -1,0 +1,327 @@
+"""``OHLCVRepository``: candles in bulk, by range, newest first, and the holes between them."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Any
+
+from sqlalchemy import and_, bindparam, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.expression import ColumnElement, Select
+
+from tradestore import timeframes
+from tradestore.dialects import Backend, backend, epoch_seconds, month_index
+from tradestore.domain import OHLCVBar, SeriesInfo
+from tradestore.errors import ValidationError
+from tradestore.models import OHLCVModel
+from tradestore.values import to_count, to_optional_utc, to_text, to_utc
+
+TABLE = OHLCVModel.__table__
+KEY = ("exchange", "symbol", "timeframe", "timestamp")
+#: Written columns, in the order of the row tuples built by ``_encode``.
+WRITE_COLUMNS = (
+    "exchange", "symbol", "timeframe", "timestamp", "open", "high", "low", "close",
+    "volume", "quote_volume", "trades_count", "created_at",
+)  # fmt: skip
+#: Read columns, in the order ``_decoder`` expects.
+READ_COLUMNS = (
+    "id", "exchange", "symbol", "timeframe", "timestamp", "open", "high", "low", "close",
+    "volume", "quote_volume", "trades_count", "created_at",
+)  # fmt: skip
+_c = TABLE.c
+_SERIES = and_(
+    _c.exchange == bindparam("exchange"),
+    _c.symbol == bindparam("symbol"),
+    _c.timeframe == bindparam("timeframe"),
+)
+
+
+def _select_bars() -> Select[Any]:
+    return select(*(_c[name] for name in READ_COLUMNS)).where(_SERIES)
+
+
+def _encode(bars: Iterable[OHLCVBar], db: Backend, created_at: datetime) -> list[tuple[Any, ...]]:
+    dec, ts = db.encode_decimal, db.encode_datetime
+    created = ts(created_at)
+    return [
+        (
+            b.exchange, b.symbol, b.timeframe, ts(b.timestamp), dec(b.open), dec(b.high), dec(b.low),
+            dec(b.close), dec(b.volume), None if b.quote_volume is None else dec(b.quote_volume),
+            b.trades_count, created,
+        )  # fmt: skip
+        for b in bars
+    ]
+
+
+def _decode(rows: Sequence[Sequence[Any]], db: Backend) -> list[OHLCVBar]:
+    """Bars from stored rows, without re-validating what was validated on the way in."""
+    dec, ts, new = db.decode_decimal, db.decode_datetime, object.__new__
+    bars = []
+    append = bars.append
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # many small objects at once: the collector would only slow us down
+    try:
+        for r in rows:
+            bar = new(OHLCVBar)
+            bar.__dict__ = {
+                "symbol": r[2], "exchange": r[1], "timeframe": r[3], "timestamp": ts(r[4]),
+                "open": dec(r[5]), "high": dec(r[6]), "low": dec(r[7]), "close": dec(r[8]),
+                "volume": dec(r[9]), "quote_volume": None if r[10] is None else dec(r[10]),
+                "trades_count": r[11], "id": r[0], "created_at": ts(r[12]),
+            }  # fmt: skip
+            append(bar)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return bars
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _checked(bars: Iterable[OHLCVBar]) -> Iterator[OHLCVBar]:
+    for index, bar in enumerate(bars):
+        if not isinstance(bar, OHLCVBar):
+            raise ValidationError(f"bars[{index}]: expected an OHLCVBar, got {bar!r}")
+        yield bar
+
+
+class OHLCVRepository:
+    """Candles of one session. Rows are unique on (exchange, symbol, timeframe, timestamp).
+
+    Bulk writes and range reads go through the driver in large chunks (no object per row
+    beyond the ``OHLCVBar`` itself); gaps and series summaries are computed by the database.
+    """
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def __repr__(self) -> str:
+        return f"<OHLCVRepository {self.session!r}>"
+
+    async def _connection(self) -> tuple[AsyncConnection, Backend]:
+        conn = await self.session.connection()
+        return conn, backend(conn.dialect)
+
+    async def insert_many(self, bars: Iterable[OHLCVBar]) -> int:
+        """Insert new bars; all of them or, on any error, none.
+
+        Returns:
+            The number of bars inserted (0 for empty input).
+
+        Raises:
+            sqlalchemy.exc.IntegrityError: a bar's key is already stored or repeated.
+            ValidationError: an item is not an ``OHLCVBar``.
+        """
+        return await self._write(list(_checked(bars)), upsert=False)
+
+    async def upsert_many(self, bars: Iterable[OHLCVBar]) -> int:
+        """Insert bars or overwrite the stored ones with the same key; all or, on error, none.
+
+        When the input holds one key more than once the last one wins. Input of any size is
+        written in chunks inside the session's transaction.
+
+        Returns:
+            The number of distinct bars written.
+
+        Raises:
+            ValidationError: an item is not an ``OHLCVBar``.
+        """
+        latest = {(b.exchange, b.symbol, b.timeframe, b.timestamp): b for b in _checked(bars)}
+        return await self._write(list(latest.values()), upsert=True)
+
+    async def _write(self, bars: list[OHLCVBar], *, upsert: bool) -> int:
+        if not bars:
+            return 0
+        conn, db = await self._connection()
+        key = ("ohlcv.upsert" if upsert else "ohlcv.insert")
+        sql = db.compiled(
+            key,
+            lambda: db.upsert_statement(TABLE, WRITE_COLUMNS, KEY)
+            if upsert
+            else db.insert_statement(TABLE, WRITE_COLUMNS),
+        ).sql
+        created_at = datetime.now(UTC)
+        async with conn.begin_nested():  # a failing chunk takes the earlier ones with it
+            for chunk in _chunks(bars, db.chunk_rows):
+                await db.write(conn, sql, _encode(chunk, db, created_at))
+        return len(bars)
+
+    async def get_range(
+        self, symbol: str, timeframe: str, start: datetime, end: datetime, exchange: str = "binance"
+    ) -> list[OHLCVBar]:
+        """Bars with ``start <= timestamp <= end``, oldest first."""
+        conn, db = await self._connection()
+        params = self._series(symbol, timeframe, exchange)
+        params.update(start=db.encode_datetime(to_utc("start", start)), end=db.encode_datetime(to_utc("end", end)))
+        rows = await db.fetch(
+            conn,
+            "ohlcv.range",
+            lambda: _select_bars()
+            .where(_c.timestamp >= bindparam("start"), _c.timestamp <= bindparam("end"))
+            .order_by(_c.timestamp),
+            params,
+        )
+        return _decode(rows, db)
+
+    async def stream_range(
+        self,
+        symbol: str,
+        timeframe: str,
+        start: datetime,
+        end: datetime,
+        exchange: str = "binance",
+        *,
+        batch_size: int = 10_000,
+    ) -> AsyncIterator[OHLCVBar]:
+        """Like :meth:`get_range`, but yields bars a batch at a time: memory stays flat for any range."""
+        if to_count("batch_size", batch_size) < 1:
+            raise ValidationError(f"batch_size: must be at least 1, got {batch_size!r}")
+        conn, db = await self._connection()
+        params = self._series(symbol, timeframe, exchange)
+        after = to_utc("start", start)
+        params.update(end=db.encode_datetime(to_utc("end", end)), limit=batch_size)
+        first = True
+        while True:
+            params["after"] = db.encode_datetime(after)
+            # The first page includes ``start`` itself; later pages start after the last bar seen.
+            rows = await db.fetch(
+                conn,
+                ("ohlcv.stream", first),
+                lambda first=first: _select_bars()
+                .where(
+                    (_c.timestamp >= bindparam("after")) if first else (_c.timestamp > bindparam("after")),
+                    _c.timestamp <= bindparam("end"),
+                )
+                .order_by(_c.timestamp)
+                .limit(bindparam("limit")),
+                params,
+            )
+            first = False
+            bars = _decode(rows, db)
+            for bar in bars:
+                yield bar
+            if len(bars) < batch_size:
+                return
+            after = bars[-1].timestamp
+
+    async def get_latest(
+        self, symbol: str, timeframe: str, limit: int = 100, exchange: str = "binance"
+    ) -> list[OHLCVBar]:
+        """The newest ``limit`` bars, returned oldest first (ready for indicators)."""
+        to_count("limit", limit)
+        conn, db = await self._connection()
+        params = self._series(symbol, timeframe, exchange)
+        params["limit"] = limit
+        rows = await db.fetch(
+            conn,
+            "ohlcv.latest",
+            lambda: _select_bars().order_by(_c.timestamp.desc()).limit(bindparam("limit")),
+            params,
+        )
+        bars = _decode(rows, db)
+        bars.reverse()
+        return bars
+
+    async def get_gaps(
+        self,
+        symbol: str,
+        timeframe: str,
+        exchange: str = "binance",
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[tuple[datetime, datetime]]:
+        """Missing bars, as (first missing bar, last missing bar) pairs, both inclusive, oldest first.
+
+        Without ``start``/``end`` only holes between stored bars count. With them (inclusive;
+        either may be given alone) bars missing before the first or after the last stored
+        bar inside the window count too, and an empty series is one gap covering the window.
+        """
+        conn, db = await self._connection()
+        params = self._series(symbol, timeframe, exchange)
+        lo, hi = to_optional_utc("start", start), to_optional_utc("end", end)
+        params.update(
+            start=None if lo is None else db.encode_datetime(lo),
+            end=None if hi is None else db.encode_datetime(hi),
+            step=timeframes.ordinal_step(timeframe),
+        )
+        month = timeframe == timeframes.MONTH
+        holes = await db.fetch(conn, ("ohlcv.gaps", month, lo is None, hi is None), lambda: _gaps(month, lo, hi), params)
+        gaps = [
+            (timeframes.shift(timeframe, db.decode_datetime(prev), 1), timeframes.shift(timeframe, db.decode_datetime(ts), -1))
+            for prev, ts in holes
+        ]
+        if lo is None and hi is None:
+            return gaps
+        bounds = await db.fetch(
+            conn,
+            ("ohlcv.bounds", lo is None, hi is None),
+            lambda: select(func.min(_c.timestamp), func.max(_c.timestamp)).where(_SERIES, *_window(lo, hi)),
+            params,
+        )
+        first, last = (None if v is None else db.decode_datetime(v) for v in bounds[0])
+        if first is None or last is None:  # nothing stored inside the window
+            if lo is None or hi is None:
+                return []
+            whole = (timeframes.ceil(timeframe, lo), timeframes.floor(timeframe, hi))
+            return [whole] if whole[0] <= whole[1] else []
+        if lo is not None:
+            head = (timeframes.ceil(timeframe, lo), timeframes.shift(timeframe, first, -1))
+            if head[0] <= head[1]:
+                gaps.insert(0, head)
+        if hi is not None:
+            tail = (timeframes.shift(timeframe, last, 1), timeframes.floor(timeframe, hi))
+            if tail[0] <= tail[1]:
+                gaps.append(tail)
+        return gaps
+
+    async def list_series(self, exchange: str | None = None) -> list[SeriesInfo]:
+        """One ``SeriesInfo`` per stored series, sorted by exchange, symbol, timeframe."""
+        statement = select(
+            _c.exchange, _c.symbol, _c.timeframe, func.min(_c.timestamp), func.max(_c.timestamp), func.count()
+        ).group_by(_c.exchange, _c.symbol, _c.timeframe).order_by(_c.exchange, _c.symbol, _c.timeframe)
+        if exchange is not None:
+            statement = statement.where(_c.exchange == to_text("exchange", exchange))
+        rows = (await self.session.execute(statement)).all()
+        return [SeriesInfo(ex, sym, tf, first, last, count) for ex, sym, tf, first, last, count in rows]
+
+    @staticmethod
+    def _series(symbol: str, timeframe: str, exchange: str) -> dict[str, Any]:
+        return {
+            "symbol": to_text("symbol", symbol),
+            "timeframe": timeframes.check(timeframe),
+            "exchange": to_text("exchange", exchange),
+        }
+
+
+def _window(lo: datetime | None, hi: datetime | None) -> list[ColumnElement[bool]]:
+    bounds = []
+    if lo is not None:
+        bounds.append(_c.timestamp >= bindparam("start"))
+    if hi is not None:
+        bounds.append(_c.timestamp <= bindparam("end"))
+    return bounds
+
+
+def _gaps(month: bool, lo: datetime | None, hi: datetime | None) -> Select[Any]:
+    """(previous bar, bar) pairs further apart than one step, found with ``LAG()`` in the database."""
+    ordinal = month_index(_c.timestamp) if month else epoch_seconds(_c.timestamp)
+    ordered = select(
+        _c.timestamp.label("ts"),
+        ordinal.label("o"),
+        func.lag(_c.timestamp).over(order_by=_c.timestamp).label("prev_ts"),
+        func.lag(ordinal).over(order_by=_c.timestamp).label("prev_o"),
+    ).where(_SERIES, *_window(lo, hi)).subquery()
+    return (
+        select(ordered.c.prev_ts, ordered.c.ts)
+        .where(ordered.c.o - ordered.c.prev_o > bindparam("step"))
+        .order_by(ordered.c.ts)
+    )
+

@@ -1,0 +1,113 @@
+"""``PositionRepository``: the positions bots hold, at most one open per exchange, symbol, bot and mode."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tradestore.dialects import backend
+from tradestore.domain import Position
+from tradestore.errors import NotFoundError, ValidationError
+from tradestore.models import BOT_KEY, OPEN, PositionModel
+from tradestore.values import to_id, to_text
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(Position))
+_WRITTEN = tuple(name for name in _FIELDS if name != "id")
+
+
+def _from_model(row: PositionModel) -> Position:
+    return Position(**{name: getattr(row, name) for name in _FIELDS})
+
+
+class PositionRepository:
+    """Positions of one session. In every filter, ``None`` means "no filter"."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def __repr__(self) -> str:
+        return f"<PositionRepository {self.session!r}>"
+
+    async def get_open_positions(
+        self, exchange: str | None = "binance", *, bot_id: str | None = None, mode: str | None = None
+    ) -> list[Position]:
+        """Every open position matching the filters, most recently updated first."""
+        p = PositionModel
+        statement = select(p).where(p.status == "open").order_by(p.updated_at.desc(), p.id.desc())
+        if exchange is not None:
+            statement = statement.where(p.exchange == to_text("exchange", exchange))
+        if bot_id is not None:
+            statement = statement.where(p.bot_id == to_text("bot_id", bot_id))
+        if mode is not None:
+            statement = statement.where(p.mode == to_text("mode", mode))
+        return [_from_model(row) for row in (await self.session.scalars(statement)).all()]
+
+    async def get_position(
+        self, symbol: str, exchange: str | None = "binance", *, bot_id: str | None = None, mode: str | None = "live"
+    ) -> Position | None:
+        """The open position of ``symbol`` matching the filters (the most recently updated if several)."""
+        p = PositionModel
+        statement = (
+            select(p)
+            .where(p.status == "open", p.symbol == to_text("symbol", symbol))
+            .order_by(p.updated_at.desc(), p.id.desc())
+            .limit(1)
+        )
+        if exchange is not None:
+            statement = statement.where(p.exchange == to_text("exchange", exchange))
+        if bot_id is not None:
+            statement = statement.where(p.bot_id == to_text("bot_id", bot_id))
+        if mode is not None:
+            statement = statement.where(p.mode == to_text("mode", mode))
+        row = (await self.session.scalars(statement)).first()
+        return None if row is None else _from_model(row)
+
+    async def update_position(self, position: Position) -> int:
+        """Create or update a position and return its id.
+
+        With ``position.id`` set, that row is updated. Otherwise the open position with the
+        same exchange, symbol, bot and mode is updated, or created when there is none; the
+        database enforces that there is never more than one.
+
+        Raises:
+            NotFoundError: ``position.id`` is set but no such position exists.
+        """
+        if not isinstance(position, Position):
+            raise ValidationError(f"position: expected a Position, got {position!r}")
+        values = {name: getattr(position, name) for name in _WRITTEN}
+        values["updated_at"] = datetime.now(UTC)
+        if position.id is not None:
+            result = await self.session.execute(
+                update(PositionModel).where(PositionModel.id == position.id).values(values).returning(PositionModel.id)
+            )
+            if result.scalar_one_or_none() is None:
+                raise NotFoundError(f"position.id: no position with id {position.id!r}")
+            return position.id
+        conn = await self.session.connection()
+        statement = backend(conn.dialect).insert(PositionModel).values(values)
+        statement = statement.on_conflict_do_update(
+            index_elements=[PositionModel.exchange, PositionModel.symbol, BOT_KEY, PositionModel.mode],
+            index_where=PositionModel.status == OPEN,
+            set_={name: statement.excluded[name] for name in values if name not in ("exchange", "symbol", "bot_id", "mode")},
+        ).returning(PositionModel.id)
+        return int((await self.session.execute(statement)).scalar_one())
+
+    async def close_position(self, position_id: int) -> None:
+        """Mark a position closed now; closing a closed position changes nothing.
+
+        Raises:
+            NotFoundError: no position has this id.
+        """
+        now = datetime.now(UTC)
+        p = PositionModel
+        result = await self.session.execute(
+            update(p)
+            .where(p.id == to_id("position_id", position_id), p.status == "open")
+            .values(status="closed", closed_at=now, updated_at=now)
+            .returning(p.id)
+        )
+        if result.scalar_one_or_none() is None and await self.session.get(p, position_id) is None:
+            raise NotFoundError(f"position_id: no position with id {position_id!r}")
