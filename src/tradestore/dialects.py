@@ -57,14 +57,14 @@ class dec_sum(_DecimalFunction):  # noqa: N801 - reads like SQL's sum()
 
 
 class dec_max(_DecimalFunction):  # noqa: N801
-    """Numeric ``MAX of a decimal expression."""
+    """Numeric ``MAX`` of a decimal expression."""
 
     inherit_cache = True
     native, sqlite = "max", "decimal_max"
 
 
 class dec_min(_DecimalFunction):  # noqa: N801
-    """Numeric ``MIN of a decimal expression."""
+    """Numeric ``MIN`` of a decimal expression."""
 
     inherit_cache = True
     native, sqlite = "min", "decimal_min"
