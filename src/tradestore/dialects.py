@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import sqlite3
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Column, Integer, Table, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -29,7 +29,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.expression import Executable, FunctionElement
+from sqlalchemy.sql.expression import ClauseElement, FunctionElement
 
 from tradestore.types import DECIMAL_COLLATION, ExactDecimal
 from tradestore.values import EXACT, datetime_from_sqlite, datetime_to_sqlite
@@ -49,49 +49,49 @@ def _compile_function(element: _DecimalFunction, compiler: SQLCompiler, **kw: An
     return f"{name}({compiler.process(element.clauses, **kw)})"
 
 
-class dec_sum(_DecimalFunction):  # noqa: N801 - reads like SQL's sum()
+class dec_sum(_DecimalFunction):
     """Exact ``SUM`` of a decimal expression."""
 
     inherit_cache = True
     native, sqlite = "sum", "decimal_sum"
 
 
-class dec_max(_DecimalFunction):  # noqa: N801
+class dec_max(_DecimalFunction):
     """Numeric ``MAX`` of a decimal expression."""
 
     inherit_cache = True
     native, sqlite = "max", "decimal_max"
 
 
-class dec_min(_DecimalFunction):  # noqa: N801
+class dec_min(_DecimalFunction):
     """Numeric ``MIN`` of a decimal expression."""
 
     inherit_cache = True
     native, sqlite = "min", "decimal_min"
 
 
-class dec_sub(FunctionElement[Decimal]):  # noqa: N801
+class dec_sub(FunctionElement[Decimal]):
     """Exact ``a - b`` of two decimal expressions."""
 
     type = ExactDecimal()
     inherit_cache = True
 
 
-class dec_sign(FunctionElement[int]):  # noqa: N801
+class dec_sign(FunctionElement[int]):
     """-1, 0 or 1: the sign of a decimal expression."""
 
     type = Integer()
     inherit_cache = True
 
 
-class epoch_seconds(FunctionElement[int]):  # noqa: N801
+class epoch_seconds(FunctionElement[int]):
     """Whole seconds since the Unix epoch of a UTC timestamp column."""
 
     type = Integer()
     inherit_cache = True
 
 
-class month_index(FunctionElement[int]):  # noqa: N801
+class month_index(FunctionElement[int]):
     """``year * 12 + month - 1`` of a UTC timestamp column: consecutive months differ by 1."""
 
     type = Integer()
@@ -198,9 +198,10 @@ def register_sqlite_functions(connection: sqlite3.Connection) -> None:
     connection.create_collation(DECIMAL_COLLATION, _compare)
     connection.create_function("decimal_sub", 2, _sub, deterministic=True)
     connection.create_function("decimal_sign", 1, _sign, deterministic=True)
-    connection.create_aggregate("decimal_sum", 1, _Sum)
-    connection.create_aggregate("decimal_max", 1, _Max)
-    connection.create_aggregate("decimal_min", 1, _Min)
+    # typeshed's aggregate protocol wants int arguments; SQLite hands these text.
+    connection.create_aggregate("decimal_sum", 1, _Sum)  # type: ignore[arg-type]
+    connection.create_aggregate("decimal_max", 1, _Max)  # type: ignore[arg-type]
+    connection.create_aggregate("decimal_min", 1, _Min)  # type: ignore[arg-type]
 
 
 # --- bulk paths -------------------------------------------------------------------------
@@ -245,20 +246,20 @@ class Backend(ABC):
         self.dialect = dialect
         self._compiled: dict[Hashable, Compiled] = {}
 
-    def compiled(self, key: Hashable, build: Callable[[], Executable]) -> Compiled:
+    def compiled(self, key: Hashable, build: Callable[[], ClauseElement]) -> Compiled:
         """The statement ``build()`` makes, compiled for this dialect once per ``key``."""
         found = self._compiled.get(key)
         if found is None:
-            done = build().compile(dialect=self.dialect)
+            done = cast(SQLCompiler, build().compile(dialect=self.dialect))
             found = self._compiled[key] = Compiled(done.string, tuple(done.positiontup or ()), done.params)
         return found
 
     @abstractmethod
-    def upsert_statement(self, table: Table, columns: Sequence[str], keys: Sequence[str]) -> Executable:
+    def upsert_statement(self, table: Table, columns: Sequence[str], keys: Sequence[str]) -> ClauseElement:
         """An insert of ``columns`` that updates the non-key columns of a row already there."""
 
     @abstractmethod
-    def insert_statement(self, table: Table, columns: Sequence[str]) -> Executable:
+    def insert_statement(self, table: Table, columns: Sequence[str]) -> ClauseElement:
         """A plain insert of ``columns``, one row per parameter set."""
 
     @abstractmethod
@@ -266,7 +267,7 @@ class Backend(ABC):
         """Run one insert/upsert for ``rows`` (tuples in the statement's column order)."""
 
     async def fetch(
-        self, conn: AsyncConnection, key: Hashable, build: Callable[[], Executable], params: Mapping[str, Any]
+        self, conn: AsyncConnection, key: Hashable, build: Callable[[], ClauseElement], params: Mapping[str, Any]
     ) -> Sequence[Sequence[Any]]:
         """Every row of a query, as the driver returns it (no per-row wrapping).
 
@@ -298,12 +299,16 @@ class SQLiteBackend(Backend):
     def _values(self, table: Table, columns: Sequence[str]) -> Any:
         return self.insert(table).values({c: bindparam(c) for c in columns})
 
-    def upsert_statement(self, table: Table, columns: Sequence[str], keys: Sequence[str]) -> Executable:
+    def upsert_statement(self, table: Table, columns: Sequence[str], keys: Sequence[str]) -> ClauseElement:
         statement = self._values(table, columns)
-        return statement.on_conflict_do_update(index_elements=list(keys), set_=_update_set(statement, columns, keys))
+        upsert: ClauseElement = statement.on_conflict_do_update(
+            index_elements=list(keys), set_=_update_set(statement, columns, keys)
+        )
+        return upsert
 
-    def insert_statement(self, table: Table, columns: Sequence[str]) -> Executable:
-        return self._values(table, columns)
+    def insert_statement(self, table: Table, columns: Sequence[str]) -> ClauseElement:
+        insert: ClauseElement = self._values(table, columns)
+        return insert
 
     async def write(self, conn: AsyncConnection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
         await conn.exec_driver_sql(sql, list(rows))
@@ -328,15 +333,19 @@ class PostgresBackend(Backend):
         rows = func.unnest(*arrays).table_valued(*columns).render_derived(name="incoming")
         return self.insert(table).from_select(list(columns), select(*rows.c))
 
-    def upsert_statement(self, table: Table, columns: Sequence[str], keys: Sequence[str]) -> Executable:
+    def upsert_statement(self, table: Table, columns: Sequence[str], keys: Sequence[str]) -> ClauseElement:
         statement = self._from_arrays(table, columns)
-        return statement.on_conflict_do_update(index_elements=list(keys), set_=_update_set(statement, columns, keys))
+        upsert: ClauseElement = statement.on_conflict_do_update(
+            index_elements=list(keys), set_=_update_set(statement, columns, keys)
+        )
+        return upsert
 
-    def insert_statement(self, table: Table, columns: Sequence[str]) -> Executable:
-        return self._from_arrays(table, columns)
+    def insert_statement(self, table: Table, columns: Sequence[str]) -> ClauseElement:
+        insert: ClauseElement = self._from_arrays(table, columns)
+        return insert
 
     async def write(self, conn: AsyncConnection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
-        await conn.exec_driver_sql(sql, tuple(list(column) for column in zip(*rows)))
+        await conn.exec_driver_sql(sql, tuple(list(column) for column in zip(*rows, strict=True)))
 
     async def _fetch(self, driver: Any, sql: str, params: Sequence[Any]) -> Sequence[Sequence[Any]]:
         return await driver.fetch(sql, *params)  # type: ignore[no-any-return]
@@ -357,4 +366,3 @@ def backend(dialect: Dialect) -> Backend:
 def column_list(table: Table) -> list[Column[Any]]:
     """The table's columns without its surrogate ``id`` key."""
     return [c for c in table.columns if c.name != "id"]
-

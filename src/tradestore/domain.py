@@ -77,9 +77,7 @@ class OHLCVBar:
         self.timeframe = timeframes.check(self.timeframe)
         self.timestamp = to_utc("timestamp", self.timestamp)
         if not timeframes.is_aligned(self.timeframe, self.timestamp):
-            raise ValidationError(
-                f"timestamp: {self.timestamp.isoformat()} is not the start of a {self.timeframe} bar"
-            )
+            raise ValidationError(f"timestamp: {self.timestamp.isoformat()} is not the start of a {self.timeframe} bar")
         self.open = to_decimal("open", self.open)
         self.high = to_decimal("high", self.high)
         self.low = to_decimal("low", self.low)

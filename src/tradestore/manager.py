@@ -143,7 +143,9 @@ class DatabaseManager:
 
     def _require(self) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
         if self._engine is None or self._sessions is None:
-            raise StorageError(f"DatabaseManager for {self.database} is not connected: call `await manager.connect()` first")
+            raise StorageError(
+                f"DatabaseManager for {self.database} is not connected: call `await manager.connect()` first"
+            )
         return self._engine, self._sessions
 
     @contextlib.asynccontextmanager
@@ -204,8 +206,8 @@ class DatabaseManager:
 
         Returns:
             ``status`` ('healthy' or 'unhealthy'), ``backend``, ``database`` (password
-            masked), ``latency_ms``, ``server_version``, ``size_bytes`` (SQLite files, else
-            ``None``) and, when unhealthy, ``error``.
+            masked), ``latency_ms``, ``server_version``, ``size_bytes`` (a SQLite file with its
+            write-ahead log, else ``None``) and, when unhealthy, ``error``.
         """
         report: dict[str, Any] = {
             "status": "unhealthy",
@@ -233,10 +235,9 @@ class DatabaseManager:
     def _file_size(self) -> int | None:
         if self.backend != "sqlite" or is_memory(self.url) or not self.url.database:
             return None
-        try:
-            return os.path.getsize(self.url.database)
-        except OSError:
-            return None
+        # In WAL mode recent commits sit in the -wal file until a checkpoint: count both.
+        sizes = [os.path.getsize(p) for p in (self.url.database, self.url.database + "-wal") if os.path.exists(p)]
+        return sum(sizes) if sizes else None
 
     def _scrub(self, exc: BaseException) -> str:
         """The text of ``exc`` on one line, with the password cut out."""

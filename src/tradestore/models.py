@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import BigInteger, Index, Integer, MetaData, String, UniqueConstraint, func, literal_column
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.expression import ColumnElement
 
-from tradestore.types import JSONDocument, UTCDateTime, ExactDecimal
+from tradestore.types import ExactDecimal, JSONDocument, UTCDateTime
 
 #: BIGINT keys on PostgreSQL; SQLite only auto-increments a column declared INTEGER.
 Key = BigInteger().with_variant(Integer(), "sqlite")
@@ -31,7 +32,7 @@ class Base(DeclarativeBase):
     """Declarative base: naming convention and the Python type → column type map."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
         Decimal: ExactDecimal(),
         datetime: UTCDateTime(),
         str: String(),
@@ -98,8 +99,8 @@ class TradeModel(Base):
 
 
 #: ``bot_id`` NULL counts as one bot, so the open-position key treats it as ''.
-BOT_KEY = func.coalesce(literal_column("bot_id"), literal_column("''"))
-OPEN = literal_column("'open'")
+BOT_KEY: ColumnElement[str] = func.coalesce(literal_column("bot_id"), literal_column("''"))
+OPEN: ColumnElement[str] = literal_column("'open'")
 
 
 class PositionModel(Base):

@@ -37,9 +37,7 @@ def resolve(url: str | URL | None = None) -> URL:
     try:
         parsed = make_url(raw)
     except ArgumentError:
-        raise ConfigurationError(
-            f"database_url: cannot parse {mask(raw)!r}; expected e.g. {DEFAULT_URL}"
-        ) from None
+        raise ConfigurationError(f"database_url: cannot parse {mask(raw)!r}; expected e.g. {DEFAULT_URL}") from None
     driver = _DRIVERS.get(parsed.drivername)
     if driver is None:
         raise ConfigurationError(

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from decimal import Context, Decimal, InvalidOperation
-from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, InvalidOperation
 from typing import Any
 
 from tradestore.errors import ValidationError
@@ -154,6 +153,7 @@ def to_json_object(field: str, value: object) -> dict[str, Any] | None:
 
 
 # --- the exact text forms SQLite stores -------------------------------------------------
+
 
 def datetime_to_sqlite(value: datetime) -> str:
     """Fixed-width ISO-8601 text, so text order is time order: ``2024-01-02 03:04:05.000000+00:00``."""

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import gc
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import islice
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, func, select
+from sqlalchemy import Table, and_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.expression import ColumnElement, Select
 
@@ -19,7 +19,7 @@ from tradestore.errors import ValidationError
 from tradestore.models import OHLCVModel
 from tradestore.values import to_count, to_optional_utc, to_text, to_utc
 
-TABLE = OHLCVModel.__table__
+TABLE = cast(Table, OHLCVModel.__table__)
 KEY = ("exchange", "symbol", "timeframe", "timestamp")
 #: Written columns, in the order of the row tuples built by ``_encode``.
 WRITE_COLUMNS = (
@@ -43,15 +43,35 @@ def _select_bars() -> Select[Any]:
     return select(*(_c[name] for name in READ_COLUMNS)).where(_SERIES)
 
 
+def _range() -> Select[Any]:
+    return (
+        _select_bars()
+        .where(_c.timestamp >= bindparam("start"), _c.timestamp <= bindparam("end"))
+        .order_by(_c.timestamp)
+    )
+
+
+_JUST_AFTER = timedelta(microseconds=1)
+
+
 def _encode(bars: Iterable[OHLCVBar], db: Backend, created_at: datetime) -> list[tuple[Any, ...]]:
     dec, ts = db.encode_decimal, db.encode_datetime
     created = ts(created_at)
     return [
         (
-            b.exchange, b.symbol, b.timeframe, ts(b.timestamp), dec(b.open), dec(b.high), dec(b.low),
-            dec(b.close), dec(b.volume), None if b.quote_volume is None else dec(b.quote_volume),
-            b.trades_count, created,
-        )  # fmt: skip
+            b.exchange,
+            b.symbol,
+            b.timeframe,
+            ts(b.timestamp),
+            dec(b.open),
+            dec(b.high),
+            dec(b.low),
+            dec(b.close),
+            dec(b.volume),
+            None if b.quote_volume is None else dec(b.quote_volume),
+            b.trades_count,
+            created,
+        )
         for b in bars
     ]
 
@@ -59,7 +79,7 @@ def _encode(bars: Iterable[OHLCVBar], db: Backend, created_at: datetime) -> list
 def _decode(rows: Sequence[Sequence[Any]], db: Backend) -> list[OHLCVBar]:
     """Bars from stored rows, without re-validating what was validated on the way in."""
     dec, ts, new = db.decode_decimal, db.decode_datetime, object.__new__
-    bars = []
+    bars: list[OHLCVBar] = []
     append = bars.append
     gc_was_enabled = gc.isenabled()
     gc.disable()  # many small objects at once: the collector would only slow us down
@@ -67,11 +87,20 @@ def _decode(rows: Sequence[Sequence[Any]], db: Backend) -> list[OHLCVBar]:
         for r in rows:
             bar = new(OHLCVBar)
             bar.__dict__ = {
-                "symbol": r[2], "exchange": r[1], "timeframe": r[3], "timestamp": ts(r[4]),
-                "open": dec(r[5]), "high": dec(r[6]), "low": dec(r[7]), "close": dec(r[8]),
-                "volume": dec(r[9]), "quote_volume": None if r[10] is None else dec(r[10]),
-                "trades_count": r[11], "id": r[0], "created_at": ts(r[12]),
-            }  # fmt: skip
+                "symbol": r[2],
+                "exchange": r[1],
+                "timeframe": r[3],
+                "timestamp": ts(r[4]),
+                "open": dec(r[5]),
+                "high": dec(r[6]),
+                "low": dec(r[7]),
+                "close": dec(r[8]),
+                "volume": dec(r[9]),
+                "quote_volume": None if r[10] is None else dec(r[10]),
+                "trades_count": r[11],
+                "id": r[0],
+                "created_at": ts(r[12]),
+            }
             append(bar)
     finally:
         if gc_was_enabled:
@@ -140,12 +169,12 @@ class OHLCVRepository:
         if not bars:
             return 0
         conn, db = await self._connection()
-        key = ("ohlcv.upsert" if upsert else "ohlcv.insert")
+        key = "ohlcv.upsert" if upsert else "ohlcv.insert"
         sql = db.compiled(
             key,
-            lambda: db.upsert_statement(TABLE, WRITE_COLUMNS, KEY)
-            if upsert
-            else db.insert_statement(TABLE, WRITE_COLUMNS),
+            lambda: (
+                db.upsert_statement(TABLE, WRITE_COLUMNS, KEY) if upsert else db.insert_statement(TABLE, WRITE_COLUMNS)
+            ),
         ).sql
         created_at = datetime.now(UTC)
         async with conn.begin_nested():  # a failing chunk takes the earlier ones with it
@@ -160,14 +189,7 @@ class OHLCVRepository:
         conn, db = await self._connection()
         params = self._series(symbol, timeframe, exchange)
         params.update(start=db.encode_datetime(to_utc("start", start)), end=db.encode_datetime(to_utc("end", end)))
-        rows = await db.fetch(
-            conn,
-            "ohlcv.range",
-            lambda: _select_bars()
-            .where(_c.timestamp >= bindparam("start"), _c.timestamp <= bindparam("end"))
-            .order_by(_c.timestamp),
-            params,
-        )
+        rows = await db.fetch(conn, "ohlcv.range", _range, params)
         return _decode(rows, db)
 
     async def stream_range(
@@ -187,29 +209,15 @@ class OHLCVRepository:
         params = self._series(symbol, timeframe, exchange)
         after = to_utc("start", start)
         params.update(end=db.encode_datetime(to_utc("end", end)), limit=batch_size)
-        first = True
         while True:
-            params["after"] = db.encode_datetime(after)
-            # The first page includes ``start`` itself; later pages start after the last bar seen.
-            rows = await db.fetch(
-                conn,
-                ("ohlcv.stream", first),
-                lambda first=first: _select_bars()
-                .where(
-                    (_c.timestamp >= bindparam("after")) if first else (_c.timestamp > bindparam("after")),
-                    _c.timestamp <= bindparam("end"),
-                )
-                .order_by(_c.timestamp)
-                .limit(bindparam("limit")),
-                params,
-            )
-            first = False
+            params["start"] = db.encode_datetime(after)
+            rows = await db.fetch(conn, "ohlcv.page", lambda: _range().limit(bindparam("limit")), params)
             bars = _decode(rows, db)
             for bar in bars:
                 yield bar
             if len(bars) < batch_size:
                 return
-            after = bars[-1].timestamp
+            after = bars[-1].timestamp + _JUST_AFTER  # bar starts are whole seconds
 
     async def get_latest(
         self, symbol: str, timeframe: str, limit: int = 100, exchange: str = "binance"
@@ -253,9 +261,14 @@ class OHLCVRepository:
             step=timeframes.ordinal_step(timeframe),
         )
         month = timeframe == timeframes.MONTH
-        holes = await db.fetch(conn, ("ohlcv.gaps", month, lo is None, hi is None), lambda: _gaps(month, lo, hi), params)
+        holes = await db.fetch(
+            conn, ("ohlcv.gaps", month, lo is None, hi is None), lambda: _gaps(month, lo, hi), params
+        )
         gaps = [
-            (timeframes.shift(timeframe, db.decode_datetime(prev), 1), timeframes.shift(timeframe, db.decode_datetime(ts), -1))
+            (
+                timeframes.shift(timeframe, db.decode_datetime(prev), 1),
+                timeframes.shift(timeframe, db.decode_datetime(ts), -1),
+            )
             for prev, ts in holes
         ]
         if lo is None and hi is None:
@@ -284,9 +297,11 @@ class OHLCVRepository:
 
     async def list_series(self, exchange: str | None = None) -> list[SeriesInfo]:
         """One ``SeriesInfo`` per stored series, sorted by exchange, symbol, timeframe."""
-        statement = select(
-            _c.exchange, _c.symbol, _c.timeframe, func.min(_c.timestamp), func.max(_c.timestamp), func.count()
-        ).group_by(_c.exchange, _c.symbol, _c.timeframe).order_by(_c.exchange, _c.symbol, _c.timeframe)
+        statement = (
+            select(_c.exchange, _c.symbol, _c.timeframe, func.min(_c.timestamp), func.max(_c.timestamp), func.count())
+            .group_by(_c.exchange, _c.symbol, _c.timeframe)
+            .order_by(_c.exchange, _c.symbol, _c.timeframe)
+        )
         if exchange is not None:
             statement = statement.where(_c.exchange == to_text("exchange", exchange))
         rows = (await self.session.execute(statement)).all()
@@ -313,15 +328,18 @@ def _window(lo: datetime | None, hi: datetime | None) -> list[ColumnElement[bool
 def _gaps(month: bool, lo: datetime | None, hi: datetime | None) -> Select[Any]:
     """(previous bar, bar) pairs further apart than one step, found with ``LAG()`` in the database."""
     ordinal = month_index(_c.timestamp) if month else epoch_seconds(_c.timestamp)
-    ordered = select(
-        _c.timestamp.label("ts"),
-        ordinal.label("o"),
-        func.lag(_c.timestamp).over(order_by=_c.timestamp).label("prev_ts"),
-        func.lag(ordinal).over(order_by=_c.timestamp).label("prev_o"),
-    ).where(_SERIES, *_window(lo, hi)).subquery()
+    ordered = (
+        select(
+            _c.timestamp.label("ts"),
+            ordinal.label("o"),
+            func.lag(_c.timestamp).over(order_by=_c.timestamp).label("prev_ts"),
+            func.lag(ordinal).over(order_by=_c.timestamp).label("prev_o"),
+        )
+        .where(_SERIES, *_window(lo, hi))
+        .subquery()
+    )
     return (
         select(ordered.c.prev_ts, ordered.c.ts)
         .where(ordered.c.o - ordered.c.prev_o > bindparam("step"))
         .order_by(ordered.c.ts)
     )
-

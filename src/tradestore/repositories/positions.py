@@ -91,7 +91,11 @@ class PositionRepository:
         statement = statement.on_conflict_do_update(
             index_elements=[PositionModel.exchange, PositionModel.symbol, BOT_KEY, PositionModel.mode],
             index_where=PositionModel.status == OPEN,
-            set_={name: statement.excluded[name] for name in values if name not in ("exchange", "symbol", "bot_id", "mode")},
+            set_={
+                name: statement.excluded[name]
+                for name in values
+                if name not in ("exchange", "symbol", "bot_id", "mode")
+            },
         ).returning(PositionModel.id)
         return int((await self.session.execute(statement)).scalar_one())
 

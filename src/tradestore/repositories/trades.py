@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.expression import ColumnElement
 
 from tradestore.dialects import dec_max, dec_min, dec_sign, dec_sub, dec_sum
 from tradestore.domain import Trade, TradeStatistics
@@ -75,7 +76,9 @@ class TradeRepository:
             raise NotFoundError(f"trade_id: no trade with id {trade_id!r}")
         changed = dataclasses.replace(current, **fields)  # validates every field again
         values = {_COLUMN[name]: getattr(changed, name) for name in fields}
-        values["updated_at"] = max(datetime.now(UTC), (current.updated_at or current.entry_time) + timedelta(microseconds=1))
+        values["updated_at"] = max(
+            datetime.now(UTC), (current.updated_at or current.entry_time) + timedelta(microseconds=1)
+        )
         await self.session.execute(update(TradeModel).where(TradeModel.id == trade_id).values(values))
 
     async def get_by_id(self, trade_id: int) -> Trade | None:
@@ -85,7 +88,11 @@ class TradeRepository:
 
     async def get_recent(self, limit: int = 100) -> list[Trade]:
         """The ``limit`` most recently entered trades, newest first."""
-        statement = select(TradeModel).order_by(TradeModel.entry_time.desc(), TradeModel.id.desc()).limit(to_count("limit", limit))
+        statement = (
+            select(TradeModel)
+            .order_by(TradeModel.entry_time.desc(), TradeModel.id.desc())
+            .limit(to_count("limit", limit))
+        )
         return [_from_model(row) for row in (await self.session.scalars(statement)).all()]
 
     async def get_by_symbol(self, symbol: str, limit: int = 100, exchange: str = "binance") -> list[Trade]:
@@ -111,13 +118,13 @@ class TradeRepository:
         """Performance of the trades closed (``realized_pnl`` set) in the last ``days`` days.
 
         ``days=None`` means all time, and any other filter set to ``None`` means no filter.
-        Per trade, net = realized_pnl − fee; a trade wins when net > 0 and loses when net < 0.
+        Per trade, net = realized_pnl - fee; a trade wins when net > 0 and loses when net < 0.
         Sums, counts and extremes are exact; ``win_rate`` (percent), ``avg_win``, ``avg_loss``
         and ``profit_factor`` are rounded half-up to 8 places. Losses are reported positive.
         ``profit_factor`` is ``None`` when there is no loss.
         """
         t = TradeModel
-        filters = [t.realized_pnl.is_not(None), t.exit_time.is_not(None)]
+        filters: list[ColumnElement[bool]] = [t.realized_pnl.is_not(None), t.exit_time.is_not(None)]
         if days is not None:
             if isinstance(days, bool) or not isinstance(days, int | float) or days < 0:
                 raise ValidationError(f"days: expected a non-negative number or None, got {days!r}")
@@ -138,8 +145,10 @@ class TradeRepository:
             .cte("closed")
             .prefix_with("MATERIALIZED")
         )
-        signed = select(closed.c.net, closed.c.fee, dec_sign(closed.c.net).label("sign")).cte("signed").prefix_with(
-            "MATERIALIZED"
+        signed = (
+            select(closed.c.net, closed.c.fee, dec_sign(closed.c.net).label("sign"))
+            .cte("signed")
+            .prefix_with("MATERIALIZED")
         )
         statement = select(
             signed.c.sign,
@@ -149,7 +158,10 @@ class TradeRepository:
             dec_min(signed.c.net),
             dec_sum(signed.c.fee),
         ).group_by(signed.c.sign)
-        groups = {sign: (count, total, top, bottom, fees) for sign, count, total, top, bottom, fees in (await self.session.execute(statement)).all()}
+        groups = {
+            sign: (count, total, top, bottom, fees)
+            for sign, count, total, top, bottom, fees in (await self.session.execute(statement)).all()
+        }
         zero = Decimal(0)
         wins, gross_profit, largest_win, _, win_fees = groups.get(1, (0, zero, zero, zero, zero))
         losses, loss_total, _, worst, loss_fees = groups.get(-1, (0, zero, zero, zero, zero))

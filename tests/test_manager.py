@@ -1,0 +1,173 @@
+"""DatabaseManager: lifecycle, sessions, health, SQLite set-up, secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import URL
+
+from factories import bar, bars
+from tradestore import DatabaseManager, OHLCVRepository
+from tradestore.errors import ConfigurationError, StorageError
+from tradestore.models import OHLCVModel
+
+
+async def count(db: DatabaseManager) -> int:
+    async with db.get_session() as session:
+        return int(await session.scalar(select(func.count()).select_from(OHLCVModel)) or 0)
+
+
+async def test_session_commits_on_success_and_rolls_back_on_error(db: DatabaseManager) -> None:
+    async with db.get_session() as session:
+        await OHLCVRepository(session).upsert_many(bars(3))
+    with pytest.raises(RuntimeError):
+        async with db.get_session() as session:
+            await OHLCVRepository(session).upsert_many([bar(10)])
+            raise RuntimeError("strategy crashed")
+    assert await count(db) == 3
+    async with db.get_session() as session:  # still usable
+        await OHLCVRepository(session).upsert_many([bar(11)])
+    assert await count(db) == 4
+
+
+async def test_manager_stays_usable_after_a_database_error(db: DatabaseManager) -> None:
+    with pytest.raises(Exception, match="no_such_table"):
+        async with db.get_session() as session:
+            await session.execute(text("SELECT * FROM no_such_table"))
+    assert (await db.health_check())["status"] == "healthy"
+    assert await count(db) == 0
+
+
+async def test_lifecycle_guards(url: URL | str) -> None:
+    manager = DatabaseManager(url)
+    with pytest.raises(StorageError, match=r"await manager.connect\(\)"):
+        async with manager.get_session():
+            pass
+    with pytest.raises(StorageError, match="connect"):
+        _ = manager.engine
+    assert manager._engine is None
+    await manager.connect()
+    await manager.connect()  # idempotent
+    assert manager.engine is manager._engine and manager.is_connected
+    await manager.disconnect()
+    await manager.disconnect()
+    assert not manager.is_connected
+    async with DatabaseManager(url) as again:
+        assert (await again.health_check())["status"] == "healthy"
+
+
+async def test_seed_style_fixture_with_private_engine(url: URL | str) -> None:
+    from tradestore.models import Base
+
+    manager = DatabaseManager(url)
+    await manager.connect()
+    async with manager._engine.begin() as conn:  # type: ignore[union-attr]
+        await conn.run_sync(Base.metadata.drop_all)
+        await conn.run_sync(Base.metadata.create_all)
+    async with manager.get_session() as session:
+        assert await OHLCVRepository(session).upsert_many(bars(2)) == 2
+    await manager.drop_all()
+    await manager.disconnect()
+
+
+async def test_health_check_reports_the_backend(db: DatabaseManager, backend: str) -> None:
+    report = await db.health_check()
+    assert report["status"] == "healthy" and report["backend"] == backend
+    assert report["latency_ms"] >= 0 and report["server_version"]
+    assert "password" not in str(report)
+
+
+async def test_health_check_of_a_dead_database_does_not_raise() -> None:
+    manager = DatabaseManager("postgresql://bot:s3cr3t-pw@127.0.0.1:1/nowhere")
+    with pytest.raises(StorageError) as caught:
+        await manager.connect()
+    assert "s3cr3t-pw" not in str(caught.value)
+    report = await manager.health_check()
+    assert report["status"] == "unhealthy" and "s3cr3t-pw" not in str(report)
+
+
+async def test_in_memory_sqlite_is_one_database_for_every_session() -> None:
+    async with DatabaseManager("sqlite+aiosqlite:///:memory:") as db:
+        await db.create_all()
+
+        async def write(minute: int) -> None:
+            async with db.get_session() as session:
+                await OHLCVRepository(session).upsert_many([bar(minute)])
+
+        async def fail() -> None:
+            async with db.get_session() as session:
+                await OHLCVRepository(session).upsert_many([bar(99)])
+                raise RuntimeError("rolled back")
+
+        results = await asyncio.gather(*(write(m) for m in range(10)), fail(), return_exceptions=True)
+        assert sum(isinstance(r, RuntimeError) for r in results) == 1
+        assert await count(db) == 10  # the rollback erased nobody else's commit
+        async with db.get_session():
+            with pytest.raises(StorageError, match="in-memory"):
+                async with db.get_session():
+                    pass
+
+
+async def test_sqlite_file_setup(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "bot.db"
+    old = os.umask(0)
+    try:
+        async with DatabaseManager(f"sqlite:///{path}") as db:
+            await db.create_all()
+            async with db.get_session() as session:
+                await OHLCVRepository(session).upsert_many(bars(2))
+                pragmas = {
+                    name: (await session.execute(text(f"PRAGMA {name}"))).scalar()
+                    for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout", "cache_size")
+                }
+            report = await db.health_check()
+    finally:
+        os.umask(old)
+    assert pragmas == {
+        "journal_mode": "wal",
+        "synchronous": 1,
+        "foreign_keys": 1,
+        "busy_timeout": 5000,
+        "cache_size": -65536,
+    }
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert report["size_bytes"] >= path.stat().st_size > 0
+
+
+async def test_default_url_creates_its_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TRADESTORE_DATABASE_URL", raising=False)
+    async with DatabaseManager() as db:
+        assert db.database == "sqlite+aiosqlite:///data/tradestore.db"
+    assert (tmp_path / "data" / "tradestore.db").exists()
+    monkeypatch.setenv("TRADESTORE_DATABASE_URL", f"sqlite:///{tmp_path}/env.db")
+    assert DatabaseManager().database == f"sqlite+aiosqlite:///{tmp_path}/env.db"
+
+
+def test_unsupported_scheme_names_the_supported_ones() -> None:
+    with pytest.raises(ConfigurationError, match="postgresql\\+asyncpg://") as caught:
+        DatabaseManager("mysql://root:hunter2@localhost/db")
+    assert "hunter2" not in str(caught.value)
+    assert isinstance(caught.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://bot:p%40ss%3A%2Fw0rd%25@db.example:5432/trading",
+        "postgresql://bot@db.example/trading?password=p@ss:/w0rd%25",
+    ],
+)
+def test_password_never_printed(url: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    manager = DatabaseManager(url, echo=True)
+    shown = [repr(manager), str(manager), manager.database]
+    for text_ in shown:
+        assert "w0rd" not in text_ and "***" in text_
+    assert manager.url.password == "p@ss:/w0rd%"

@@ -1,0 +1,242 @@
+"""OHLCVRepository on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from factories import T0, bar, bars
+from tradestore import DatabaseManager, OHLCVBar, OHLCVRepository, SeriesInfo
+from tradestore.dialects import Backend
+from tradestore.errors import ValidationError
+from tradestore.models import OHLCVModel
+
+
+async def count_rows(db: DatabaseManager) -> int:
+    async with db.get_session() as session:
+        return int(await session.scalar(select(func.count()).select_from(OHLCVModel)) or 0)
+
+
+async def test_upsert_then_read_back_exactly(db: DatabaseManager) -> None:
+    exact = [
+        bar(
+            0,
+            open="0.00000001",
+            high="123456789012.12345678",
+            low="0.00000001",
+            close="0.5",
+            volume="123456789012.12345678",
+            quote_volume="0.00000001",
+            trades_count=7,
+        ),
+        bar(1, open="-0.5", high="0", low="-1", close="-0.25", volume="0"),
+    ]
+    async with db.get_session() as session:
+        assert await OHLCVRepository(session).upsert_many(exact) == 2
+    async with db.get_session() as session:
+        got = await OHLCVRepository(session).get_range("BTCUSDT", "1m", T0, T0 + timedelta(minutes=1))
+    assert [(b.timestamp, b.open, b.high, b.low, b.close, b.volume, b.quote_volume, b.trades_count) for b in got] == [
+        (b.timestamp, b.open, b.high, b.low, b.close, b.volume, b.quote_volume, b.trades_count) for b in exact
+    ]
+    assert got[0].high == Decimal("123456789012.12345678") and got[0].open == Decimal("0.00000001")
+    assert all(b.timestamp.tzinfo is UTC and b.created_at is not None and b.created_at.tzinfo is UTC for b in got)
+    assert all(isinstance(b.id, int) for b in got)
+
+
+async def test_upsert_overwrites_and_last_duplicate_wins(db: DatabaseManager) -> None:
+    async with db.get_session() as session:
+        repo = OHLCVRepository(session)
+        await repo.upsert_many(bars(3))
+        written = await repo.upsert_many([bar(1, close="100.9"), bar(2, close="100.1"), bar(1, close="100.7")])
+        assert written == 2
+        got = await repo.get_range("BTCUSDT", "1m", T0, T0 + timedelta(minutes=5))
+    assert [b.close for b in got] == [Decimal("100.5"), Decimal("100.7"), Decimal("100.1")]
+    assert await count_rows(db) == 3
+
+
+async def test_insert_many_is_atomic_and_raises_integrity_error(db: DatabaseManager) -> None:
+    async with db.get_session() as session:
+        assert await OHLCVRepository(session).insert_many(iter(bars(2))) == 2
+    async with db.get_session() as session:
+        repo = OHLCVRepository(session)
+        with pytest.raises(IntegrityError):
+            await repo.insert_many([bar(5), bar(6), bar(1)])  # bar(1) is already stored
+        assert await repo.insert_many([]) == 0
+        # The session is still usable and nothing of the failed call was kept.
+        assert len(await repo.get_latest("BTCUSDT", "1m", limit=10)) == 2
+    assert await count_rows(db) == 2
+
+
+async def test_insert_many_rejects_a_key_repeated_in_one_call(db: DatabaseManager) -> None:
+    with pytest.raises(IntegrityError):
+        async with db.get_session() as session:
+            await OHLCVRepository(session).insert_many([bar(0), bar(1), bar(0)])
+    assert await count_rows(db) == 0
+
+
+async def test_large_batches_are_chunked_inside_one_transaction(
+    db: DatabaseManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(Backend, "chunk_rows", 7)
+    for cls in Backend.__subclasses__():
+        monkeypatch.setattr(cls, "chunk_rows", 7)
+    async with db.get_session() as session:
+        assert await OHLCVRepository(session).upsert_many(bars(100)) == 100
+    assert await count_rows(db) == 100
+    with pytest.raises(IntegrityError):
+        async with db.get_session() as session:
+            await OHLCVRepository(session).insert_many([*bars(200)[100:], bar(3)])  # last chunk fails
+    assert await count_rows(db) == 100
+
+
+async def test_get_range_is_inclusive_oldest_first_and_filtered(db: DatabaseManager) -> None:
+    async with db.get_session() as session:
+        repo = OHLCVRepository(session)
+        await repo.upsert_many(bars(10) + bars(10, symbol="ETHUSDT") + bars(10, exchange="bybit"))
+        got = await repo.get_range("BTCUSDT", "1m", T0 + timedelta(minutes=2), T0 + timedelta(minutes=5))
+        other_tz = timezone(timedelta(hours=2))
+        same = await repo.get_range(
+            "BTCUSDT", "1m", (T0 + timedelta(minutes=2)).astimezone(other_tz), datetime(2024, 1, 1, 0, 5)
+        )
+        bybit = await repo.get_range("BTCUSDT", "1m", T0, T0 + timedelta(hours=1), exchange="bybit")
+    assert [b.timestamp.minute for b in got] == [2, 3, 4, 5]
+    assert got == same
+    assert {b.exchange for b in bybit} == {"bybit"} and len(bybit) == 10
+
+
+async def test_get_latest_returns_newest_oldest_first(db: DatabaseManager) -> None:
+    async with db.get_session() as session:
+        repo = OHLCVRepository(session)
+        await repo.upsert_many(bars(50))
+        latest = await repo.get_latest("BTCUSDT", "1m", limit=3)
+        assert await repo.get_latest("BTCUSDT", "1m", limit=0) == []
+        assert await repo.get_latest("NOPE", "1m") == []
+        with pytest.raises(ValidationError, match="limit"):
+            await repo.get_latest("BTCUSDT", "1m", limit=-1)
+    assert [b.timestamp.minute for b in latest] == [47, 48, 49]
+
+
+async def test_stream_range_yields_every_bar_in_batches(db: DatabaseManager) -> None:
+    async with db.get_session() as session:
+        repo = OHLCVRepository(session)
+        await repo.upsert_many(bars(95, skip=range(40, 45)))
+        streamed = [
+            b
+            async for b in repo.stream_range(
+                "BTCUSDT", "1m", T0 + timedelta(minutes=1), T0 + timedelta(minutes=90), batch_size=10
+            )
+        ]
+        ranged = await repo.get_range("BTCUSDT", "1m", T0 + timedelta(minutes=1), T0 + timedelta(minutes=90))
+    assert streamed == ranged and len(streamed) == 85
+
+
+async def test_gaps_between_stored_bars(db: DatabaseManager) -> None:
+    async with db.get_session() as session:
+        repo = OHLCVRepository(session)
+        await repo.upsert_many(bars(60))
+        await repo.upsert_many(bars(60, symbol="ETHUSDT", skip=range(20, 30)))
+        assert await repo.get_gaps("BTCUSDT", "1m") == []
+        await session.execute(
+            OHLCVModel.__table__.delete().where(
+                OHLCVModel.symbol == "BTCUSDT",
+                OHLCVModel.timestamp.in_([T0 + timedelta(minutes=m) for m in (10, 11, 12, 50)]),
+            )
+        )
+        gaps = await repo.get_gaps("BTCUSDT", "1m")
+        eth = await repo.get_gaps("ETHUSDT", "1m")
+    m = lambda n: T0 + timedelta(minutes=n)  # noqa: E731
+    assert gaps == [(m(10), m(12)), (m(50), m(50))]
+    assert eth == [(m(20), m(29))]
+
+
+async def test_gaps_inside_a_window(db: DatabaseManager) -> None:
+    m = lambda n: T0 + timedelta(minutes=n)  # noqa: E731
+    async with db.get_session() as session:
+        repo = OHLCVRepository(session)
+        assert await repo.get_gaps("BTCUSDT", "1m", start=m(0), end=m(9)) == [(m(0), m(9))]
+        assert await repo.get_gaps("BTCUSDT", "1m", start=m(0)) == []
+        await repo.upsert_many([bar(n) for n in (5, 6, 9, 10)])
+        assert await repo.get_gaps("BTCUSDT", "1m", start=m(0), end=m(12)) == [
+            (m(0), m(4)),
+            (m(7), m(8)),
+            (m(11), m(12)),
+        ]
+        assert await repo.get_gaps("BTCUSDT", "1m", start=m(0)) == [(m(0), m(4)), (m(7), m(8))]
+        assert await repo.get_gaps("BTCUSDT", "1m", end=m(12)) == [(m(7), m(8)), (m(11), m(12))]
+        # unaligned window edges count the bars whose start lies inside the window
+        assert await repo.get_gaps(
+            "BTCUSDT", "1m", start=m(6) + timedelta(seconds=1), end=m(9) + timedelta(seconds=59)
+        ) == [(m(7), m(8))]
+
+
+@pytest.mark.parametrize(
+    ("timeframe", "starts"),
+    [
+        ("1h", [datetime(2024, 3, 30, h, tzinfo=UTC) for h in (22, 23)] + [datetime(2024, 3, 31, 2, tzinfo=UTC)]),
+        ("1w", [datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 22, tzinfo=UTC)]),
+        ("1M", [datetime(2023, 11, 1, tzinfo=UTC), datetime(2024, 3, 1, tzinfo=UTC), datetime(2024, 4, 1, tzinfo=UTC)]),
+        ("3d", [datetime(2024, 1, 3, tzinfo=UTC), datetime(2024, 1, 12, tzinfo=UTC)]),
+    ],
+)
+async def test_gaps_for_other_timeframes(db: DatabaseManager, timeframe: str, starts: list[datetime]) -> None:
+    async with db.get_session() as session:
+        repo = OHLCVRepository(session)
+        await repo.upsert_many([OHLCVBar("BTCUSDT", "binance", timeframe, t, 1, 1, 1, 1, 1) for t in starts])
+        gaps = await repo.get_gaps("BTCUSDT", timeframe)
+    expected = {
+        "1h": [(datetime(2024, 3, 31, 0, tzinfo=UTC), datetime(2024, 3, 31, 1, tzinfo=UTC))],
+        "1w": [(datetime(2024, 1, 8, tzinfo=UTC), datetime(2024, 1, 15, tzinfo=UTC))],
+        "1M": [(datetime(2023, 12, 1, tzinfo=UTC), datetime(2024, 2, 1, tzinfo=UTC))],
+        "3d": [(datetime(2024, 1, 6, tzinfo=UTC), datetime(2024, 1, 9, tzinfo=UTC))],
+    }
+    assert gaps == expected[timeframe]
+
+
+async def test_list_series(db: DatabaseManager) -> None:
+    async with db.get_session() as session:
+        repo = OHLCVRepository(session)
+        await repo.upsert_many(bars(5) + bars(3, symbol="ETHUSDT") + bars(2, exchange="bybit"))
+        everything = await repo.list_series()
+        bybit = await repo.list_series(exchange="bybit")
+    m = lambda n: T0 + timedelta(minutes=n)  # noqa: E731
+    assert everything == [
+        SeriesInfo("binance", "BTCUSDT", "1m", m(0), m(4), 5),
+        SeriesInfo("binance", "ETHUSDT", "1m", m(0), m(2), 3),
+        SeriesInfo("bybit", "BTCUSDT", "1m", m(0), m(1), 2),
+    ]
+    assert bybit == everything[2:]
+
+
+async def test_decimal_columns_sort_and_compare_numerically(db: DatabaseManager) -> None:
+    async with db.get_session() as session:
+        await OHLCVRepository(session).upsert_many(
+            [
+                bar(0, open="9", high="9", low="9", close="9"),
+                bar(1, open="10", high="10", low="10", close="10"),
+                bar(2, open="-2", high="-2", low="-2", close="-2"),
+                bar(3, open="0.5", high="0.5", low="0.5", close="0.5"),
+            ]
+        )
+        c = OHLCVModel.close
+        ordered = (await session.scalars(select(c).order_by(c))).all()
+        top, bottom = (await session.execute(select(func.max(c), func.min(c)))).one()
+        above_nine = (await session.scalars(select(c).where(c > Decimal("9")))).all()
+    assert ordered == [Decimal("-2"), Decimal("0.5"), Decimal("9"), Decimal("10")]
+    assert (Decimal(top), Decimal(bottom)) == (Decimal("10"), Decimal("-2"))
+    assert above_nine == [Decimal("10")]
+
+
+async def test_bad_arguments_are_rejected_by_name(db: DatabaseManager) -> None:
+    async with db.get_session() as session:
+        repo = OHLCVRepository(session)
+        with pytest.raises(ValidationError, match="timeframe"):
+            await repo.get_range("BTCUSDT", "7m", T0, T0)
+        with pytest.raises(ValidationError, match=r"bars\[1\]"):
+            await repo.upsert_many([bar(0), {"symbol": "BTCUSDT"}])  # type: ignore[list-item]
+        with pytest.raises(ValidationError, match="start"):
+            await repo.get_range("BTCUSDT", "1m", "2024-01-01", T0)  # type: ignore[arg-type]
+    assert await count_rows(db) == 0
