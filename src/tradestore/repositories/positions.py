@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradestore.dialects import backend
@@ -16,6 +16,17 @@ from tradestore.values import to_id, to_text
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(Position))
 _WRITTEN = tuple(name for name in _FIELDS if name != "id")
+
+
+def _open(exchange: str | None, bot_id: str | None, mode: str | None) -> Select[tuple[PositionModel]]:
+    """Open positions, filtered by every argument that is not ``None``."""
+    p = PositionModel
+    statement = select(p).where(p.status == "open")
+    filters = {"exchange": (p.exchange, exchange), "bot_id": (p.bot_id, bot_id), "mode": (p.mode, mode)}
+    for name, (column, value) in filters.items():
+        if value is not None:
+            statement = statement.where(column == to_text(name, value))
+    return statement
 
 
 def _from_model(row: PositionModel) -> Position:
@@ -36,13 +47,7 @@ class PositionRepository:
     ) -> list[Position]:
         """Every open position matching the filters, most recently updated first."""
         p = PositionModel
-        statement = select(p).where(p.status == "open").order_by(p.updated_at.desc(), p.id.desc())
-        if exchange is not None:
-            statement = statement.where(p.exchange == to_text("exchange", exchange))
-        if bot_id is not None:
-            statement = statement.where(p.bot_id == to_text("bot_id", bot_id))
-        if mode is not None:
-            statement = statement.where(p.mode == to_text("mode", mode))
+        statement = _open(exchange, bot_id, mode).order_by(p.updated_at.desc(), p.id.desc())
         return [_from_model(row) for row in (await self.session.scalars(statement)).all()]
 
     async def get_position(
@@ -51,17 +56,11 @@ class PositionRepository:
         """The open position of ``symbol`` matching the filters (the most recently updated if several)."""
         p = PositionModel
         statement = (
-            select(p)
-            .where(p.status == "open", p.symbol == to_text("symbol", symbol))
+            _open(exchange, bot_id, mode)
+            .where(p.symbol == to_text("symbol", symbol))
             .order_by(p.updated_at.desc(), p.id.desc())
             .limit(1)
         )
-        if exchange is not None:
-            statement = statement.where(p.exchange == to_text("exchange", exchange))
-        if bot_id is not None:
-            statement = statement.where(p.bot_id == to_text("bot_id", bot_id))
-        if mode is not None:
-            statement = statement.where(p.mode == to_text("mode", mode))
         row = (await self.session.scalars(statement)).first()
         return None if row is None else _from_model(row)
 
