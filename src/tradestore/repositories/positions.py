@@ -18,7 +18,7 @@ _FIELDS = tuple(f.name for f in dataclasses.fields(Position))
 _WRITTEN = tuple(name for name in _FIELDS if name != "id")
 
 
-def _open(exchange: str | None, bot_id: str | None, mode: str | None) -> Select[tuple[PositionModel]]:
+def _open(exchange: str | None, bot_id: str | None, mode: str | None) -> Select[PositionModel]:
     """Open positions, filtered by every argument that is not ``None``."""
     p = PositionModel
     statement = select(p).where(p.status == "open")
