@@ -76,3 +76,19 @@ async def db(url: URL | str) -> AsyncIterator[DatabaseManager]:
 def backend(url: URL | str) -> str:
     """'sqlite' or 'postgresql'."""
     return resolve(url).get_backend_name()
+
+
+@pytest.fixture(params=BACKENDS)
+def fresh_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL of an empty database of its own that other managers and processes can open too.
+
+    SQLite: a new file. PostgreSQL: a database created for this test and dropped after it.
+    """
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'fresh.db'}"
+        return
+    base: URL = request.getfixturevalue("pg_url")
+    name = f"{base.database}_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_admin(base, f'CREATE DATABASE "{name}"'))
+    yield _dsn(base.set(database=name))
+    asyncio.run(_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -5,7 +5,8 @@ The tree::
     StorageError                 every error tradestore raises itself
     ├── ValidationError          bad input, rejected before any SQL (also a ValueError)
     ├── ConfigurationError       unusable settings, e.g. an unsupported URL (also a ValueError)
-    └── NotFoundError            the row asked for does not exist (also a LookupError)
+    ├── NotFoundError            the row asked for does not exist (also a LookupError)
+    └── SchemaError              the database's schema revision does not match this code's
 
 Messages name the field and the value at fault and never contain a password.
 Errors of the database itself (for example ``sqlalchemy.exc.IntegrityError`` for a
@@ -29,3 +30,12 @@ class ConfigurationError(StorageError, ValueError):
 
 class NotFoundError(StorageError, LookupError):
     """The row asked for does not exist."""
+
+
+class SchemaError(StorageError):
+    """The database's schema revision is not the one this code was written for.
+
+    Raised by ``DatabaseManager.connect()`` for a database migrated by a newer tradestore,
+    or for an older one when ``auto_migrate`` is off (the message gives the command that
+    upgrades it).
+    """

@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from tradestore import schema
 from tradestore.engine import build_engine
 from tradestore.errors import StorageError
 from tradestore.models import Base
@@ -56,6 +57,8 @@ class DatabaseManager:
         pool_size: connections kept open (file SQLite and PostgreSQL).
         max_overflow: extra connections allowed under load.
         echo: log every SQL statement (passwords are never logged).
+        auto_migrate: on ``connect()``, upgrade a database whose schema revision is older
+            than this code's (or that is empty) instead of refusing it.
 
     Raises:
         ConfigurationError: for an unsupported URL scheme.
@@ -68,12 +71,14 @@ class DatabaseManager:
         pool_size: int = 5,
         max_overflow: int = 10,
         echo: bool = False,
+        auto_migrate: bool = False,
     ) -> None:
         self.url: URL = resolve(database_url)
         self.backend: str = backend_name(self.url)
         self.pool_size = pool_size
         self.max_overflow = max_overflow
         self.echo = echo
+        self.auto_migrate = auto_migrate
         self._engine: AsyncEngine | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
         # In-memory SQLite is one connection: sessions take turns on it (see get_session).
@@ -107,9 +112,14 @@ class DatabaseManager:
     async def connect(self) -> None:
         """Build the engine and check the database answers; calling it again does nothing.
 
+        The database's schema revision is compared with this code's (see :mod:`tradestore.schema`):
+        an empty database or one at the head revision is accepted.
+
         Raises:
             StorageError: when the database cannot be reached (the manager stays disconnected
                 and ``connect()`` may be retried).
+            SchemaError: the database was migrated by a newer tradestore, or is at an older
+                revision and ``auto_migrate`` is off (the message gives the upgrade command).
         """
         if self._engine is not None:
             return
@@ -120,6 +130,13 @@ class DatabaseManager:
         except Exception as exc:
             await engine.dispose()
             raise StorageError(f"cannot connect to {self.database}: {self._scrub(exc)}") from None
+        try:
+            await schema.ensure_current(
+                engine, self.database, has_password=bool(self.url.password), auto_migrate=self.auto_migrate
+            )
+        except BaseException:
+            await _shielded(engine.dispose())
+            raise
         self._engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         self._memory_lock = asyncio.Lock() if is_memory(self.url) else None
@@ -190,16 +207,22 @@ class DatabaseManager:
                 await _shielded(session.close())
 
     async def create_all(self) -> None:
-        """Create every table and index that does not exist yet (production uses Alembic)."""
+        """Create every table and index that does not exist yet, and record the head schema revision.
+
+        Production uses the migrations (``tradestore db upgrade``); both paths end at the same
+        schema and the same recorded revision.
+        """
         engine, _ = self._require()
         async with self._turn(), engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
+            await conn.run_sync(schema.stamp_head)
 
     async def drop_all(self) -> None:
-        """Drop every tradestore table."""
+        """Drop every tradestore table and the recorded schema revision."""
         engine, _ = self._require()
         async with self._turn(), engine.begin() as conn:
             await conn.run_sync(Base.metadata.drop_all)
+            await conn.exec_driver_sql(f"DROP TABLE IF EXISTS {schema.VERSION_TABLE}")
 
     async def health_check(self) -> dict[str, Any]:
         """Whether the database answers, and how fast; never raises for a dead database.
