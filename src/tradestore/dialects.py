@@ -237,6 +237,10 @@ class Backend(ABC):
     insert: Callable[..., Any]
     #: Rows per write or keyset-read round trip; large enough to amortise the round trip.
     chunk_rows: int = 50_000
+    #: Whether concurrent bulk writers lock rows one by one in the order they write them
+    #: (PostgreSQL). They then write in key order, so two batches holding the same keys in
+    #: different orders queue behind each other instead of deadlocking.
+    writes_in_key_order: bool = False
     encode_decimal: Callable[[Decimal], Any] = staticmethod(_same)
     encode_datetime: Callable[[datetime], Any] = staticmethod(_same)
     decode_decimal: Callable[[Any], Decimal] = staticmethod(_same)
@@ -327,6 +331,7 @@ class PostgresBackend(Backend):
     name = "postgresql"
     insert = staticmethod(pg_insert)
     chunk_rows = 20_000
+    writes_in_key_order = True
 
     def _from_arrays(self, table: Table, columns: Sequence[str]) -> Any:
         arrays = [bindparam(c, type_=ARRAY(table.c[c].type)) for c in columns]

@@ -8,16 +8,24 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection
+from sqlalchemy.engine import URL, Connection, Dialect, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from tradestore.dialects import register_sqlite_functions
-from tradestore.urls import is_memory, is_sqlite
+from tradestore.errors import ConnectionLostError, StorageBusyError
+from tradestore.urls import is_memory, is_sqlite, mask, scrub
 from tradestore.values import json_dumps
 
 #: How long a SQLite writer waits for another one's lock before failing, in milliseconds.
 SQLITE_BUSY_TIMEOUT_MS = 5_000
+#: SQLite's primary result codes for a lock not granted: SQLITE_BUSY, SQLITE_LOCKED.
+_SQLITE_BUSY_CODES = (5, 6)
+#: PostgreSQL SQLSTATEs of a lock not granted: deadlock_detected, lock_not_available.
+_PG_BUSY_STATES = ("40P01", "55P03")
+#: PostgreSQL SQLSTATE classes of a broken connection: connection_exception (08) and the
+#: server going away (57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now).
+_PG_LOST_STATES = ("08", "57P")
 
 
 class TradestoreSQLiteConnection(sqlite3.Connection):
@@ -41,6 +49,20 @@ class TradestoreSQLiteConnection(sqlite3.Connection):
         self.execute("PRAGMA cache_size=-65536")  # 64 MiB
         register_sqlite_functions(self)
 
+    def close(self) -> None:
+        """Roll back any open transaction, then close.
+
+        A connection dropped in the middle of a transaction (its task was cancelled) may
+        still have statements alive; ``sqlite3`` would then keep it open as a zombie,
+        holding the write lock, until they are garbage-collected. Rolling back first
+        releases the lock with the close.
+        """
+        try:
+            if self.in_transaction:
+                self.rollback()
+        finally:
+            super().close()
+
 
 def prepare_sqlite_file(url: URL) -> None:
     """Create the folder of a SQLite file, and the file itself readable by its owner only."""
@@ -60,6 +82,8 @@ def build_engine(url: URL, *, pool_size: int, max_overflow: int, echo: bool) -> 
     so that a read-then-write unit of work never fails half-way with "database is locked";
     an in-memory database is one connection shared by the manager (``StaticPool``).
     PostgreSQL: a ``pool_size`` + ``max_overflow`` pool with pre-ping, sessions in UTC.
+    Both: a lock not granted in time raises :class:`StorageBusyError` and a broken or
+    impossible connection :class:`ConnectionLostError`, instead of the driver's error.
     """
     common: dict[str, Any] = {"echo": echo, "json_serializer": json_dumps}
     if is_sqlite(url):
@@ -72,16 +96,79 @@ def build_engine(url: URL, *, pool_size: int, max_overflow: int, echo: bool) -> 
                 url, pool_size=pool_size, max_overflow=max_overflow, connect_args=connect_args, **common
             )
         event.listen(engine.sync_engine, "begin", _begin_immediate)
-        return engine
-    return create_async_engine(
-        url,
-        pool_size=pool_size,
-        max_overflow=max_overflow,
-        pool_pre_ping=True,
-        connect_args={"server_settings": {"timezone": "UTC", "application_name": "tradestore"}},
-        **common,
-    )
+    else:
+        engine = create_async_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_pre_ping=True,
+            connect_args={"server_settings": {"timezone": "UTC", "application_name": "tradestore"}},
+            **common,
+        )
+        event.listen(engine.sync_engine, "do_connect", _connect_or_lost(url))
+    event.listen(engine.sync_engine, "handle_error", _translate_error, retval=True)
+    return engine
 
 
 def _begin_immediate(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _connect_or_lost(url: URL) -> Any:
+    """A ``do_connect`` hook: a server that cannot be reached raises :class:`ConnectionLostError`.
+
+    asyncpg raises plain ``OSError`` (refused, reset, unreachable, timed out) when it cannot
+    open a connection; SQLAlchemy lets those through untranslated.
+    """
+
+    def connect(dialect: Dialect, record: ConnectionPoolEntry, cargs: Any, cparams: Any) -> Any:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except OSError as exc:
+            raise ConnectionLostError(
+                f"{mask(url)}: cannot connect: {scrub(_first_line(exc), url)}; retry when the server is back"
+            ) from exc
+
+    return connect
+
+
+def _translate_error(context: ExceptionContext) -> BaseException | None:
+    """A ``handle_error`` hook: a lock not granted or a broken connection becomes a typed error.
+
+    The driver's exception stays chained as ``__cause__``; SQLAlchemy still invalidates a
+    broken connection (and the pool's older ones) before the new error is raised.
+    """
+    error = context.original_exception
+    if context.is_pre_ping or not isinstance(error, Exception):
+        return None  # pre-ping reconnects by itself; cancellation stays cancellation
+    url = context.engine.url if context.engine is not None else None
+    where = mask(url) if url is not None else "the database"
+    detail = scrub(_first_line(error), url) if url is not None else _first_line(error)
+    if _lock_not_granted(error):
+        waited = f" for {SQLITE_BUSY_TIMEOUT_MS} ms" if isinstance(error, sqlite3.Error) else ""
+        return StorageBusyError(
+            f"{where}: a lock was not granted{waited} ({detail}); the transaction was rolled back: retry it"
+        )
+    if context.is_disconnect or _connection_broken(error):
+        context.is_disconnect = True
+        return ConnectionLostError(
+            f"{where}: the connection was lost ({detail}); a transaction not yet committed was rolled "
+            "back, and the next session reconnects"
+        )
+    return None
+
+
+def _lock_not_granted(error: Exception) -> bool:
+    if isinstance(error, sqlite3.Error):
+        return getattr(error, "sqlite_errorcode", 0) & 0xFF in _SQLITE_BUSY_CODES
+    return getattr(error, "sqlstate", None) in _PG_BUSY_STATES
+
+
+def _connection_broken(error: Exception) -> bool:
+    state = getattr(error, "sqlstate", None)
+    return isinstance(state, str) and state.startswith(_PG_LOST_STATES)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__

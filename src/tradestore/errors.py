@@ -6,11 +6,18 @@ The tree::
     ├── ValidationError          bad input, rejected before any SQL (also a ValueError)
     ├── ConfigurationError       unusable settings, e.g. an unsupported URL (also a ValueError)
     ├── NotFoundError            the row asked for does not exist (also a LookupError)
-    └── SchemaError              the database's schema revision does not match this code's
+    ├── SchemaError              the database's schema revision does not match this code's
+    └── TransientError           a passing failure; the unit of work was not applied: retry it
+        ├── StorageBusyError     a lock was not granted in time (SQLite busy timeout,
+        │                        PostgreSQL deadlock or lock timeout)
+        └── ConnectionLostError  the connection broke, or none could be made (server
+                                 restart, network drop)
 
 Messages name the field and the value at fault and never contain a password.
-Errors of the database itself (for example ``sqlalchemy.exc.IntegrityError`` for a
-duplicate key in ``insert_many``) are raised as SQLAlchemy raises them.
+``StorageBusyError`` and ``ConnectionLostError`` are translated at the engine boundary
+from the driver's own errors, which stay chained as ``__cause__``. Other errors of the
+database itself (for example ``sqlalchemy.exc.IntegrityError`` for a duplicate key in
+``insert_many``) are raised as SQLAlchemy raises them.
 """
 
 from __future__ import annotations
@@ -38,4 +45,30 @@ class SchemaError(StorageError):
     Raised by ``DatabaseManager.connect()`` for a database migrated by a newer tradestore,
     or for an older one when ``auto_migrate`` is off (the message gives the command that
     upgrades it).
+    """
+
+
+class TransientError(StorageError):
+    """The operation failed for a passing reason and its transaction was rolled back.
+
+    Nothing of the unit of work was written; running it again later may succeed. A
+    failure while committing is the one exception: see :class:`ConnectionLostError`.
+    """
+
+
+class StorageBusyError(TransientError):
+    """A lock was not granted in time.
+
+    SQLite: another connection or process held the write lock for longer than the busy
+    timeout (``tradestore.engine.SQLITE_BUSY_TIMEOUT_MS``). PostgreSQL: the server broke a
+    deadlock by failing this transaction, or a ``lock_timeout`` expired.
+    """
+
+
+class ConnectionLostError(TransientError):
+    """The connection to the database broke, or a new one could not be made.
+
+    A PostgreSQL restart, a terminated backend or a network drop. The broken connection
+    is discarded and the pool reconnects on the next use. If the connection broke while
+    the transaction was committing, the server may have committed it before the loss.
     """

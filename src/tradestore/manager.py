@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tradestore import schema
 from tradestore.engine import build_engine
-from tradestore.errors import StorageError
+from tradestore.errors import ConnectionLostError, StorageError
 from tradestore.models import Base
-from tradestore.urls import backend_name, is_memory, mask, resolve
+from tradestore.urls import backend_name, is_memory, mask, resolve, scrub
 
 log = logging.getLogger("tradestore")
 T = TypeVar("T")
@@ -31,13 +31,22 @@ _holding_memory_db: ContextVar[DatabaseManager | None] = ContextVar("_holding_me
 
 
 async def _shielded(awaitable: Awaitable[T]) -> T:
-    """Run cleanup to the end even if the calling task is cancelled meanwhile."""
+    """Run ``awaitable`` to the end even if the calling task is cancelled meanwhile, once or more.
+
+    A cancellation that arrives meanwhile is raised when it has finished.
+    """
     task = asyncio.ensure_future(awaitable)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        await task  # finish the cleanup, then let the cancellation through
-        raise
+    cancelled: asyncio.CancelledError | None = None
+    while not task.done():
+        try:
+            await asyncio.wait((task,))  # unlike awaiting the task, never cancels it
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+    if cancelled is not None:
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("cleanup failed while the task was being cancelled", exc_info=task.exception())
+        raise cancelled
+    return task.result()
 
 
 class DatabaseManager:
@@ -83,6 +92,8 @@ class DatabaseManager:
         self._sessions: async_sessionmaker[AsyncSession] | None = None
         # In-memory SQLite is one connection: sessions take turns on it (see get_session).
         self._memory_lock: asyncio.Lock | None = None
+        # The event loop the pool's connections belong to (see _follow_loop).
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
         state = "connected" if self._engine is not None else "disconnected"
@@ -116,8 +127,9 @@ class DatabaseManager:
         an empty database or one at the head revision is accepted.
 
         Raises:
-            StorageError: when the database cannot be reached (the manager stays disconnected
-                and ``connect()`` may be retried).
+            ConnectionLostError: when the server cannot be reached (a ``StorageError``; the
+                manager stays disconnected and ``connect()`` may be retried).
+            StorageError: when the database refuses the connection for another reason.
             SchemaError: the database was migrated by a newer tradestore, or is at an older
                 revision and ``auto_migrate`` is off (the message gives the upgrade command).
         """
@@ -129,7 +141,9 @@ class DatabaseManager:
                 await conn.exec_driver_sql(_VERSION_SQL[self.backend])
         except Exception as exc:
             await engine.dispose()
-            raise StorageError(f"cannot connect to {self.database}: {self._scrub(exc)}") from None
+            kind = ConnectionLostError if isinstance(exc, ConnectionLostError | OSError) else StorageError
+            # `from None`: the driver's own message may quote what the server was sent.
+            raise kind(f"cannot connect to {self.database}: {self._scrub(exc)}") from None
         try:
             await schema.ensure_current(
                 engine, self.database, has_password=bool(self.url.password), auto_migrate=self.auto_migrate
@@ -140,10 +154,13 @@ class DatabaseManager:
         self._engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         self._memory_lock = asyncio.Lock() if is_memory(self.url) else None
+        self._loop = asyncio.get_running_loop()
         log.info("connected to %s", self.database)
 
     async def disconnect(self) -> None:
         """Close every pooled connection; calling it again does nothing."""
+        if self._engine is not None:
+            self._follow_loop()  # connections of a finished event loop cannot be closed from this one
         engine, self._engine, self._sessions = self._engine, None, None
         if engine is not None:
             await _shielded(engine.dispose())
@@ -165,9 +182,40 @@ class DatabaseManager:
             )
         return self._engine, self._sessions
 
+    def _follow_loop(self) -> None:
+        """Hand the pool to the running event loop when it is not the one the pool was built on.
+
+        asyncpg connections, and the pool's queue, belong to the loop that made them: after one
+        ``asyncio.run()`` ends, the next one starts from a fresh pool. The old connections are
+        dropped without I/O (their loop is gone) and closed when collected. An in-memory database
+        keeps its one connection, which is the database itself; only its lock is renewed.
+
+        Raises:
+            StorageError: the loop the pool belongs to is still running (in another thread).
+        """
+        loop = asyncio.get_running_loop()
+        if self._loop is loop or self._engine is None:
+            return
+        if self._loop is not None and self._loop.is_running():
+            raise StorageError(
+                f"DatabaseManager for {self.database} is in use by another running event loop: "
+                "a manager serves one event loop at a time; give each thread its own manager"
+            )
+        self._loop = loop
+        if self._memory_lock is not None:
+            self._memory_lock = asyncio.Lock()
+        else:
+            self._engine.sync_engine.dispose(close=False)
+        log.info("%s: new event loop, new connection pool", self.database)
+
     @contextlib.asynccontextmanager
     async def _turn(self) -> AsyncIterator[None]:
-        """Take the in-memory database's single connection for this task; elsewhere a no-op."""
+        """Take the in-memory database's single connection for this task; elsewhere a no-op.
+
+        Every use of the engine passes through here, so it is also where the pool follows a
+        new event loop (see :meth:`_follow_loop`).
+        """
+        self._follow_loop()
         lock = self._memory_lock
         if lock is None:
             yield
@@ -188,18 +236,25 @@ class DatabaseManager:
     async def get_session(self) -> AsyncIterator[AsyncSession]:
         """A session in its own transaction: committed when the block ends, rolled back if it raises.
 
-        The rollback and the return of the connection to the pool finish even when the task
-        is cancelled, so a failure never leaves the manager unusable.
+        Cancelling the task (or an ``asyncio.timeout``) while the block runs rolls the whole
+        transaction back; once the commit has started it is finished first, then the
+        cancellation goes on. The rollback and the return of the connection to the pool
+        finish even when the task is cancelled, so a failure never strands a connection,
+        leaves a transaction open, or leaves the manager unusable.
 
         Raises:
             StorageError: before ``connect()``.
+            StorageBusyError: the SQLite write lock (or a PostgreSQL row lock) was not granted
+                in time; nothing was written (a ``TransientError``: retry the unit of work).
+            ConnectionLostError: the connection broke or could not be made (a ``TransientError``).
         """
         _, sessions = self._require()
         async with self._turn():
             session = sessions()
             try:
                 yield session
-                await session.commit()
+                # Shielded: a commit cut off half-way would leave its outcome unknown.
+                await _shielded(session.commit())
             except BaseException:
                 await _shielded(session.rollback())
                 raise
@@ -265,7 +320,4 @@ class DatabaseManager:
     def _scrub(self, exc: BaseException) -> str:
         """The text of ``exc`` on one line, with the password cut out."""
         message = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
-        password = self.url.password
-        if password:
-            message = message.replace(str(password), "***")
-        return message
+        return scrub(message, self.url)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from urllib.parse import quote, quote_plus
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -66,6 +67,20 @@ def mask(url: str | URL) -> str:
         if key in url.query:
             url = url.update_query_dict({key: "***"})
     return url.render_as_string(hide_password=True)
+
+
+def scrub(text: str, url: URL) -> str:
+    """``text`` with ``url``'s password replaced by ``***``, plain or URL-encoded.
+
+    For driver and server messages, which may quote what they were given.
+    """
+    password = url.password
+    if not password:
+        return text
+    secret = str(password)
+    for form in sorted({secret, quote(secret, safe=""), quote_plus(secret), quote(secret)}, key=len, reverse=True):
+        text = text.replace(form, "***")
+    return text
 
 
 def is_sqlite(url: URL) -> bool:

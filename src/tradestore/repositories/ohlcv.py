@@ -6,6 +6,7 @@ import gc
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import islice
+from operator import attrgetter
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, func, select
@@ -52,6 +53,7 @@ def _range() -> Select[Any]:
 
 
 _JUST_AFTER = timedelta(microseconds=1)
+_key = attrgetter(*KEY)
 
 
 def _encode(bars: Iterable[OHLCVBar], db: Backend, created_at: datetime) -> list[tuple[Any, ...]]:
@@ -177,6 +179,8 @@ class OHLCVRepository:
             ),
         ).sql
         created_at = datetime.now(UTC)
+        if db.writes_in_key_order:
+            bars.sort(key=_key)  # every writer locks rows in the same order: no deadlock
         async with conn.begin_nested():  # a failing chunk takes the earlier ones with it
             for chunk in _chunks(bars, db.chunk_rows):
                 await db.write(conn, sql, _encode(chunk, db, created_at))
