@@ -7,8 +7,9 @@ value. A constructed object is therefore always safe to store.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -96,6 +97,42 @@ class OHLCVBar:
         self.trades_count = _optional_count("trades_count", self.trades_count)
         self.id = _optional_id(self.id)
         self.created_at = to_optional_utc("created_at", self.created_at)
+
+    @classmethod
+    def from_ccxt(cls, row: Sequence[object], *, exchange: str, symbol: str, timeframe: str) -> OHLCVBar:
+        """A bar from one row of ccxt's ``fetch_ohlcv``: ``[timestamp_ms, open, high, low, close, volume]``.
+
+        Floats become the ``Decimal`` of their shortest text (``0.1`` → ``Decimal('0.1')``);
+        parse the JSON with ``parse_float=Decimal`` to keep every digit as sent.
+
+        Raises:
+            ValidationError: for a row of another shape, a timestamp that is not whole
+                milliseconds, or any value an ``OHLCVBar`` refuses.
+        """
+        if isinstance(row, str | bytes) or not isinstance(row, Sequence) or len(row) != 6:
+            raise ValidationError(f"ccxt row: expected [timestamp_ms, open, high, low, close, volume], got {row!r}")
+        millis, *prices = row
+        values: dict[str, Any] = dict(zip(("open", "high", "low", "close", "volume"), prices, strict=True))
+        return cls(symbol, exchange, timeframe, _from_epoch_ms(millis), **values)
+
+    def to_ccxt(self) -> list[int | Decimal]:
+        """This bar as a ccxt ``fetch_ohlcv`` row: ``[timestamp_ms, open, high, low, close, volume]``, exact."""
+        millis = (self.timestamp - timeframes.EPOCH) // timedelta(milliseconds=1)
+        return [millis, self.open, self.high, self.low, self.close, self.volume]
+
+
+def _from_epoch_ms(value: object) -> datetime:
+    """An aware UTC datetime from whole milliseconds since the Unix epoch."""
+    if (isinstance(value, float) and value.is_integer()) or (
+        isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value()
+    ):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(f"timestamp: expected whole milliseconds since the epoch, got {value!r}")
+    try:
+        return timeframes.EPOCH + timedelta(milliseconds=value)
+    except OverflowError:
+        raise ValidationError(f"timestamp: {value!r} ms is out of range") from None
 
 
 @dataclass

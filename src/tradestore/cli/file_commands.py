@@ -1,0 +1,191 @@
+"""``tradestore import ohlcv`` and ``tradestore export ohlcv``: candles from and to files."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from tradestore.cli.access import store
+from tradestore.cli.console import CommandError, Console, table
+from tradestore.domain import OHLCVBar
+from tradestore.models import OHLCVModel
+from tradestore.ohlcv_files import (
+    DECIMAL_COLUMNS,
+    DecimalShape,
+    ParquetWriter,
+    RowError,
+    Series,
+    guess_format,
+    parquet_available,
+    read_bars,
+    write_csv,
+)
+from tradestore.repositories import OHLCVRepository
+from tradestore.urls import mask, resolve
+
+#: Bars per Parquet row group.
+ROW_GROUP = 50_000
+_EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+def _chunks(bars: Iterable[OHLCVBar], size: int) -> Iterator[list[OHLCVBar]]:
+    iterator = iter(bars)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+async def import_ohlcv(args: argparse.Namespace, console: Console) -> int:
+    """Upsert the bars of each file, one transaction per file, stopping at the first bad row."""
+    url = resolve(args.url)
+    series = Series(args.exchange, args.symbol, args.timeframe)
+    for path in args.files:
+        if not path.is_file():
+            raise CommandError(f"{path}: no such file")
+    done: list[dict[str, Any]] = []
+    async with store(url) as db:
+        for path in args.files:
+            fmt = args.format or guess_format(path)
+            size = path.stat().st_size if fmt == "csv" else None
+            progress = console.progress(f"importing {path.name}", size)
+            count, first, last = 0, None, None
+            try:
+                async with db.get_session() as session:  # the whole file or nothing of it
+                    repo = OHLCVRepository(session)
+                    for chunk in _chunks(read_bars(path, series, fmt, progress=progress.update), args.chunk_rows):
+                        await repo.upsert_many(chunk)
+                        count += len(chunk)
+                        low, high = min(b.timestamp for b in chunk), max(b.timestamp for b in chunk)
+                        first = low if first is None else min(first, low)
+                        last = high if last is None else max(last, high)
+            except RowError as exc:
+                earlier = f"; {len(done)} earlier file(s) were imported" if done else ""
+                raise CommandError(f"{exc}; nothing of {path} was written{earlier}") from None
+            finally:
+                progress.close()
+            done.append({"file": str(path), "format": fmt, "bars": count, "first": first, "last": last})
+    data = {"database": mask(url), **vars(series), "files": done, "bars": sum(d["bars"] for d in done)}
+
+    def human() -> str:
+        rows = [[d["file"], d["format"], d["bars"], d["first"], d["last"]] for d in done]
+        listing = table(["file", "format", "bars", "first", "last"], rows)
+        return (
+            f"{listing}\n\nimported {data['bars']:,} {series.timeframe} bars of {series.exchange} {series.symbol} "
+            f"into {mask(url)}"
+        )
+
+    console.emit(data, human)
+    return 0
+
+
+@contextlib.contextmanager
+def _replacing(target: Path) -> Iterator[Path]:
+    """A temporary path beside ``target`` that becomes ``target`` only if the block succeeds."""
+    partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    try:
+        yield partial
+        os.replace(partial, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+
+
+async def export_ohlcv(args: argparse.Namespace, console: Console) -> int:
+    """Write one series (optionally a window of it) to CSV or Parquet."""
+    url = resolve(args.url)
+    to_stdout = str(args.output) == "-"
+    fmt = args.format or ("parquet" if args.output.suffix.lower() in (".parquet", ".pq") else "csv")
+    if to_stdout and (fmt != "csv" or console.json):
+        raise CommandError("-o - writes CSV to standard output: it cannot be combined with --json or Parquet")
+    if fmt == "parquet" and not parquet_available():
+        raise CommandError("Parquet needs pyarrow: pip install 'tradestore[parquet]' (or export to .csv)")
+    if not to_stdout and args.output.exists() and not args.force:
+        raise CommandError(f"{args.output} already exists: choose another name or pass --force to replace it")
+    series = Series(args.exchange, args.symbol, args.timeframe)
+    start, end = args.start or _EARLIEST, args.end or _LATEST
+    async with store(url) as db, db.get_session() as session:
+        repo = OHLCVRepository(session)
+        c = OHLCVModel
+        total = await session.scalar(
+            select(func.count()).where(
+                c.exchange == series.exchange,
+                c.symbol == series.symbol,
+                c.timeframe == series.timeframe,
+                c.timestamp >= start,
+                c.timestamp <= end,
+            )
+        )
+        if not total:
+            raise CommandError(
+                f"no {series.timeframe} bars of {series.exchange} {series.symbol} in that range: nothing written"
+            )
+
+        def bars() -> AsyncIterator[OHLCVBar]:
+            return repo.stream_range(series.symbol, series.timeframe, start, end, series.exchange)
+
+        progress = console.progress(f"exporting {series.symbol} {series.timeframe}", total, "bars")
+        try:
+            if to_stdout:
+                count = await write_csv(bars(), console.out, progress=progress.update)
+            else:
+                with _replacing(args.output) as partial:
+                    if fmt == "csv":
+                        with partial.open("w", newline="", encoding="utf-8") as stream:
+                            count = await write_csv(bars(), stream, progress=progress.update)
+                    else:
+                        count = await _write_parquet(partial, bars, series, progress.update)
+        finally:
+            progress.close()
+    if to_stdout:
+        return 0
+    data = {
+        "file": str(args.output),
+        "format": fmt,
+        **vars(series),
+        "bars": count,
+        "start": args.start,
+        "end": args.end,
+    }
+    console.emit(
+        data,
+        lambda: (
+            f"exported {count:,} {series.timeframe} bars of {series.exchange} {series.symbol} to {args.output} ({fmt})"
+        ),
+    )
+    return 0
+
+
+async def _write_parquet(
+    path: Path, bars: Callable[[], AsyncIterator[OHLCVBar]], series: Series, progress: Callable[[int], None]
+) -> int:
+    """Two passes: the first sizes the decimal columns, the second writes row groups."""
+    widths = {name: DecimalShape() for name in DECIMAL_COLUMNS}
+    async for bar in bars():
+        for name, shape in widths.items():
+            shape.widen(getattr(bar, name))
+    writer = ParquetWriter(path, widths, series)
+    count = 0
+    try:
+        group: list[OHLCVBar] = []
+        async for bar in bars():
+            group.append(bar)
+            if len(group) == ROW_GROUP:
+                writer.write(group)
+                count += len(group)
+                progress(count)
+                group = []
+        if group:
+            writer.write(group)
+            count += len(group)
+            progress(count)
+    finally:
+        writer.close()
+    return count

@@ -1,0 +1,192 @@
+"""The ``tradestore`` command: argument parsing, running a subcommand, and turning failures into one line.
+
+Exit status: 0 on success, 1 on a failure (reported as ``error: <reason>`` on stderr), 2 for
+a usage error, 130 when interrupted. Passwords given in any URL never reach the output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from tradestore import __version__, timeframes
+from tradestore.cli import file_commands, report_commands, schema_commands, upkeep_commands
+from tradestore.cli.arguments import duration, moment, timeframe
+from tradestore.cli.console import CommandError, Console
+from tradestore.errors import ConfigurationError, StorageError
+from tradestore.ohlcv_files import FORMATS
+from tradestore.transfer import DEFAULT_CHUNK_ROWS
+from tradestore.urls import DEFAULT_URL, ENV_VAR, resolve
+
+Handler = Callable[[argparse.Namespace, Console], Coroutine[Any, Any, int]]
+log = logging.getLogger("tradestore")
+
+DESCRIPTION = """\
+tradestore: look after a trading bot's database (SQLite or PostgreSQL).
+
+Every command takes --url (default: $TRADESTORE_DATABASE_URL, else sqlite:///data/tradestore.db),
+prints a table (or JSON with --json) and exits non-zero with a one-line reason when it fails.
+"""
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("common options")
+    group.add_argument(
+        "--url", default=None, help=f"database URL (default: ${ENV_VAR}, else {DEFAULT_URL.replace('+aiosqlite', '')})"
+    )
+    group.add_argument("--json", action="store_true", help="print JSON for scripts instead of tables")
+    group.add_argument("-v", "--verbose", action="count", default=0, help="log what happens (twice: debug)")
+    return common
+
+
+def _series_arguments(parser: argparse.ArgumentParser, *, positional: bool) -> None:
+    if positional:
+        parser.add_argument("exchange", help="e.g. binance")
+        parser.add_argument("symbol", help="e.g. BTCUSDT")
+        parser.add_argument("timeframe", type=timeframe, help=f"one of {' '.join(timeframes.TIMEFRAMES)}")
+    else:
+        parser.add_argument("--exchange", required=True, help="e.g. binance")
+        parser.add_argument("--symbol", required=True, help="e.g. BTCUSDT")
+        parser.add_argument(
+            "--timeframe", required=True, type=timeframe, help=f"one of {' '.join(timeframes.TIMEFRAMES)}"
+        )
+
+
+def _window_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--start", type=moment, help="first bar start, inclusive (ISO-8601 or epoch s/ms; UTC)")
+    parser.add_argument("--end", type=moment, help="last bar start, inclusive")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line: every subcommand with its arguments and handler (``args.handler``)."""
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="tradestore", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"tradestore {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(
+        group: argparse._SubParsersAction[argparse.ArgumentParser], name: str, handler: Handler, text: str
+    ) -> argparse.ArgumentParser:
+        sub = group.add_parser(name, parents=[common], help=text, description=text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    db = commands.add_parser("db", help="schema revisions: upgrade, downgrade, current, check")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    sub = command(db_commands, "upgrade", schema_commands.upgrade, "upgrade the schema (to head by default)")
+    sub.add_argument("revision", nargs="?", default="head", help="target revision (default: head)")
+    sub = command(db_commands, "downgrade", schema_commands.downgrade, "downgrade the schema to REV (base: no schema)")
+    sub.add_argument("revision", metavar="REV", help="target revision, e.g. base or -1")
+    sub.add_argument("--yes", action="store_true", help="go ahead even though the database holds rows")
+    command(db_commands, "current", schema_commands.current, "show the database's revision and this code's head")
+    command(db_commands, "check", schema_commands.check, "fail unless the schema is at head and matches the models")
+
+    command(commands, "health", report_commands.health, "is the database up, how fast, and is its schema current")
+    command(commands, "stats", report_commands.stats, "size, schema, rows per table, number of candle series")
+    sub = command(commands, "series", report_commands.series, "every stored candle series, its span and its gaps")
+    sub.add_argument("--exchange", help="only this exchange")
+    sub = command(commands, "gaps", report_commands.gaps, "the missing bars of one candle series")
+    _series_arguments(sub, positional=True)
+    _window_arguments(sub)
+
+    imports = commands.add_parser("import", help="load candles from files")
+    import_kinds = imports.add_subparsers(dest="kind", required=True, metavar="KIND")
+    sub = command(import_kinds, "ohlcv", file_commands.import_ohlcv, "upsert candles from CSV or ccxt JSON files")
+    sub.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    _series_arguments(sub, positional=False)
+    sub.add_argument("--format", choices=FORMATS, help="default: ccxt-json for .json files, else csv")
+    sub.add_argument("--chunk-rows", type=int, default=10_000, help="bars per upsert (default 10000)")
+
+    exports = commands.add_parser("export", help="write candles to a file")
+    export_kinds = exports.add_subparsers(dest="kind", required=True, metavar="KIND")
+    sub = command(export_kinds, "ohlcv", file_commands.export_ohlcv, "write one candle series to CSV or Parquet")
+    _series_arguments(sub, positional=True)
+    _window_arguments(sub)
+    sub.add_argument(
+        "-o", "--output", type=Path, required=True, help="the file (.csv, .parquet), or - for CSV on stdout"
+    )
+    sub.add_argument("--format", choices=("csv", "parquet"), help="default: from the file's extension")
+    sub.add_argument("--force", action="store_true", help="replace an existing file")
+
+    sub = command(commands, "copy", upkeep_commands.copy, "copy every table to another database, then verify it")
+    sub.add_argument("urls", nargs="+", metavar="URL", help="SOURCE_URL TARGET_URL (or TARGET_URL, from --url)")
+    sub.add_argument("--append", action="store_true", help="add to a target that already holds rows")
+    sub.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS, help="rows per read and write")
+
+    sub = command(commands, "backup", upkeep_commands.backup, "a consistent backup file (SQLite API, or pg_dump)")
+    sub.add_argument("dest", type=Path, metavar="DEST", help="the backup file, or a folder for a time-stamped one")
+    sub.add_argument("--force", action="store_true", help="replace an existing file")
+
+    sub = command(commands, "prune", upkeep_commands.prune, "remove old events and old candles")
+    sub.add_argument("--events-older-than", type=duration, metavar="AGE", help="e.g. 30d")
+    sub.add_argument("--bars-older-than", type=duration, metavar="AGE", help="e.g. 365d (needs --timeframe)")
+    sub.add_argument("--timeframe", type=timeframe, help="the timeframe whose old bars go")
+    sub.add_argument("--dry-run", action="store_true", help="count what would go, remove nothing")
+
+    command(commands, "optimize", upkeep_commands.optimize, "VACUUM/ANALYZE (SQLite), ANALYZE (PostgreSQL)")
+    return parser
+
+
+def _secrets(args: argparse.Namespace) -> list[str]:
+    """Every password in the URLs given, to cut out of anything printed."""
+    found = []
+    for url in [getattr(args, "url", None), *getattr(args, "urls", [])]:
+        try:
+            password = resolve(url).password
+        except ConfigurationError:
+            continue
+        if password:
+            found.append(str(password))
+    return found
+
+
+def _one_line(exc: BaseException, secrets: Sequence[str]) -> str:
+    known = (StorageError, CommandError, OSError)
+    text = str(exc) if isinstance(exc, known) and str(exc) else f"{type(exc).__name__}: {exc}"
+    line = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    for secret in secrets:
+        line = line.replace(secret, "***")
+    return line
+
+
+def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
+    out, err = stdout or sys.stdout, stderr or sys.stderr
+    parser = build_parser()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, usage errors: argparse has printed them
+        return int(exit_.code or 0)
+    if args.verbose:
+        logging.basicConfig(
+            level=logging.DEBUG if args.verbose > 1 else logging.INFO,
+            stream=err,
+            format="%(levelname)s %(name)s: %(message)s",
+        )
+    handler: Handler = args.handler
+    secrets = _secrets(args)
+    try:
+        return asyncio.run(handler(args, Console(out, err, json=args.json)))
+    except KeyboardInterrupt:
+        err.write("error: interrupted\n")
+        return 130
+    except (StorageError, CommandError, SQLAlchemyError, OSError, ValueError) as exc:
+        log.debug("command failed", exc_info=True)
+        err.write(f"error: {_one_line(exc, secrets)}\n")
+        return 1
+    except Exception as exc:  # a bug: still one line, the traceback with -v
+        log.debug("unexpected failure", exc_info=True)
+        err.write(f"error: unexpected {_one_line(exc, secrets)} (run with -vv for the traceback)\n")
+        return 1

@@ -1,0 +1,148 @@
+"""``tradestore health | stats | series | gaps``: what the database is and what it holds."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from tradestore import inventory, schema, timeframes
+from tradestore.cli.access import engine_for, store
+from tradestore.cli.console import CommandError, Console, human_bytes, pairs, table
+from tradestore.repositories import OHLCVRepository
+from tradestore.urls import mask, resolve
+
+
+def _schema_text(revision: str | None, head: str | None, status: str | None) -> str:
+    return f"{revision or '(none)'} ({status}; this tradestore needs {head})"
+
+
+async def health(args: argparse.Namespace, console: Console) -> int:
+    """Whether the database answers, how fast, and whether its schema is the one this code needs."""
+    url = resolve(args.url)
+    report = await inventory.health(url)
+
+    def human() -> str:
+        rows: dict[str, Any] = {"status": report.status, "backend": report.backend, "database": report.database}
+        if report.error is None:
+            rows |= {
+                "server version": report.server_version,
+                "latency": f"{report.latency_ms:.1f} ms",
+                "schema": _schema_text(report.schema_revision, report.schema_head, report.schema_status),
+            }
+        rows["size"] = human_bytes(report.size_bytes)
+        return pairs(rows)
+
+    console.emit(report.as_dict(), human)
+    if report.error is not None:
+        raise CommandError(report.error)
+    return 0
+
+
+async def stats(args: argparse.Namespace, console: Console) -> int:
+    """Backend, version, schema, size, rows per table and the number of candle series."""
+    url = resolve(args.url)
+    async with engine_for(url) as engine, engine.connect() as conn:
+        version = await conn.scalar(inventory.version_query(url))
+        state = await conn.run_sync(schema.read_state)
+        counts = await inventory.row_counts(conn, state.tables)
+        series = await inventory.series_count(conn) if "ohlcv" in state.tables else 0
+        size = await inventory.database_size(conn, url)
+    data = {
+        "database": mask(url),
+        "backend": url.get_backend_name(),
+        "server_version": str(version),
+        "schema_revision": state.revision,
+        "schema_head": state.head,
+        "schema_status": state.status,
+        "size_bytes": size,
+        "series": series,
+        "rows": counts,
+    }
+
+    def human() -> str:
+        head = pairs(
+            {
+                "database": mask(url),
+                "backend": f"{url.get_backend_name()} {version}",
+                "schema": _schema_text(state.revision, state.head, state.status),
+                "size": human_bytes(size),
+                "series": series,
+            }
+        )
+        return head + "\n\n" + table(["table", "rows"], sorted(counts.items()))
+
+    console.emit(data, human)
+    return 0
+
+
+async def series(args: argparse.Namespace, console: Console) -> int:
+    """Every stored candle series with its span, bar count and holes."""
+    url = resolve(args.url)
+    rows: list[dict[str, Any]] = []
+    async with store(url) as db, db.get_session() as session:
+        repo = OHLCVRepository(session)
+        for info in await repo.list_series(args.exchange):
+            gaps = await repo.get_gaps(info.symbol, info.timeframe, info.exchange)
+            missing = sum(timeframes.count_between(info.timeframe, a, b) for a, b in gaps)
+            rows.append(
+                {
+                    "exchange": info.exchange,
+                    "symbol": info.symbol,
+                    "timeframe": info.timeframe,
+                    "first": info.first,
+                    "last": info.last,
+                    "bars": info.count,
+                    "gaps": len(gaps),
+                    "missing": missing,
+                }
+            )
+
+    def human() -> str:
+        if not rows:
+            return "no candles stored" + (f" for {args.exchange}" if args.exchange else "")
+        headers = ["exchange", "symbol", "timeframe", "first", "last", "bars", "gaps", "missing"]
+        return table(headers, [[r[h] for h in headers] for r in rows])
+
+    console.emit(rows, human)
+    return 0
+
+
+async def gaps(args: argparse.Namespace, console: Console) -> int:
+    """The missing bar ranges of one series, each with its number of missing bars."""
+    url = resolve(args.url)
+    async with store(url) as db, db.get_session() as session:
+        repo = OHLCVRepository(session)
+        if (
+            args.start is None
+            and args.end is None
+            and not await repo.get_latest(args.symbol, args.timeframe, 1, args.exchange)
+        ):
+            raise CommandError(
+                f"no {args.timeframe} bars stored for {args.exchange} {args.symbol} (`tradestore series` lists what is)"
+            )
+        found = await repo.get_gaps(args.symbol, args.timeframe, args.exchange, start=args.start, end=args.end)
+    ranges: list[dict[str, Any]] = [
+        {"first": a, "last": b, "missing": timeframes.count_between(args.timeframe, a, b)} for a, b in found
+    ]
+    total = sum(r["missing"] for r in ranges)
+    data = {
+        "exchange": args.exchange,
+        "symbol": args.symbol,
+        "timeframe": args.timeframe,
+        "start": args.start,
+        "end": args.end,
+        "gaps": ranges,
+        "missing": total,
+    }
+
+    def human() -> str:
+        name = f"{args.exchange} {args.symbol} {args.timeframe}"
+        if not ranges:
+            return f"{name}: no gaps"
+        listing = table(
+            ["first missing", "last missing", "bars"], [[r["first"], r["last"], r["missing"]] for r in ranges]
+        )
+        return f"{listing}\n\n{name}: {len(ranges):,} gap{'s' if len(ranges) != 1 else ''}, {total:,} missing bars"
+
+    console.emit(data, human)
+    return 0

@@ -1,0 +1,112 @@
+"""``tradestore copy | backup | prune | optimize``: moving, saving and tidying a database."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from datetime import UTC, datetime
+
+from tradestore import maintenance
+from tradestore.backup import backup as make_backup
+from tradestore.cli.access import engine_for, store
+from tradestore.cli.console import CommandError, Console, human_bytes, pairs, table
+from tradestore.inventory import file_size
+from tradestore.transfer import copy_database
+from tradestore.urls import mask, resolve
+
+
+async def copy(args: argparse.Namespace, console: Console) -> int:
+    """Copy every table from SOURCE (or ``--url``) to TARGET, verified by row counts and checksums."""
+    if len(args.urls) > 2:
+        raise CommandError("copy takes SOURCE_URL TARGET_URL (or only TARGET_URL, with the source from --url)")
+    source = resolve(args.urls[0] if len(args.urls) == 2 else args.url)
+    target = resolve(args.urls[-1])
+    progress = console.progress("copying", unit="rows")
+    try:
+        report = await copy_database(
+            source, target, append=args.append, chunk_rows=args.chunk_rows, progress=lambda d, t: progress.update(d, t)
+        )
+    finally:
+        progress.close()
+    data = asdict(report) | {"copied": report.copied, "verified": all(t.verified for t in report.tables)}
+
+    def human() -> str:
+        rows = [[t.table, t.source_rows, t.copied, t.target_rows, t.checksum, t.verified] for t in report.tables]
+        listing = table(["table", "source rows", "copied", "target rows", "checksum", "verified"], rows)
+        created = " (schema created by the migrations)" if report.created_schema else ""
+        return (
+            f"{listing}\n\ncopied {report.copied:,} rows from {report.source} to {report.target}{created}; "
+            "verified: row counts and checksums match"
+        )
+
+    console.emit(data, human)
+    return 0
+
+
+async def backup(args: argparse.Namespace, console: Console) -> int:
+    """A consistent copy of the database in DEST (SQLite backup API, or pg_dump)."""
+    report = await make_backup(resolve(args.url), args.dest, overwrite=args.force)
+    data = asdict(report)
+
+    def human() -> str:
+        lines = {
+            "database": report.database,
+            "backup": report.destination,
+            "method": report.method,
+            "size": human_bytes(report.size_bytes),
+        }
+        if report.integrity is not None:
+            lines["integrity_check"] = report.integrity
+        lines["mode"] = "0600 (owner only)"
+        return pairs(lines)
+
+    console.emit(data, human)
+    return 0
+
+
+async def prune(args: argparse.Namespace, console: Console) -> int:
+    """Remove old events and/or old candles of one timeframe; ``--dry-run`` only counts them."""
+    if args.events_older_than is None and args.bars_older_than is None:
+        raise CommandError("nothing to prune: give --events-older-than and/or --bars-older-than with --timeframe")
+    if args.bars_older_than is not None and args.timeframe is None:
+        raise CommandError("--bars-older-than needs --timeframe (e.g. --timeframe 1m): other timeframes are kept")
+    now = datetime.now(UTC)
+    url = resolve(args.url)
+    results: list[maintenance.Pruned] = []
+    async with store(url) as db, db.get_session() as session:
+        if args.events_older_than is not None:
+            results.append(await maintenance.prune_events(session, now - args.events_older_than, dry_run=args.dry_run))
+        if args.bars_older_than is not None:
+            results.append(
+                await maintenance.prune_bars(session, args.timeframe, now - args.bars_older_than, dry_run=args.dry_run)
+            )
+    data = {"database": mask(url), "dry_run": args.dry_run, "pruned": [asdict(r) for r in results]}
+    verb = "would remove" if args.dry_run else "removed"
+
+    def human() -> str:
+        rows = [[r.table, f"{r.rule} {r.cutoff:%Y-%m-%d %H:%M:%SZ}", r.rows] for r in results]
+        listing = table(["table", "rule", "rows"], rows)
+        note = " (dry run: nothing was removed)" if args.dry_run else ""
+        return f"{listing}\n\n{verb} {sum(r.rows for r in results):,} rows from {mask(url)}{note}"
+
+    console.emit(data, human)
+    return 0
+
+
+async def optimize(args: argparse.Namespace, console: Console) -> int:
+    """VACUUM and ANALYZE on SQLite, ANALYZE on PostgreSQL."""
+    url = resolve(args.url)
+    before = file_size(url)
+    async with engine_for(url) as engine:
+        statements = await maintenance.optimize(engine)
+    after = file_size(url)
+    data = {"database": mask(url), "statements": statements, "size_before": before, "size_after": after}
+
+    def human() -> str:
+        lines = {"database": mask(url), "ran": ", ".join(statements)}
+        if before is not None:
+            lines["size"] = f"{human_bytes(before)} -> {human_bytes(after)}"
+        return pairs(lines)
+
+    console.emit(data, human)
+    return 0

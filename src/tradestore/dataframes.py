@@ -1,0 +1,120 @@
+"""pandas interop (the ``tradestore[pandas]`` extra): bars to a DataFrame and back.
+
+A frame holds one series: a UTC ``DatetimeIndex`` named ``timestamp`` and the columns
+``open high low close volume quote_volume trades_count``; the series' exchange, symbol and
+timeframe travel in ``frame.attrs``. Prices and volumes are ``Decimal`` objects (exact) or
+``float64`` (fast, rounded), at the caller's choice.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from tradestore.domain import OHLCVBar
+from tradestore.errors import ConfigurationError, ValidationError
+
+PRICE_COLUMNS = ("open", "high", "low", "close", "volume", "quote_volume")
+COLUMNS = (*PRICE_COLUMNS, "trades_count")
+SERIES_KEYS = ("exchange", "symbol", "timeframe")
+
+
+def _pandas() -> Any:
+    try:
+        import pandas
+    except ImportError:
+        raise ConfigurationError("pandas is not installed: pip install 'tradestore[pandas]'") from None
+    return pandas
+
+
+def bars_to_frame(bars: Iterable[OHLCVBar], *, decimals: bool = True) -> Any:
+    """A ``pandas.DataFrame`` of one series' bars, indexed by bar start (UTC).
+
+    Args:
+        bars: bars of one exchange, symbol and timeframe, in any order (the frame is sorted).
+        decimals: ``True`` keeps prices and volumes as exact ``Decimal`` objects (object
+            columns); ``False`` makes them ``float64``.
+
+    Returns:
+        The frame; ``frame.attrs`` holds ``exchange``, ``symbol`` and ``timeframe`` (empty for no bars).
+
+    Raises:
+        ValidationError: the bars belong to more than one series.
+        ConfigurationError: pandas is not installed.
+    """
+    pd = _pandas()
+    rows = list(bars)
+    series = {(b.exchange, b.symbol, b.timeframe) for b in rows}
+    if len(series) > 1:
+        raise ValidationError(f"bars: a frame holds one series, got {len(series)}: {sorted(series)[:3]}")
+    index = pd.DatetimeIndex([b.timestamp for b in rows], tz="UTC", name="timestamp")
+    columns: dict[str, Any] = {}
+    for name in PRICE_COLUMNS:
+        values = [getattr(b, name) for b in rows]
+        if decimals:
+            columns[name] = pd.Series(values, index=index, dtype=object)
+        else:
+            floats = [math.nan if v is None else float(v) for v in values]
+            columns[name] = pd.Series(floats, index=index, dtype="float64")
+    columns["trades_count"] = pd.Series([b.trades_count for b in rows], index=index, dtype="Int64")
+    frame = pd.DataFrame(columns, index=index).sort_index()
+    if series:
+        frame.attrs.update(zip(SERIES_KEYS, series.pop(), strict=True))
+    return frame
+
+
+def _plain(value: Any) -> Any:
+    """A Python value from a pandas/numpy cell: ``None`` for missing, numpy scalars unwrapped."""
+    if value is None or value is _pandas().NA:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    item = getattr(value, "item", None)  # numpy scalars: their repr is not a number
+    return item() if callable(item) and not isinstance(value, Decimal) else value
+
+
+def frame_to_bars(
+    frame: Any, *, exchange: str | None = None, symbol: str | None = None, timeframe: str | None = None
+) -> list[OHLCVBar]:
+    """Bars from a frame shaped like :func:`bars_to_frame`'s output.
+
+    The bar start comes from a ``DatetimeIndex`` (naive means UTC) or else a ``timestamp``
+    column; ``quote_volume`` and ``trades_count`` are optional. Floats become the Decimal of
+    their shortest text, so ``0.1`` is ``Decimal('0.1')``.
+
+    Args:
+        frame: the DataFrame.
+        exchange, symbol, timeframe: the series; each defaults to ``frame.attrs``.
+
+    Raises:
+        ValidationError: a missing column or series key, or a value an ``OHLCVBar`` refuses
+            (the message names the row's timestamp).
+    """
+    pd = _pandas()
+    given = {"exchange": exchange, "symbol": symbol, "timeframe": timeframe}
+    keys: dict[str, Any] = {k: v if v is not None else frame.attrs.get(k) for k, v in given.items()}
+    missing_keys = [k for k, v in keys.items() if v is None]
+    if missing_keys:
+        raise ValidationError(f"frame: give {', '.join(missing_keys)} (not found in frame.attrs either)")
+    if isinstance(frame.index, pd.DatetimeIndex):
+        stamps = frame.index
+    elif "timestamp" in frame.columns:
+        stamps = pd.DatetimeIndex(pd.to_datetime(frame["timestamp"]))
+    else:
+        raise ValidationError("frame: expected a DatetimeIndex or a 'timestamp' column")
+    stamps = stamps.tz_localize("UTC") if stamps.tz is None else stamps.tz_convert("UTC")
+    required = ("open", "high", "low", "close", "volume")
+    absent = [c for c in required if c not in frame.columns]
+    if absent:
+        raise ValidationError(f"frame: missing column(s) {', '.join(absent)}")
+    present = [c for c in COLUMNS if c in frame.columns]
+    bars: list[OHLCVBar] = []
+    for stamp, values in zip(stamps, frame[present].itertuples(index=False, name=None), strict=True):
+        fields: dict[str, Any] = {name: _plain(value) for name, value in zip(present, values, strict=True)}
+        try:
+            bars.append(OHLCVBar(timestamp=stamp.to_pydatetime(), **keys, **fields))
+        except ValidationError as exc:
+            raise ValidationError(f"frame row {stamp.isoformat()}: {exc}") from None
+    return bars

@@ -1,0 +1,86 @@
+"""Upkeep: retention (prune old events and old candles) and ``optimize`` (VACUUM/ANALYZE)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Delete, Select, delete, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from tradestore import timeframes
+from tradestore.models import OHLCVModel, SystemEventModel
+from tradestore.urls import backend_name
+from tradestore.values import to_utc
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """Rows one retention rule removed (or, on a dry run, would remove)."""
+
+    table: str
+    rule: str
+    cutoff: datetime
+    rows: int
+    removed: bool
+
+
+async def _apply(session: AsyncSession, count: Select[Any], remove: Delete, *, dry_run: bool) -> int:
+    rows = int(await session.scalar(count) or 0)
+    if rows and not dry_run:
+        await session.execute(remove)
+    return rows
+
+
+async def prune_events(session: AsyncSession, older_than: datetime, *, dry_run: bool = False) -> Pruned:
+    """Remove system events created before ``older_than`` (nothing on a dry run)."""
+    cutoff = to_utc("older_than", older_than)
+    e = SystemEventModel
+    rows = await _apply(
+        session,
+        select(func.count()).select_from(e).where(e.created_at < cutoff),
+        delete(e).where(e.created_at < cutoff),
+        dry_run=dry_run,
+    )
+    return Pruned("system_events", "created before", cutoff, rows, removed=not dry_run)
+
+
+async def prune_bars(session: AsyncSession, timeframe: str, older_than: datetime, *, dry_run: bool = False) -> Pruned:
+    """Remove ``timeframe`` candles that start before ``older_than`` (nothing on a dry run)."""
+    cutoff = to_utc("older_than", older_than)
+    c = OHLCVModel
+    where = (c.timeframe == timeframes.check(timeframe), c.timestamp < cutoff)
+    rows = await _apply(
+        session,
+        select(func.count()).select_from(c).where(*where),
+        delete(c).where(*where),
+        dry_run=dry_run,
+    )
+    return Pruned("ohlcv", f"{timeframe} bars starting before", cutoff, rows, removed=not dry_run)
+
+
+async def optimize(engine: AsyncEngine) -> list[str]:
+    """Reclaim space and refresh the planner's statistics; returns the statements run.
+
+    SQLite: ``VACUUM`` (rewrites the file without free pages), ``ANALYZE``, ``PRAGMA optimize``
+    and a checkpoint that empties the write-ahead log. PostgreSQL: ``ANALYZE`` (autovacuum
+    reclaims space there).
+    """
+    if backend_name(engine.url) == "postgresql":
+        statements = ["ANALYZE"]
+        async with engine.connect() as conn:
+            for sql in statements:
+                await conn.exec_driver_sql(sql)
+            await conn.commit()
+        return statements
+    statements = ["VACUUM", "ANALYZE", "PRAGMA optimize", "PRAGMA wal_checkpoint(TRUNCATE)"]
+    async with engine.connect() as conn:
+        # VACUUM cannot run inside a transaction: use the driver connection, which is in autocommit.
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        for sql in statements:
+            cursor = await driver.execute(sql)
+            await cursor.close()
+    return statements

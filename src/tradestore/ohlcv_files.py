@@ -1,0 +1,328 @@
+"""Candle files: read CSV and ccxt ``fetch_ohlcv`` JSON into bars, write CSV and Parquet.
+
+Readers validate every row and stop at the first bad one with a :class:`RowError` naming the
+file, the line (CSV) or row (JSON), the field and the value. Writers stream: memory stays
+flat for any number of bars.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import AsyncIterable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import IO, Any
+
+from tradestore import timeframes
+from tradestore.domain import OHLCVBar
+from tradestore.errors import ConfigurationError, ValidationError
+from tradestore.values import to_utc
+
+FORMATS = ("csv", "ccxt-json")
+EXPORT_FORMATS = ("csv", "parquet")
+#: Columns written to CSV and Parquet, in order.
+CSV_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume", "quote_volume", "trades_count")
+#: Header names accepted for the bar start (case-insensitive).
+TIMESTAMP_NAMES = ("timestamp", "time", "datetime", "date", "open_time", "ts")
+REQUIRED = ("open", "high", "low", "close", "volume")
+OPTIONAL = ("quote_volume", "trades_count")
+#: Epoch numbers at least this large are milliseconds (as seconds they would be past the year 5000).
+MILLIS_THRESHOLD = 10**11
+
+#: Called with how far a reader has got, in bytes (CSV) or rows (JSON).
+Progress = Callable[[int], None]
+
+
+class RowError(ValidationError):
+    """A row of an input file that cannot become a bar."""
+
+    def __init__(self, file: str, where: str, message: str) -> None:
+        super().__init__(f"{file} {where}: {message}")
+        self.file, self.where, self.reason = file, where, message
+
+
+@dataclass(frozen=True)
+class Series:
+    """Which series the rows of a file belong to."""
+
+    exchange: str
+    symbol: str
+    timeframe: str
+
+
+def guess_format(path: Path) -> str:
+    """``ccxt-json`` for a ``.json`` file, else ``csv``."""
+    return "ccxt-json" if path.suffix.lower() == ".json" else "csv"
+
+
+def parse_timestamp(text: str) -> datetime:
+    """An aware UTC datetime from ISO-8601 text (naive means UTC) or epoch seconds/milliseconds.
+
+    A number of at least 10**11 is taken as milliseconds, a smaller one as seconds.
+
+    Raises:
+        ValidationError: naming the value.
+    """
+    value = text.strip()
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        number = None
+    if number is not None and number.is_finite():
+        micros = number * (1_000 if abs(number) >= MILLIS_THRESHOLD else 1_000_000)
+        if micros != micros.to_integral_value():
+            raise ValidationError(f"timestamp: {text!r} has more digits than microseconds")
+        try:
+            return timeframes.EPOCH + timedelta(microseconds=int(micros))
+        except OverflowError:
+            raise ValidationError(f"timestamp: {text!r} is out of range") from None
+    try:
+        return to_utc("timestamp", datetime.fromisoformat(value))
+    except ValueError:
+        raise ValidationError(f"timestamp: cannot read {text!r} as ISO-8601 or epoch seconds/milliseconds") from None
+
+
+def _count(text: str) -> int | None:
+    if not text.strip():
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ValidationError(f"trades_count: not a whole number: {text!r}") from None
+
+
+def _header(names: list[str], file: str) -> dict[str, int]:
+    """Column positions by field name; raises for a header without the required columns."""
+    lowered = [n.strip().lower() for n in names]
+    positions: dict[str, int] = {}
+    for candidate in TIMESTAMP_NAMES:
+        if candidate in lowered:
+            positions["timestamp"] = lowered.index(candidate)
+            break
+    for name in (*REQUIRED, *OPTIONAL):
+        if name in lowered:
+            positions[name] = lowered.index(name)
+    missing = [n for n in ("timestamp", *REQUIRED) if n not in positions]
+    if missing:
+        raise RowError(
+            file, "line 1", f"the header has no {', '.join(missing)} column (found: {', '.join(names) or 'nothing'})"
+        )
+    return positions
+
+
+class _Counting:
+    """A text file's lines, counting the characters handed out (for the progress bar)."""
+
+    def __init__(self, stream: IO[str], progress: Progress | None) -> None:
+        self.stream, self.progress, self.done = stream, progress, 0
+
+    def __iter__(self) -> Iterator[str]:
+        for line in self.stream:
+            self.done += len(line)
+            if self.progress is not None:
+                self.progress(self.done)
+            yield line
+
+
+def read_csv(path: Path, series: Series, *, progress: Progress | None = None) -> Iterator[OHLCVBar]:
+    """The bars of a CSV file with a header, in file order.
+
+    The header names the columns (any order, case-insensitive): a bar start (``timestamp``,
+    ``time``, ``datetime``, ``date``, ``open_time`` or ``ts``), ``open high low close
+    volume`` and optionally ``quote_volume`` and ``trades_count``; other columns are ignored.
+    Blank lines are skipped.
+
+    Raises:
+        RowError: at the first row that is not a valid bar.
+    """
+    file = str(path)
+    with path.open(newline="", encoding="utf-8-sig") as stream:
+        reader = csv.reader(_Counting(stream, progress))
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise RowError(file, "line 1", "the file is empty (expected a header)") from None
+        positions = _header(header, file)
+        width = len(header)
+        for row in reader:
+            if not row or all(not cell.strip() for cell in row):
+                continue
+            where = f"line {reader.line_num}"
+            if len(row) != width:
+                raise RowError(file, where, f"expected {width} fields like the header, got {len(row)}: {row!r}")
+            try:
+                fields: dict[str, Any] = {name: row[i] for name, i in positions.items()}
+                fields["timestamp"] = parse_timestamp(fields["timestamp"])
+                if "quote_volume" in fields:
+                    fields["quote_volume"] = fields["quote_volume"].strip() or None
+                if "trades_count" in fields:
+                    fields["trades_count"] = _count(fields["trades_count"])
+                yield OHLCVBar(series.symbol, series.exchange, series.timeframe, **fields)
+            except ValidationError as exc:
+                raise RowError(file, where, str(exc)) from None
+
+
+def read_ccxt_json(path: Path, series: Series, *, progress: Progress | None = None) -> Iterator[OHLCVBar]:
+    """The bars of a ccxt ``fetch_ohlcv`` JSON file: ``[[timestamp_ms, open, high, low, close, volume], …]``.
+
+    Numbers are read as exact Decimals (every digit in the file is kept).
+
+    Raises:
+        RowError: the file is not such a list, or at the first row that is not a valid bar.
+    """
+    file = str(path)
+    try:
+        with path.open(encoding="utf-8") as stream:
+            rows = json.load(stream, parse_float=Decimal)
+    except json.JSONDecodeError as exc:
+        raise RowError(file, f"line {exc.lineno}", f"not JSON: {exc.msg}") from None
+    if not isinstance(rows, list):
+        raise RowError(
+            file,
+            "top level",
+            f"expected a list of [timestamp_ms, open, high, low, close, volume] rows, got a {type(rows).__name__}",
+        )
+    for number, row in enumerate(rows, start=1):
+        try:
+            yield OHLCVBar.from_ccxt(row, exchange=series.exchange, symbol=series.symbol, timeframe=series.timeframe)
+        except ValidationError as exc:
+            raise RowError(file, f"row {number}", str(exc)) from None
+        if progress is not None:
+            progress(number)
+
+
+def read_bars(path: Path, series: Series, fmt: str, *, progress: Progress | None = None) -> Iterator[OHLCVBar]:
+    """The bars of ``path`` in format ``fmt`` (one of :data:`FORMATS`)."""
+    if fmt == "csv":
+        return read_csv(path, series, progress=progress)
+    if fmt == "ccxt-json":
+        return read_ccxt_json(path, series, progress=progress)
+    raise ConfigurationError(f"format: unknown input format {fmt!r}; known: {', '.join(FORMATS)}")
+
+
+def _plain_decimal(value: Decimal | None) -> str:
+    """Decimal text without exponent (``1E-8`` → ``0.00000001``): every spreadsheet reads it."""
+    return "" if value is None else format(value, "f")
+
+
+def iso_utc(moment: datetime) -> str:
+    """``2024-01-01T00:00:00Z``: ISO-8601 in UTC, microseconds only when there are some."""
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def csv_row(bar: OHLCVBar) -> list[str]:
+    """One bar as the fields of :data:`CSV_COLUMNS`."""
+    return [
+        iso_utc(bar.timestamp),
+        *(_plain_decimal(getattr(bar, name)) for name in ("open", "high", "low", "close", "volume", "quote_volume")),
+        "" if bar.trades_count is None else str(bar.trades_count),
+    ]
+
+
+async def write_csv(bars: AsyncIterable[OHLCVBar], stream: IO[str], *, progress: Progress | None = None) -> int:
+    """Write a header and one line per bar; returns the number of bars written.
+
+    The file reads back with :func:`read_csv` into the same bars.
+    """
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    count = 0
+    async for bar in bars:
+        writer.writerow(csv_row(bar))
+        count += 1
+        if progress is not None:
+            progress(count)
+    return count
+
+
+DECIMAL_COLUMNS = ("open", "high", "low", "close", "volume", "quote_volume")
+
+
+#: Parquet decimals are ``decimal128(38, 18)`` unless the data needs more digits: one type
+#: for every file tradestore writes, so files of one series can be read as one dataset.
+DEFAULT_PRECISION, DEFAULT_SCALE = 38, 18
+MAX_PRECISION = 76  # decimal256
+
+
+@dataclass
+class DecimalShape:
+    """The widest decimal seen in a column: digits before and after the point."""
+
+    integer_digits: int = 1
+    scale: int = 0
+
+    def widen(self, value: Decimal | None) -> None:
+        """Grow to hold ``value`` too."""
+        if value is None:
+            return
+        _, digits, exponent = value.as_tuple()
+        assert isinstance(exponent, int)  # bars hold finite numbers only
+        self.scale = max(self.scale, -exponent)
+        self.integer_digits = max(self.integer_digits, len(digits) + exponent)
+
+    @property
+    def parquet(self) -> tuple[int, int]:
+        """(precision, scale) of a Parquet decimal that holds every value seen exactly."""
+        scale = max(DEFAULT_SCALE, self.scale)
+        return max(DEFAULT_PRECISION, self.integer_digits + scale), scale
+
+
+def _pyarrow() -> Any:
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError:
+        raise ConfigurationError("Parquet needs pyarrow: pip install 'tradestore[parquet]'") from None
+    return pyarrow
+
+
+def parquet_available() -> bool:
+    """Whether pyarrow is installed."""
+    try:
+        _pyarrow()
+    except ConfigurationError:
+        return False
+    return True
+
+
+class ParquetWriter:
+    """Bars to a Parquet file in row groups, with exact decimal columns sized to the data.
+
+    Prices and volumes are ``decimal128(38, 18)``, wider (``decimal256``) only when a first
+    pass over the bars (a :class:`DecimalShape` per column) finds values that need it; the bar
+    start is ``timestamp[us, UTC]``; the series' exchange, symbol and timeframe are stored in
+    the file's metadata.
+    """
+
+    def __init__(self, path: Path, shapes: dict[str, DecimalShape], series: Series) -> None:
+        pa = self._pa = _pyarrow()
+        fields = [pa.field("timestamp", pa.timestamp("us", tz="UTC"), nullable=False)]
+        for name, shape in shapes.items():
+            precision, scale = shape.parquet
+            if precision > MAX_PRECISION:
+                raise ValidationError(
+                    f"{name}: {precision} digits are more than a Parquet decimal holds ({MAX_PRECISION})"
+                )
+            kind = pa.decimal128 if precision <= DEFAULT_PRECISION else pa.decimal256
+            fields.append(pa.field(name, kind(precision, scale), nullable=name == "quote_volume"))
+        fields.append(pa.field("trades_count", pa.int64()))
+        metadata = {
+            "tradestore.exchange": series.exchange,
+            "tradestore.symbol": series.symbol,
+            "tradestore.timeframe": series.timeframe,
+        }
+        self.schema = pa.schema(fields, metadata=metadata)
+        self._writer = pa.parquet.ParquetWriter(str(path), self.schema)
+
+    def write(self, bars: list[OHLCVBar]) -> None:
+        """Write one row group."""
+        columns = {name: [getattr(b, name) for b in bars] for name in CSV_COLUMNS}
+        table = self._pa.Table.from_pydict(columns, schema=self.schema)
+        self._writer.write_table(table)
+
+    def close(self) -> None:
+        """Finish the file (its footer)."""
+        self._writer.close()
