@@ -1,0 +1,149 @@
+"""``tradestore copy SOURCE TARGET``: every table, verified; SQLite → PostgreSQL and back."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cli_runner import fails, ok, seed
+from factories import bars, position, trade
+from tradestore import (
+    DatabaseManager,
+    OHLCVRepository,
+    PositionRepository,
+    SystemEventRepository,
+    TradeRepository,
+    schema,
+    transfer,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*expression-based index")
+PAIRS = [
+    pytest.param("sqlite", "postgres", id="sqlite-to-postgres", marks=pytest.mark.postgres),
+    pytest.param("postgres", "sqlite", id="postgres-to-sqlite", marks=pytest.mark.postgres),
+    pytest.param("sqlite", "sqlite", id="sqlite-to-sqlite", marks=pytest.mark.sqlite),
+]
+
+
+async def fill(url: str) -> None:
+    """A bot's worth of every kind of row, with exact decimals and JSON."""
+    async with DatabaseManager(url, auto_migrate=True) as db, db.get_session() as session:
+        candles = bars(50, skip=range(10, 13), close="100.12345678901234567890", high="123456789012.5")
+        await OHLCVRepository(session).upsert_many(candles)
+        trades = TradeRepository(session)
+        await trades.insert(trade(1, pnl="10.5", fee="0.00000001", metadata={"why": "breakout", "score": 0.7}))
+        await trades.insert(trade(2))
+        await PositionRepository(session).update_position(position(margin="100.10"))
+        await SystemEventRepository(session).log_event("start", "info", "bot started", {"at": Decimal("1.50")})
+
+
+async def contents(url: str) -> dict[str, Any]:
+    """Everything stored, through the repositories, ids left out."""
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    async with DatabaseManager(url) as db, db.get_session() as session:
+        candles = await OHLCVRepository(session).get_range("BTCUSDT", "1m", t0, t0 + timedelta(days=1))
+        trades = await TradeRepository(session).get_recent()
+        positions = await PositionRepository(session).get_open_positions()
+        events = await SystemEventRepository(session).get_recent_events()
+    strip = ("id", "created_at", "updated_at")
+    return {
+        "ohlcv": [(b.timestamp, b.open, b.close, b.volume) for b in candles],
+        # Compared as values: asyncpg reads NUMERIC 50000 back as Decimal('5E+4'), equal to Decimal('50000').
+        "trades": sorted(({k: v for k, v in vars(t).items() if k not in strip} for t in trades), key=str),
+        "positions": [{k: v for k, v in vars(p).items() if k not in strip} for p in positions],
+        "events": [(e.event_type, e.message, e.details) for e in events],
+    }
+
+
+@pytest.mark.parametrize(("source_kind", "target_kind"), PAIRS)
+def test_copy_moves_every_table_and_verifies_it(
+    new_database: Callable[[str], str], source_kind: str, target_kind: str
+) -> None:
+    source, target = new_database(source_kind), new_database(target_kind)
+    asyncio.run(fill(source))
+    result = ok("copy", source, target, "--json").json
+    assert result["verified"] and result["created_schema"] and result["copied"] == 47 + 2 + 1 + 1
+    assert {t["table"]: (t["source_rows"], t["target_rows"]) for t in result["tables"]} == {
+        "ohlcv": (47, 47),
+        "positions": (1, 1),
+        "system_events": (1, 1),
+        "trades": (2, 2),
+    }
+    assert asyncio.run(contents(target)) == asyncio.run(contents(source))
+    assert ok("db", "current", "--url", target, "--json").json["status"] == "current"
+
+    async def new_rows_get_new_ids() -> None:  # PostgreSQL's sequences follow the copied ids
+        async with DatabaseManager(target) as db, db.get_session() as session:
+            await TradeRepository(session).insert(trade(3))
+
+    asyncio.run(new_rows_get_new_ids())
+
+
+def test_copy_prints_a_table_and_the_verdict(new_database: Callable[[str], str], tmp_path: Path) -> None:
+    source, target = new_database("sqlite"), new_database("sqlite")
+    seed(source, tmp_path, [0, 1, 2])
+    lines = ok("copy", source, target).out.splitlines()
+    assert lines[0].split() == ["table", "source", "rows", "copied", "target", "rows", "checksum", "verified"]
+    assert lines[2].split()[:4] == ["ohlcv", "3", "3", "3"] and lines[2].split()[-1] == "yes"
+    assert "verified: row counts and checksums match" in lines[-1]
+
+
+def test_a_non_empty_target_is_refused_unless_appending(fresh_url: str, tmp_path: Path) -> None:
+    source = f"sqlite:///{tmp_path / 'source.db'}"
+    seed(source, tmp_path, [0, 1, 2])
+    seed(fresh_url, tmp_path, [2, 3])  # overlaps at minute 2
+    line = fails("copy", source, fresh_url)
+    assert "is not empty (ohlcv: 2 rows): pass --append" in line
+    line = fails("copy", source, fresh_url, "--append")
+    assert "conflicts with one already in the target" in line and "nothing was written" in line
+    assert ok("stats", "--url", fresh_url, "--json").json["rows"]["ohlcv"] == 2
+    seed(source, tmp_path, [0, 1, 2], symbol="ETHUSDT")
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    seed(other, tmp_path, [7, 8], symbol="SOLUSDT")
+    result = ok("copy", other, fresh_url, "--append", "--json").json
+    assert result["verified"] and result["tables"][0]["target_rows"] == 4
+
+
+def test_the_source_must_be_current_and_the_target_not_newer(
+    new_database: Callable[[str], str], tmp_path: Path
+) -> None:
+    source, target = new_database("sqlite"), new_database("sqlite")
+    assert "has no tradestore schema" in fails("copy", source, target)
+    seed(source, tmp_path, [0])
+    ok("db", "upgrade", "--url", target)
+
+    async def from_the_future(url: str) -> None:
+        async with DatabaseManager(url) as db, db.engine.begin() as conn:
+            await conn.exec_driver_sql("UPDATE alembic_version SET version_num = 'f00d'")
+
+    asyncio.run(from_the_future(target))
+    assert "target: " in fails("copy", source, target) and "newer tradestore" in fails("copy", source, target)
+    assert "same database" in fails("copy", source, source)
+    assert "in-memory" in fails("copy", source, "sqlite:///:memory:")
+
+
+def test_a_failed_verification_writes_nothing(
+    new_database: Callable[[str], str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source, target = new_database("sqlite"), tmp_path / "target.db"
+    seed(source, tmp_path, [0, 1, 2])
+    monkeypatch.setattr(transfer.Tally, "plus", lambda self, other: transfer.Tally(self.rows + other.rows, 42))
+    line = fails("copy", source, f"sqlite:///{target}")
+    assert "verification failed for ohlcv" in line and "nothing was written" in line
+    assert not target.exists()  # a target file the copy created is removed again
+
+
+def test_copy_with_the_source_from_url_and_a_password_never_shown(
+    new_database: Callable[[str], str], tmp_path: Path
+) -> None:
+    source = new_database("sqlite")
+    seed(source, tmp_path, [0])
+    line = fails("copy", "postgresql://bot:s3cr3t-pw@127.0.0.1:1/nowhere", "--url", source)
+    assert "cannot connect" in line and "s3cr3t-pw" not in line
+    assert schema.head_revision()
