@@ -123,3 +123,22 @@ def test_the_config_needs_no_alembic_ini() -> None:
     assert config.config_file_name is None
     assert Path(config.get_main_option("script_location") or "") == schema.SCRIPT_LOCATION
     assert schema.is_known(schema.head_revision()) and not schema.is_known("nope")
+
+
+async def test_auto_migrate_logs_through_the_tradestore_logger(
+    fresh_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    import tradestore.cli
+    import tradestore.dataframes
+    import tradestore.transfer  # noqa: F401  (everything imported: still no handler of its own)
+
+    caplog.set_level(logging.INFO, logger="tradestore")
+    async with DatabaseManager(fresh_url, auto_migrate=True):
+        pass
+    assert any(
+        r.name == "tradestore" and f"upgraded: (none) -> {schema.head_revision()}" in r.getMessage()
+        for r in caplog.records
+    )
+    assert logging.getLogger("tradestore").handlers == []

@@ -72,6 +72,8 @@ async def open_engine(url: URL, *, must_exist: bool = True) -> AsyncEngine:
             await conn.exec_driver_sql(VERSION_SQL[backend_name(url)])
     except Exception as exc:
         await engine.dispose()
+        if isinstance(exc, StorageError):  # already translated at the engine boundary, password masked
+            raise
         raise StorageError(f"cannot connect to {mask(url)}: {describe(exc, url)}") from None
     return engine
 

@@ -11,6 +11,7 @@ that code created.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +31,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tradestore.errors import SchemaError
 from tradestore.models import Base
+from tradestore.urls import mask
+
+log = logging.getLogger("tradestore")
 
 #: Where the migration scripts are, inside the installed package.
 SCRIPT_LOCATION = Path(__file__).resolve().parent / "migrations"
@@ -194,13 +198,19 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> tuple[str | No
         SchemaError: the database is newer than this code, or ``revision`` is unknown.
     """
     async with engine.begin() as conn:
-        return await conn.run_sync(upgrade_sync, revision)
+        before, after = await conn.run_sync(upgrade_sync, revision)
+    if before != after:
+        log.info("schema of %s upgraded: %s -> %s", mask(engine.url), before or "(none)", after)
+    return before, after
 
 
 async def downgrade(engine: AsyncEngine, revision: str) -> tuple[str | None, str | None]:
     """Downgrade the database to ``revision`` in one transaction; see :func:`upgrade`."""
     async with engine.begin() as conn:
-        return await conn.run_sync(downgrade_sync, revision)
+        before, after = await conn.run_sync(downgrade_sync, revision)
+    if before != after:
+        log.info("schema of %s downgraded: %s -> %s", mask(engine.url), before, after or "(none)")
+    return before, after
 
 
 async def state_of(engine: AsyncEngine) -> SchemaState:

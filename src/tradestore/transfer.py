@@ -265,7 +265,7 @@ async def _copy(
             raise SchemaError(f"target: {reason}")
     before = await row_counts(tconn)
     if any(before.values()) and not report.append:
-        filled = ", ".join(f"{name}: {rows} rows" for name, rows in before.items() if rows)
+        filled = ", ".join(f"{name}: {rows:,} rows" for name, rows in before.items() if rows)
         raise StorageError(f"target {report.target} is not empty ({filled}): pass --append to add to it")
     totals = await row_counts(sconn)
     everything, done = sum(totals.values()), 0
