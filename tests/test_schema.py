@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
 
@@ -142,3 +143,26 @@ async def test_auto_migrate_logs_through_the_tradestore_logger(
         for r in caplog.records
     )
     assert logging.getLogger("tradestore").handlers == []
+
+
+async def test_bots_starting_together_migrate_once(fresh_url: str) -> None:
+    managers = [DatabaseManager(fresh_url, auto_migrate=True) for _ in range(4)]
+    outcomes = await asyncio.gather(*(m.connect() for m in managers), return_exceptions=True)
+    try:
+        assert outcomes == [None] * 4
+        states = [await schema.state_of(m.engine) for m in managers]
+    finally:
+        await asyncio.gather(*(m.disconnect() for m in managers))
+    assert {(s.revision, s.status) for s in states} == {(schema.head_revision(), "current")}
+
+
+async def test_migrations_of_several_databases_at_once_in_one_process(tmp_path: Path) -> None:
+    urls = [f"sqlite:///{tmp_path / f'bot-{n}.db'}" for n in range(4)]
+    managers = [DatabaseManager(url, auto_migrate=True) for url in urls]
+    outcomes = await asyncio.gather(*(m.connect() for m in managers), return_exceptions=True)
+    try:
+        assert outcomes == [None] * 4
+        states = [await schema.state_of(m.engine) for m in managers]
+    finally:
+        await asyncio.gather(*(m.disconnect() for m in managers))
+    assert {(s.revision, s.tables) for s in states} == {(schema.head_revision(), schema.TABLES)}

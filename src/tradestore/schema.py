@@ -11,8 +11,10 @@ that code created.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import warnings
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -162,7 +164,15 @@ def stamp_head(connection: Connection) -> None:
     MigrationContext.configure(connection).stamp(scripts(), "head")
 
 
+#: Key of the PostgreSQL advisory lock that lets one migration run at a time.
+MIGRATION_LOCK = 0x7472_6164_6573  # "trades"
+
+
 def _migrate(connection: Connection, run: Callable[[Config], None]) -> tuple[str | None, str | None]:
+    if connection.dialect.name == "postgresql":
+        # Two processes migrating one database at once: the second waits here, then finds it done.
+        # (On SQLite the transaction's BEGIN IMMEDIATE already serialises them.)
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
     before = read_state(connection)
     if before.status == "newer":
         raise SchemaError(
@@ -188,6 +198,22 @@ def downgrade_sync(connection: Connection, revision: str) -> tuple[str | None, s
     return _migrate(connection, lambda config: command.downgrade(config, revision))
 
 
+_RUNNING: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def _one_at_a_time() -> asyncio.Lock:
+    """The lock that lets one migration run at a time in this event loop.
+
+    Alembic's ``context`` and ``op`` are module-wide proxies: two migrations interleaved on one
+    event loop (even of two different databases) would run each other's steps.
+    """
+    loop = asyncio.get_running_loop()
+    lock = _RUNNING.get(loop)
+    if lock is None:
+        lock = _RUNNING[loop] = asyncio.Lock()
+    return lock
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> tuple[str | None, str | None]:
     """Upgrade the database to ``revision`` in one transaction.
 
@@ -197,7 +223,7 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> tuple[str | No
     Raises:
         SchemaError: the database is newer than this code, or ``revision`` is unknown.
     """
-    async with engine.begin() as conn:
+    async with _one_at_a_time(), engine.begin() as conn:
         before, after = await conn.run_sync(upgrade_sync, revision)
     if before != after:
         log.info("schema of %s upgraded: %s -> %s", mask(engine.url), before or "(none)", after)
@@ -206,7 +232,7 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> tuple[str | No
 
 async def downgrade(engine: AsyncEngine, revision: str) -> tuple[str | None, str | None]:
     """Downgrade the database to ``revision`` in one transaction; see :func:`upgrade`."""
-    async with engine.begin() as conn:
+    async with _one_at_a_time(), engine.begin() as conn:
         before, after = await conn.run_sync(downgrade_sync, revision)
     if before != after:
         log.info("schema of %s downgraded: %s -> %s", mask(engine.url), before, after or "(none)")
