@@ -125,6 +125,7 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert run("gaps", "binance").code == 2
     assert run("gaps", "binance", "BTCUSDT", "7m").code == 2
     assert run("prune", "--events-older-than", "soon").code == 2
+    assert run("copy", "sqlite:///a.db", "sqlite:///b.db", "--chunk-rows", "0").code == 2
     assert run().code == 2
     assert run("--version").out.startswith("tradestore ")
     assert "upgrade" in run("db", "--help").out

@@ -208,3 +208,13 @@ def test_the_progress_bar_draws_only_on_a_terminal(db_url: str, tmp_path: Path) 
     assert bar.stream.getvalue().endswith("\r\x1b[K")
     seed(db_url, tmp_path, [0, 1])  # and a command run off a terminal writes nothing to stderr (ok() checks)
     assert run("series", "--url", db_url).err == ""
+
+
+def test_export_reads_in_short_transactions(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tradestore.cli import file_commands
+
+    monkeypatch.setattr(file_commands, "READ_BATCH", 3)
+    seed(db_url, tmp_path, [0, 1, 2, 3, 4, 5, 7])  # 7 bars: batches of 3, 3 and 1
+    out = tmp_path / "out.csv"
+    assert "exported 7 1m bars" in ok("export", "ohlcv", "binance", "BTCUSDT", "1m", "-o", out, "--url", db_url).out
+    assert [line[14:16] for line in out.read_text().splitlines()[1:]] == ["00", "01", "02", "03", "04", "05", "07"]

@@ -5,17 +5,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from datetime import UTC, datetime
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import func, select
 
 from tradestore.cli.access import store
 from tradestore.cli.console import CommandError, Console, table
 from tradestore.domain import OHLCVBar
+from tradestore.manager import DatabaseManager
 from tradestore.models import OHLCVModel
 from tradestore.ohlcv_files import (
     DECIMAL_COLUMNS,
@@ -33,6 +34,8 @@ from tradestore.urls import mask, resolve
 
 #: Bars per Parquet row group.
 ROW_GROUP = 50_000
+#: Bars read per transaction when exporting.
+READ_BATCH = 10_000
 _EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
 _LATEST = datetime(9999, 12, 31, tzinfo=UTC)
 
@@ -111,25 +114,25 @@ async def export_ohlcv(args: argparse.Namespace, console: Console) -> int:
         raise CommandError(f"{args.output} already exists: choose another name or pass --force to replace it")
     series = Series(args.exchange, args.symbol, args.timeframe)
     start, end = args.start or _EARLIEST, args.end or _LATEST
-    async with store(url) as db, db.get_session() as session:
-        repo = OHLCVRepository(session)
-        c = OHLCVModel
-        total = await session.scalar(
-            select(func.count()).where(
-                c.exchange == series.exchange,
-                c.symbol == series.symbol,
-                c.timeframe == series.timeframe,
-                c.timestamp >= start,
-                c.timestamp <= end,
+    async with store(url) as db:
+        async with db.get_session() as session:
+            c = OHLCVModel
+            total = await session.scalar(
+                select(func.count()).where(
+                    c.exchange == series.exchange,
+                    c.symbol == series.symbol,
+                    c.timeframe == series.timeframe,
+                    c.timestamp >= start,
+                    c.timestamp <= end,
+                )
             )
-        )
         if not total:
             raise CommandError(
                 f"no {series.timeframe} bars of {series.exchange} {series.symbol} in that range: nothing written"
             )
 
         def bars() -> AsyncIterator[OHLCVBar]:
-            return repo.stream_range(series.symbol, series.timeframe, start, end, series.exchange)
+            return _read_in_batches(db, series, start, end)
 
         progress = console.progress(f"exporting {series.symbol} {series.timeframe}", total, "bars")
         try:
@@ -161,6 +164,36 @@ async def export_ohlcv(args: argparse.Namespace, console: Console) -> int:
         ),
     )
     return 0
+
+
+async def _read_in_batches(
+    db: DatabaseManager, series: Series, start: datetime, end: datetime
+) -> AsyncIterator[OHLCVBar]:
+    """The window's bars, oldest first, each batch read in a short transaction of its own.
+
+    On SQLite a transaction holds the write lock: a bot writing next to a long export would
+    otherwise wait for all of it, and give up after its busy timeout.
+    """
+    after, size = start, READ_BATCH
+    while True:
+        batch: list[OHLCVBar] = []
+        async with db.get_session() as session:
+            stream = cast(
+                AsyncGenerator[OHLCVBar, None],
+                OHLCVRepository(session).stream_range(
+                    series.symbol, series.timeframe, after, end, series.exchange, batch_size=size
+                ),
+            )
+            async with contextlib.aclosing(stream):
+                async for bar in stream:
+                    batch.append(bar)
+                    if len(batch) == size:
+                        break
+        for bar in batch:
+            yield bar
+        if len(batch) < size:
+            return
+        after = batch[-1].timestamp + timedelta(microseconds=1)
 
 
 async def _write_parquet(

@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from tradestore import __version__, timeframes
 from tradestore.cli import file_commands, report_commands, schema_commands, upkeep_commands
-from tradestore.cli.arguments import duration, moment, timeframe
+from tradestore.cli.arguments import duration, moment, positive, timeframe
 from tradestore.cli.console import CommandError, Console
 from tradestore.errors import ConfigurationError, StorageError
 from tradestore.ohlcv_files import FORMATS
@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("files", nargs="+", type=Path, metavar="FILE")
     _series_arguments(sub, positional=False)
     sub.add_argument("--format", choices=FORMATS, help="default: ccxt-json for .json files, else csv")
-    sub.add_argument("--chunk-rows", type=int, default=10_000, help="bars per upsert (default 10000)")
+    sub.add_argument("--chunk-rows", type=positive, default=10_000, help="bars per upsert (default 10000)")
 
     exports = commands.add_parser("export", help="write candles to a file")
     export_kinds = exports.add_subparsers(dest="kind", required=True, metavar="KIND")
@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command(commands, "copy", upkeep_commands.copy, "copy every table to another database, then verify it")
     sub.add_argument("urls", nargs="+", metavar="URL", help="SOURCE_URL TARGET_URL (or TARGET_URL, from --url)")
     sub.add_argument("--append", action="store_true", help="add to a target that already holds rows")
-    sub.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS, help="rows per read and write")
+    sub.add_argument("--chunk-rows", type=positive, default=DEFAULT_CHUNK_ROWS, help="rows per read and write")
 
     sub = command(commands, "backup", upkeep_commands.backup, "a consistent backup file (SQLite API, or pg_dump)")
     sub.add_argument("dest", type=Path, metavar="DEST", help="the backup file, or a folder for a time-stamped one")
