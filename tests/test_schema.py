@@ -146,6 +146,8 @@ async def test_auto_migrate_logs_through_the_tradestore_logger(
 
 
 async def test_bots_starting_together_migrate_once(fresh_url: str) -> None:
+    async with DatabaseManager(fresh_url):  # a SQLite file is switched to WAL by its first connection
+        pass  # (first connections racing on a brand-new file is another matter than migrating)
     managers = [DatabaseManager(fresh_url, auto_migrate=True) for _ in range(4)]
     outcomes = await asyncio.gather(*(m.connect() for m in managers), return_exceptions=True)
     try:
