@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from factories import T0, bar, bars
-from tradestore import DatabaseManager, OHLCVBar, OHLCVRepository, SeriesInfo
-from tradestore.dialects import Backend
+from tradestore import DatabaseManager, OHLCVBar, OHLCVRepository, SeriesInfo, dialects
+from tradestore.dialects import Backend, PostgresBackend
 from tradestore.errors import ValidationError
 from tradestore.models import OHLCVModel
 
@@ -91,6 +93,86 @@ async def test_large_batches_are_chunked_inside_one_transaction(
         async with db.get_session() as session:
             await OHLCVRepository(session).insert_many([*bars(200)[100:], bar(3)])  # last chunk fails
     assert await count_rows(db) == 100
+
+
+async def test_copy_path_keeps_every_write_promise(db: DatabaseManager, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL writes large batches with COPY; forced here for a handful of rows (no-op on SQLite)."""
+    monkeypatch.setattr(PostgresBackend, "copy_min_rows", 1)
+    copied: list[bool] = []
+    original = PostgresBackend._copied
+
+    async def spy(self: PostgresBackend, *args: Any) -> bool:
+        copied.append(await original(self, *args))
+        return copied[-1]
+
+    monkeypatch.setattr(PostgresBackend, "_copied", spy)
+    async with db.get_session() as session:
+        repo = OHLCVRepository(session)
+        assert await repo.upsert_many(bars(5)) == 5  # no key stored yet: straight into the table
+        created = {
+            b.timestamp: b.created_at for b in await repo.get_range("BTCUSDT", "1m", T0, T0 + timedelta(hours=1))
+        }
+        # Keys already stored: through a temporary table and ON CONFLICT; the last duplicate wins.
+        assert await repo.upsert_many([bar(3, close="100.9"), bar(7), bar(3, close="100.7")]) == 2
+        got = await repo.get_range("BTCUSDT", "1m", T0, T0 + timedelta(hours=1))
+        assert [(b.timestamp.minute, b.close) for b in got] == [
+            (0, Decimal("100.5")), (1, Decimal("100.5")), (2, Decimal("100.5")), (3, Decimal("100.7")),
+            (4, Decimal("100.5")), (7, Decimal("100.5")),
+        ]  # fmt: skip
+        assert got[3].created_at == created[got[3].timestamp]  # an overwrite keeps created_at
+        with pytest.raises(IntegrityError):
+            await repo.insert_many([bar(8), bar(3)])  # bar(3) is stored
+        with pytest.raises(IntegrityError):
+            await repo.insert_many([bar(9), bar(10), bar(9)])  # bar(9) twice
+        assert await repo.insert_many(bars(12)[8:]) == 4
+    assert await count_rows(db) == 10
+    # COPY wrote the upserts and the last insert; the failed inserts were replayed as statements.
+    assert copied == ([True, True, False, False, True] if db.backend == "postgresql" else [])
+
+
+@pytest.mark.parametrize("symbol", ["BTCUSDT", "None", "TAB\tNEW\nLINE\\"])
+async def test_copy_stores_awkward_values_exactly(
+    db: DatabaseManager, monkeypatch: pytest.MonkeyPatch, symbol: str
+) -> None:
+    """COPY's text format (and its binary fallback) store what the array statement stores."""
+    awkward = [
+        {"open": "1E+2", "high": "123456789012.123456789012", "low": "-0.00", "close": "1E-7", "volume": "0"},
+        {"quote_volume": "1E+5", "trades_count": 2**62},
+        {"quote_volume": None, "trades_count": None},
+    ]
+    written = [bar(i, symbol=symbol, **fields) for i, fields in enumerate(awkward)]
+    got = {}
+    for threshold, exchange in ((1, "copy"), (10**9, "arrays")):
+        monkeypatch.setattr(PostgresBackend, "copy_min_rows", threshold)
+        async with db.get_session() as session:
+            repo = OHLCVRepository(session)
+            await repo.upsert_many([dataclasses.replace(b, exchange=exchange) for b in written])
+            got[exchange] = await repo.get_range(symbol, "1m", T0, T0 + timedelta(hours=1), exchange=exchange)
+    fields = ("symbol", "timestamp", "open", "high", "low", "close", "volume", "quote_volume", "trades_count")
+    rows = {k: [tuple(str(getattr(b, f)) for f in fields) for b in v] for k, v in got.items()}
+    assert rows["copy"] == rows["arrays"] and len(rows["copy"]) == 3
+    assert [b.quote_volume for b in got["copy"]] == [None, Decimal("1E+5"), None]
+    assert got["copy"][0].high == Decimal("123456789012.123456789012") and got["copy"][0].symbol == symbol
+
+
+async def test_gaps_do_not_depend_on_the_order_rows_reach_sqlite(
+    db: DatabaseManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's one-pass aggregate reports rows that came out of order; LAG() then answers."""
+    assert dialects._StepGaps.finalize(_stepped([(0, 0), (120, 120), (60, 60)])) == "null"
+    assert dialects._StepGaps.finalize(_stepped([(0, 0), (60, 60), (180, 180)])) == "[[60, 180]]"
+    monkeypatch.setattr(dialects._StepGaps, "finalize", lambda self: "null")  # as if every pass came unordered
+    async with db.get_session() as session:
+        repo = OHLCVRepository(session)
+        await repo.upsert_many(bars(20, skip=range(5, 8)))
+        assert await repo.get_gaps("BTCUSDT", "1m") == [(T0 + timedelta(minutes=5), T0 + timedelta(minutes=7))]
+
+
+def _stepped(rows: list[tuple[int, int]]) -> dialects._StepGaps:
+    gaps = dialects._StepGaps()
+    for value, ordinal in rows:
+        gaps.step(value, ordinal, 60)
+    return gaps
 
 
 async def test_get_range_is_inclusive_oldest_first_and_filtered(db: DatabaseManager) -> None:

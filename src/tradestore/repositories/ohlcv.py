@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from itertools import islice
+from itertools import chain, islice, repeat
 from operator import attrgetter
 from typing import Any, cast
 
@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.expression import ColumnElement, Select
 
 from tradestore import timeframes
-from tradestore.dialects import Backend, backend, epoch_seconds, month_index
+from tradestore.dialects import Backend, backend
 from tradestore.domain import OHLCVBar, SeriesInfo
 from tradestore.errors import ValidationError
 from tradestore.models import OHLCVModel
@@ -56,9 +56,8 @@ _JUST_AFTER = timedelta(microseconds=1)
 _key = attrgetter(*KEY)
 
 
-def _encode(bars: Iterable[OHLCVBar], db: Backend, created_at: datetime) -> list[tuple[Any, ...]]:
+def _encode(bars: Iterable[OHLCVBar], db: Backend, created: Any) -> list[tuple[Any, ...]]:
     dec, ts = db.encode_decimal, db.encode_datetime
-    created = ts(created_at)
     return [
         (
             b.exchange,
@@ -116,11 +115,13 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
-def _checked(bars: Iterable[OHLCVBar]) -> Iterator[OHLCVBar]:
-    for index, bar in enumerate(bars):
-        if not isinstance(bar, OHLCVBar):
-            raise ValidationError(f"bars[{index}]: expected an OHLCVBar, got {bar!r}")
-        yield bar
+def _checked(bars: Iterable[OHLCVBar]) -> list[OHLCVBar]:
+    """``bars`` as a new list, once every item is known to be an ``OHLCVBar``."""
+    items = list(bars)
+    if not all(map(isinstance, items, repeat(OHLCVBar))):
+        index, bad = next((i, b) for i, b in enumerate(items) if not isinstance(b, OHLCVBar))
+        raise ValidationError(f"bars[{index}]: expected an OHLCVBar, got {bad!r}")
+    return items
 
 
 class OHLCVRepository:
@@ -150,7 +151,7 @@ class OHLCVRepository:
             sqlalchemy.exc.IntegrityError: a bar's key is already stored or repeated.
             ValidationError: an item is not an ``OHLCVBar``.
         """
-        return await self._write(list(_checked(bars)), upsert=False)
+        return await self._write(_checked(bars), upsert=False)
 
     async def upsert_many(self, bars: Iterable[OHLCVBar]) -> int:
         """Insert bars or overwrite the stored ones with the same key; all or, on error, none.
@@ -164,26 +165,19 @@ class OHLCVRepository:
         Raises:
             ValidationError: an item is not an ``OHLCVBar``.
         """
-        latest = {(b.exchange, b.symbol, b.timeframe, b.timestamp): b for b in _checked(bars)}
-        return await self._write(list(latest.values()), upsert=True)
+        checked = _checked(bars)
+        latest = dict(zip(map(_key, checked), checked, strict=True))
+        return await self._write(checked if len(latest) == len(checked) else list(latest.values()), upsert=True)
 
     async def _write(self, bars: list[OHLCVBar], *, upsert: bool) -> int:
         if not bars:
             return 0
         conn, db = await self._connection()
-        key = "ohlcv.upsert" if upsert else "ohlcv.insert"
-        sql = db.compiled(
-            key,
-            lambda: (
-                db.upsert_statement(TABLE, WRITE_COLUMNS, KEY) if upsert else db.insert_statement(TABLE, WRITE_COLUMNS)
-            ),
-        ).sql
-        created_at = datetime.now(UTC)
+        created = db.encode_datetime(datetime.now(UTC))
         if db.writes_in_key_order:
             bars.sort(key=_key)  # every writer locks rows in the same order: no deadlock
-        async with conn.begin_nested():  # a failing chunk takes the earlier ones with it
-            for chunk in _chunks(bars, db.chunk_rows):
-                await db.write(conn, sql, _encode(chunk, db, created_at))
+        rows = chain.from_iterable(_encode(chunk, db, created) for chunk in _chunks(bars, db.chunk_rows))
+        await db.write(conn, TABLE, WRITE_COLUMNS, rows, upsert_on=KEY if upsert else None)
         return len(bars)
 
     async def get_range(
@@ -265,8 +259,13 @@ class OHLCVRepository:
             step=timeframes.ordinal_step(timeframe),
         )
         month = timeframe == timeframes.MONTH
-        holes = await db.fetch(
-            conn, ("ohlcv.gaps", month, lo is None, hi is None), lambda: _gaps(month, lo, hi), params
+        holes = await db.gaps(
+            conn,
+            ("ohlcv", month, lo is None, hi is None),
+            _c.timestamp,
+            lambda: [_SERIES, *_window(lo, hi)],
+            params,
+            monthly=month,
         )
         gaps = [
             (
@@ -327,23 +326,3 @@ def _window(lo: datetime | None, hi: datetime | None) -> list[ColumnElement[bool
     if hi is not None:
         bounds.append(_c.timestamp <= bindparam("end"))
     return bounds
-
-
-def _gaps(month: bool, lo: datetime | None, hi: datetime | None) -> Select[Any]:
-    """(previous bar, bar) pairs further apart than one step, found with ``LAG()`` in the database."""
-    ordinal = month_index(_c.timestamp) if month else epoch_seconds(_c.timestamp)
-    ordered = (
-        select(
-            _c.timestamp.label("ts"),
-            ordinal.label("o"),
-            func.lag(_c.timestamp).over(order_by=_c.timestamp).label("prev_ts"),
-            func.lag(ordinal).over(order_by=_c.timestamp).label("prev_o"),
-        )
-        .where(_SERIES, *_window(lo, hi))
-        .subquery()
-    )
-    return (
-        select(ordered.c.prev_ts, ordered.c.ts)
-        .where(ordered.c.o - ordered.c.prev_o > bindparam("step"))
-        .order_by(ordered.c.ts)
-    )

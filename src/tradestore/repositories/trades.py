@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import ColumnElement
 
-from tradestore.dialects import dec_max, dec_min, dec_sign, dec_sub, dec_sum
+from tradestore.dialects import NetGroup, backend
 from tradestore.domain import Trade, TradeStatistics
 from tradestore.errors import NotFoundError, ValidationError
 from tradestore.models import TradeModel
@@ -36,7 +36,10 @@ def _from_model(row: TradeModel) -> Trade:
 
 def _ratio(numerator: Decimal | int, denominator: Decimal | int) -> Decimal:
     """``numerator / denominator`` rounded half-up to 8 decimal places."""
-    return _RATIO.divide(Decimal(numerator), Decimal(denominator)).quantize(_EIGHT_PLACES, rounding=ROUND_HALF_UP)
+    # quantize in the same 60-digit context: the default 28 digits fail for ratios above 10**20
+    return _RATIO.divide(Decimal(numerator), Decimal(denominator)).quantize(
+        _EIGHT_PLACES, rounding=ROUND_HALF_UP, context=_RATIO
+    )
 
 
 class TradeRepository:
@@ -138,36 +141,13 @@ class TradeRepository:
         ):
             if value is not None:
                 filters.append(column == to_text(name, value))
-        # Net and its sign are computed once per trade, then grouped by sign.
-        closed = (
-            select(dec_sub(t.realized_pnl, t.fee).label("net"), t.fee.label("fee"))
-            .where(*filters)
-            .cte("closed")
-            .prefix_with("MATERIALIZED")
-        )
-        signed = (
-            select(closed.c.net, closed.c.fee, dec_sign(closed.c.net).label("sign"))
-            .cte("signed")
-            .prefix_with("MATERIALIZED")
-        )
-        statement = select(
-            signed.c.sign,
-            func.count(),
-            dec_sum(signed.c.net),
-            dec_max(signed.c.net),
-            dec_min(signed.c.net),
-            dec_sum(signed.c.fee),
-        ).group_by(signed.c.sign)
-        groups = {
-            sign: (count, total, top, bottom, fees)
-            for sign, count, total, top, bottom, fees in (await self.session.execute(statement)).all()
-        }
+        conn = await self.session.connection()
+        groups = await backend(conn.dialect).net_by_sign(conn, t.realized_pnl, t.fee, filters)
         zero = Decimal(0)
-        wins, gross_profit, largest_win, _, win_fees = groups.get(1, (0, zero, zero, zero, zero))
-        losses, loss_total, _, worst, loss_fees = groups.get(-1, (0, zero, zero, zero, zero))
-        flat, _, _, _, flat_fees = groups.get(0, (0, zero, zero, zero, zero))
-        gross_loss = -loss_total if losses else zero
-        total = wins + losses + flat
+        nothing = NetGroup(0, zero, zero, zero, zero)
+        won, lost, flat = (groups.get(sign, nothing) for sign in (1, -1, 0))
+        wins, losses, total = won.count, lost.count, won.count + lost.count + flat.count
+        gross_profit, gross_loss = won.total, -lost.total if losses else zero
         return TradeStatistics(
             total_trades=total,
             winning_trades=wins,
@@ -176,10 +156,10 @@ class TradeRepository:
             gross_profit=gross_profit,
             gross_loss=gross_loss,
             net_pnl=EXACT.subtract(gross_profit, gross_loss),
-            total_fees=EXACT.add(EXACT.add(win_fees or zero, loss_fees or zero), flat_fees or zero),
+            total_fees=EXACT.add(EXACT.add(won.cost, lost.cost), flat.cost),
             avg_win=_ratio(gross_profit, wins) if wins else _ratio(0, 1),
             avg_loss=_ratio(gross_loss, losses) if losses else _ratio(0, 1),
-            largest_win=largest_win if wins else zero,
-            largest_loss=-worst if losses else zero,
+            largest_win=won.largest if wins else zero,
+            largest_loss=-lost.smallest if losses else zero,
             profit_factor=_ratio(gross_profit, gross_loss) if gross_loss else None,
         )
