@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.dialects.sqlite import aiosqlite
 from sqlalchemy.exc import IntegrityError
 
 from factories import T0, bar, bars
 from tradestore import DatabaseManager, OHLCVBar, OHLCVRepository, SeriesInfo, dialects
-from tradestore.dialects import Backend, PostgresBackend
+from tradestore.dialects import Backend, PostgresBackend, SQLiteBackend
 from tradestore.errors import ValidationError
 from tradestore.models import OHLCVModel
 
@@ -166,6 +167,15 @@ async def test_gaps_do_not_depend_on_the_order_rows_reach_sqlite(
         repo = OHLCVRepository(session)
         await repo.upsert_many(bars(20, skip=range(5, 8)))
         assert await repo.get_gaps("BTCUSDT", "1m") == [(T0 + timedelta(minutes=5), T0 + timedelta(minutes=7))]
+
+
+def test_sqlite_reads_datetimes_other_tools_wrote() -> None:
+    """Read paths parse tradestore's own '+00:00' text in one pass; any other form still comes back aware UTC."""
+    decode = SQLiteBackend(aiosqlite.dialect()).decode_datetimes
+    assert decode(["2024-01-01 00:00:00.000000+00:00"]) == [T0]
+    mixed = decode(["2024-01-01 00:00:00.000000+00:00", "2024-01-01 02:00:00+02:00", "2024-01-01 00:00:00"])
+    assert mixed == [T0, T0, T0] and all(d.tzinfo is UTC for d in mixed)
+    assert decode([]) == []
 
 
 def _stepped(rows: list[tuple[int, int]]) -> dialects._StepGaps:

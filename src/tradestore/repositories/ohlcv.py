@@ -6,7 +6,7 @@ import gc
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import chain, islice, repeat
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, func, select
@@ -79,19 +79,21 @@ def _encode(bars: Iterable[OHLCVBar], db: Backend, created: Any) -> list[tuple[A
 
 def _decode(rows: Sequence[Sequence[Any]], db: Backend) -> list[OHLCVBar]:
     """Bars from stored rows, without re-validating what was validated on the way in."""
-    dec, ts, new = db.decode_decimal, db.decode_datetime, object.__new__
+    dec, new = db.decode_decimal, object.__new__
+    stamps = db.decode_datetimes(list(map(itemgetter(4), rows)))
+    made = db.decode_datetimes(list(map(itemgetter(12), rows)))
     bars: list[OHLCVBar] = []
     append = bars.append
     gc_was_enabled = gc.isenabled()
     gc.disable()  # many small objects at once: the collector would only slow us down
     try:
-        for r in rows:
+        for r, timestamp, created_at in zip(rows, stamps, made, strict=True):
             bar = new(OHLCVBar)
             bar.__dict__ = {
                 "symbol": r[2],
                 "exchange": r[1],
                 "timeframe": r[3],
-                "timestamp": ts(r[4]),
+                "timestamp": timestamp,
                 "open": dec(r[5]),
                 "high": dec(r[6]),
                 "low": dec(r[7]),
@@ -100,7 +102,7 @@ def _decode(rows: Sequence[Sequence[Any]], db: Backend) -> list[OHLCVBar]:
                 "quote_volume": None if r[10] is None else dec(r[10]),
                 "trades_count": r[11],
                 "id": r[0],
-                "created_at": ts(r[12]),
+                "created_at": created_at,
             }
             append(bar)
     finally:
