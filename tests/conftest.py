@@ -24,6 +24,22 @@ PG_URL = os.environ.get("TRADESTORE_TEST_PG_URL", "postgresql://postgres@127.0.0
 BACKENDS = [pytest.param("sqlite", marks=pytest.mark.sqlite), pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("tradestore reliability (tests/reliability)")
+    group.addoption(
+        "--reliability-runs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="repeat the reliability trials N times each (kills, cancellations, examples); default: the CI counts",
+    )
+    group.addoption(
+        "--pg-restart",
+        action="store_true",
+        help="also restart the local PostgreSQL server for real (disturbs anyone else using it)",
+    )
+
+
 def _dsn(url: URL) -> str:
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
 

@@ -91,6 +91,7 @@ def build_engine(url: URL, *, pool_size: int, max_overflow: int, echo: bool) -> 
         connect_args = {"factory": TradestoreSQLiteConnection, "check_same_thread": False}
         if is_memory(url):
             engine = create_async_engine(url, poolclass=StaticPool, connect_args=connect_args, **common)
+            event.listen(engine.sync_engine, "handle_error", _keep_the_memory_database)
         else:
             engine = create_async_engine(
                 url, pool_size=pool_size, max_overflow=max_overflow, connect_args=connect_args, **common
@@ -112,6 +113,18 @@ def build_engine(url: URL, *, pool_size: int, max_overflow: int, echo: bool) -> 
 
 def _begin_immediate(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _keep_the_memory_database(context: ExceptionContext) -> None:
+    """A ``handle_error`` hook for ``:memory:``: a cancellation never discards its one connection.
+
+    SQLAlchemy invalidates a connection whose statement was interrupted (a cancelled task),
+    as its state is unknown; for an in-memory database that closes the database itself, and
+    the next session finds an empty one. aiosqlite runs every call to the end in its own
+    thread, in order, so the rollback that follows finds the connection in a known state.
+    """
+    if not isinstance(context.original_exception, Exception):
+        context.is_disconnect = False
 
 
 def _connect_or_lost(url: URL) -> Any:

@@ -147,7 +147,8 @@ class TradeRepository:
         nothing = NetGroup(0, zero, zero, zero, zero)
         won, lost, flat = (groups.get(sign, nothing) for sign in (1, -1, 0))
         wins, losses, total = won.count, lost.count, won.count + lost.count + flat.count
-        gross_profit, gross_loss = won.total, -lost.total if losses else zero
+        # EXACT.minus: a plain unary minus rounds to the default 28 significant digits.
+        gross_profit, gross_loss = won.total, EXACT.minus(lost.total) if losses else zero
         return TradeStatistics(
             total_trades=total,
             winning_trades=wins,
@@ -160,6 +161,6 @@ class TradeRepository:
             avg_win=_ratio(gross_profit, wins) if wins else _ratio(0, 1),
             avg_loss=_ratio(gross_loss, losses) if losses else _ratio(0, 1),
             largest_win=won.largest if wins else zero,
-            largest_loss=-lost.smallest if losses else zero,
+            largest_loss=EXACT.minus(lost.smallest) if losses else zero,
             profit_factor=_ratio(gross_profit, gross_loss) if gross_loss else None,
         )
