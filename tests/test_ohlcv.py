@@ -332,3 +332,11 @@ async def test_bad_arguments_are_rejected_by_name(db: DatabaseManager) -> None:
         with pytest.raises(ValidationError, match="start"):
             await repo.get_range("BTCUSDT", "1m", "2024-01-01", T0)  # type: ignore[arg-type]
     assert await count_rows(db) == 0
+
+
+async def test_round_numbers_keep_their_form(db: DatabaseManager) -> None:
+    async with db.get_session() as session:
+        repo = OHLCVRepository(session)
+        await repo.upsert_many([bar(0, open="50000", high="100000", low="10000", close="20000.0", volume="0.00000001")])
+        (got,) = await repo.get_latest("BTCUSDT", "1m", limit=1)
+    assert [str(v) for v in (got.open, got.high, got.low, got.close)] == ["50000", "100000", "10000", "20000.0"]
