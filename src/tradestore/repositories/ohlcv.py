@@ -78,7 +78,11 @@ def _encode(bars: Iterable[OHLCVBar], db: Backend, created: Any) -> list[tuple[A
 
 
 def _decode(rows: Sequence[Sequence[Any]], db: Backend) -> list[OHLCVBar]:
-    """Bars from stored rows, without re-validating what was validated on the way in."""
+    """Bars from stored rows, without re-validating what was validated on the way in.
+
+    Attributes are set one at a time in the dataclass's field order, as its own ``__init__``
+    does, so CPython stores them inline: no dict per bar, about twice as fast to build and free.
+    """
     dec, new = db.decode_decimal, object.__new__
     stamps = db.decode_datetimes(list(map(itemgetter(4), rows)))
     made = db.decode_datetimes(list(map(itemgetter(12), rows)))
@@ -89,21 +93,19 @@ def _decode(rows: Sequence[Sequence[Any]], db: Backend) -> list[OHLCVBar]:
     try:
         for r, timestamp, created_at in zip(rows, stamps, made, strict=True):
             bar = new(OHLCVBar)
-            bar.__dict__ = {
-                "symbol": r[2],
-                "exchange": r[1],
-                "timeframe": r[3],
-                "timestamp": timestamp,
-                "open": dec(r[5]),
-                "high": dec(r[6]),
-                "low": dec(r[7]),
-                "close": dec(r[8]),
-                "volume": dec(r[9]),
-                "quote_volume": None if r[10] is None else dec(r[10]),
-                "trades_count": r[11],
-                "id": r[0],
-                "created_at": created_at,
-            }
+            bar.symbol = r[2]
+            bar.exchange = r[1]
+            bar.timeframe = r[3]
+            bar.timestamp = timestamp
+            bar.open = dec(r[5])
+            bar.high = dec(r[6])
+            bar.low = dec(r[7])
+            bar.close = dec(r[8])
+            bar.volume = dec(r[9])
+            bar.quote_volume = None if r[10] is None else dec(r[10])
+            bar.trades_count = r[11]
+            bar.id = r[0]
+            bar.created_at = created_at
             append(bar)
     finally:
         if gc_was_enabled:
