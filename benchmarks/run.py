@@ -184,6 +184,8 @@ class Bench:
             for name in rotate(list(contenders), rep):
                 await self.reset()
                 empty[name].append(await timed(contenders[name]()))
+                if rep == 0:
+                    await self.check_written(bars, name)
                 if name not in once:  # again, over the rows just written
                     existing[name].append(await timed(contenders[name]()))
         orm_bars = bars[: self.args.orm_bars]
@@ -215,6 +217,13 @@ class Bench:
                 rate >= 0.8 * raw_rate and rate >= 10 * orm_rate,
                 notes=notes,
             )
+
+    async def check_written(self, bars: list[OHLCVBar], by: str) -> None:
+        """The table holds exactly ``bars``, read back by the raw driver."""
+        fields = ("timestamp", "open", "high", "low", "close", "volume", "quote_volume", "trades_count")
+        stored = await self.raw.get_range(data.SYMBOL, bars[0].timestamp, bars[-1].timestamp)
+        expected = [tuple(getattr(b, f) for f in fields) for b in bars]
+        assert [tuple(getattr(b, f) for f in fields) for b in stored] == expected, f"{by} stored other bars"
 
     # -- reads -----------------------------------------------------------------------------
 
