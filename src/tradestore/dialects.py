@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import islice, repeat
-from operator import attrgetter, itemgetter
+from operator import attrgetter, is_, itemgetter
 from typing import Any, cast
 
 from sqlalchemy import Column, Integer, Table, and_, bindparam, func, literal_column, select
@@ -781,7 +781,14 @@ def _verbatim(rows: list[Row], strings: tuple[int, ...]) -> bool:
 async def _copy_text(rows: list[Row], size: int) -> AsyncIterator[bytes]:
     """COPY's text format a chunk at a time: ``str()`` of every value, tab-separated."""
     for chunk in _chunks(rows, size):
-        yield ("\n".join(map("\t".join, map(map, repeat(str), chunk))) + "\n").encode()
+        columns: list[Iterable[str]] = []
+        for values in zip(*chunk, strict=True):
+            first = values[0]
+            if values[-1] is first and all(map(is_, values, repeat(first))):
+                columns.append(repeat(str(first), len(values)))  # one object in every row (created_at): once
+            else:
+                columns.append(map(str, values))
+        yield ("\n".join(map("\t".join, zip(*columns, strict=True))) + "\n").encode()
 
 
 def _any_stored(table: Table, equal: Sequence[str], ranged: str) -> ClauseElement:
