@@ -135,7 +135,7 @@ async def test_copy_path_keeps_every_write_promise(db: DatabaseManager, monkeypa
 async def test_copy_stores_awkward_values_exactly(
     db: DatabaseManager, monkeypatch: pytest.MonkeyPatch, symbol: str
 ) -> None:
-    """COPY's text format (and its binary fallback) store what the array statement stores."""
+    """COPY's text format (escaped names, NULLs among values) stores what the array statement stores."""
     awkward = [
         {"open": "1E+2", "high": "123456789012.123456789012", "low": "-0.00", "close": "1E-7", "volume": "0"},
         {"quote_volume": "1E+5", "trades_count": 2**62},
@@ -143,6 +143,14 @@ async def test_copy_stores_awkward_values_exactly(
     ]
     written = [bar(i, symbol=symbol, **fields) for i, fields in enumerate(awkward)]
     got = {}
+    copied: list[bool] = []
+    original = PostgresBackend._copied
+
+    async def spy(self: PostgresBackend, *args: Any) -> bool:
+        copied.append(await original(self, *args))
+        return copied[-1]
+
+    monkeypatch.setattr(PostgresBackend, "_copied", spy)
     for threshold, exchange in ((1, "copy"), (10**9, "arrays")):
         monkeypatch.setattr(PostgresBackend, "copy_min_rows", threshold)
         async with db.get_session() as session:
@@ -154,6 +162,7 @@ async def test_copy_stores_awkward_values_exactly(
     assert rows["copy"] == rows["arrays"] and len(rows["copy"]) == 3
     assert [b.quote_volume for b in got["copy"]] == [None, Decimal("1E+5"), None]
     assert got["copy"][0].high == Decimal("123456789012.123456789012") and got["copy"][0].symbol == symbol
+    assert copied == ([True] if db.backend == "postgresql" else [])  # COPY itself, not its fallback
 
 
 async def test_gaps_do_not_depend_on_the_order_rows_reach_sqlite(

@@ -16,7 +16,6 @@ Repositories ask :func:`backend` for the right one and never test the dialect's 
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Iterator, Mapping, Sequence
@@ -596,7 +595,7 @@ class PostgresBackend(Backend):
 
     def __init__(self, dialect: Dialect) -> None:
         super().__init__(dialect)
-        self._text_copy: dict[Hashable, tuple[int, ...] | None] = {}
+        self._text_copy: dict[Hashable, tuple[type, ...] | None] = {}
 
     def _insert_rows(self, table: Table, columns: Sequence[str]) -> Any:
         arrays = [bindparam(c, type_=ARRAY(table.c[c].type)) for c in columns]
@@ -633,6 +632,8 @@ class PostgresBackend(Backend):
         portable statement, which succeeds or raises the error SQLAlchemy raises everywhere
         else. Only an error rolling back (a lost connection) escapes from here.
         """
+        if self._copy_kinds(table, columns) is None:
+            return False
         overwrite = upsert_on is not None and await self._any_stored(conn, table, columns, rows, upsert_on)
         async with conn.begin_nested() as savepoint:
             driver: Any = (await conn.get_raw_connection()).driver_connection
@@ -694,28 +695,23 @@ class PostgresBackend(Backend):
     async def _copy(
         self, driver: Any, name: str, table: Table, columns: tuple[str, ...], rows: list[Row], schema: str | None = None
     ) -> None:
-        """``COPY`` ``rows`` into table ``name`` (columns shaped like ``table``'s).
+        """``COPY`` ``rows`` into table ``name`` (columns shaped like ``table``'s) in text format.
 
-        In text format when every value's ``str()`` is text PostgreSQL reads back exactly
-        (decimals, integers, aware datetimes, strings without a tab, newline or backslash):
-        several times less client work than asyncpg's binary encoding of ``Decimal``.
-        ``NULL`` is then spelt ``None``, so a string that reads ``None`` also needs binary.
+        ``str()`` of a decimal, integer or datetime is text PostgreSQL reads back exactly, and
+        costs the client several times less than asyncpg's binary encoding of ``Decimal``.
         """
-        strings = self._text_columns(table, columns)
-        if strings is None or not _verbatim(rows, strings):
-            await driver.copy_records_to_table(name, records=rows, columns=columns, schema_name=schema)
-            return
+        kinds = self._copy_kinds(table, columns)
+        assert kinds is not None
         await driver.copy_to_table(
-            name, source=_copy_text(rows, self.chunk_rows), columns=columns, schema_name=schema, null="None"
+            name, source=_copy_text(rows, kinds, self.chunk_rows), columns=columns, schema_name=schema
         )
 
-    def _text_columns(self, table: Table, columns: tuple[str, ...]) -> tuple[int, ...] | None:
-        """Positions of the string columns, or ``None`` when some column has no exact ``str()`` text."""
+    def _copy_kinds(self, table: Table, columns: tuple[str, ...]) -> tuple[type, ...] | None:
+        """The Python type of each column, or ``None`` when one has no exact ``str()`` text."""
         key = (table.name, columns)
         if key not in self._text_copy:
-            kinds = [_python_type(table.c[name].type) for name in columns]
-            exact = all(kind in (str, int, Decimal, datetime) for kind in kinds)
-            self._text_copy[key] = tuple(i for i, k in enumerate(kinds) if k is str) if exact else None
+            kinds = tuple(_python_type(table.c[name].type) for name in columns)
+            self._text_copy[key] = kinds if all(k in (str, int, Decimal, datetime) for k in kinds) else None
         return self._text_copy[key]
 
     def decode_datetimes(self, values: list[Any]) -> list[datetime]:
@@ -765,29 +761,36 @@ def _python_type(type_: TypeEngine[Any]) -> type:
         return object
 
 
-_NOT_VERBATIM = re.compile(r"[\\\t\n\r]")
+#: COPY's text format: these characters stand for themselves only after a backslash.
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def _verbatim(rows: list[Row], strings: tuple[int, ...]) -> bool:
-    """Whether the string values stand for themselves in COPY's text format (with NULL as ``None``)."""
-    for position in strings:
-        values = set(map(itemgetter(position), rows))
-        values.discard(None)
-        if "None" in values or any(_NOT_VERBATIM.search(v) for v in values):
-            return False
-    return True
+def _text(value: Any) -> str:
+    """One value in COPY's text format (``\\N`` is NULL)."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        return value.translate(_ESCAPES)
+    return str(value)
 
 
-async def _copy_text(rows: list[Row], size: int) -> AsyncIterator[bytes]:
-    """COPY's text format a chunk at a time: ``str()`` of every value, tab-separated."""
+def _column_text(values: tuple[Any, ...], kind: type) -> Iterable[str]:
+    """A column of a chunk in COPY's text format, with as little work per value as it allows."""
+    first = values[0]
+    if values[-1] is first and all(map(is_, values, repeat(first))):
+        return repeat(_text(first), len(values))  # one object in every row (created_at): once
+    if kind is str:  # few distinct names: escape each once
+        texts = {value: _text(value) for value in set(values)}
+        return map(texts.__getitem__, values)
+    if any(map(is_, values, repeat(None))):
+        return map(_text, values)
+    return map(str, values)
+
+
+async def _copy_text(rows: list[Row], kinds: tuple[type, ...], size: int) -> AsyncIterator[bytes]:
+    """COPY's text format a chunk at a time: tab-separated, a line per row."""
     for chunk in _chunks(rows, size):
-        columns: list[Iterable[str]] = []
-        for values in zip(*chunk, strict=True):
-            first = values[0]
-            if values[-1] is first and all(map(is_, values, repeat(first))):
-                columns.append(repeat(str(first), len(values)))  # one object in every row (created_at): once
-            else:
-                columns.append(map(str, values))
+        columns = [_column_text(values, kind) for values, kind in zip(zip(*chunk, strict=True), kinds, strict=True)]
         yield ("\n".join(map("\t".join, zip(*columns, strict=True))) + "\n").encode()
 
 
