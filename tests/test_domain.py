@@ -81,3 +81,9 @@ def test_event_details_must_be_json() -> None:
     assert SystemEvent("x", "info", "m", details={"a": Decimal("1.5")}).details == {"a": "1.5"}
     with pytest.raises(ValidationError, match="details"):
         SystemEvent("x", "info", "m", details={"a": object()})
+
+
+def test_trades_count_must_fit_a_bigint() -> None:
+    assert bar(0, trades_count=2**63 - 1).trades_count == 2**63 - 1
+    with pytest.raises(ValidationError, match="trades_count"):
+        bar(0, trades_count=2**63)

@@ -188,9 +188,10 @@ class OHLCVRepository:
         self, symbol: str, timeframe: str, start: datetime, end: datetime, exchange: str = "binance"
     ) -> list[OHLCVBar]:
         """Bars with ``start <= timestamp <= end``, oldest first."""
-        conn, db = await self._connection()
         params = self._series(symbol, timeframe, exchange)
-        params.update(start=db.encode_datetime(to_utc("start", start)), end=db.encode_datetime(to_utc("end", end)))
+        lo, hi = to_utc("start", start), to_utc("end", end)
+        conn, db = await self._connection()  # after validation: bad arguments open no transaction
+        params.update(start=db.encode_datetime(lo), end=db.encode_datetime(hi))
         rows = await db.fetch(conn, "ohlcv.range", _range, params)
         return _decode(rows, db)
 
@@ -207,10 +208,10 @@ class OHLCVRepository:
         """Like :meth:`get_range`, but yields bars a batch at a time: memory stays flat for any range."""
         if to_count("batch_size", batch_size) < 1:
             raise ValidationError(f"batch_size: must be at least 1, got {batch_size!r}")
-        conn, db = await self._connection()
         params = self._series(symbol, timeframe, exchange)
-        after = to_utc("start", start)
-        params.update(end=db.encode_datetime(to_utc("end", end)), limit=batch_size)
+        after, hi = to_utc("start", start), to_utc("end", end)
+        conn, db = await self._connection()
+        params.update(end=db.encode_datetime(hi), limit=batch_size)
         while True:
             params["start"] = db.encode_datetime(after)
             rows = await db.fetch(conn, "ohlcv.page", lambda: _range().limit(bindparam("limit")), params)
@@ -226,9 +227,9 @@ class OHLCVRepository:
     ) -> list[OHLCVBar]:
         """The newest ``limit`` bars, returned oldest first (ready for indicators)."""
         to_count("limit", limit)
-        conn, db = await self._connection()
         params = self._series(symbol, timeframe, exchange)
         params["limit"] = limit
+        conn, db = await self._connection()
         rows = await db.fetch(
             conn,
             "ohlcv.latest",
@@ -254,9 +255,9 @@ class OHLCVRepository:
         either may be given alone) bars missing before the first or after the last stored
         bar inside the window count too, and an empty series is one gap covering the window.
         """
-        conn, db = await self._connection()
         params = self._series(symbol, timeframe, exchange)
         lo, hi = to_optional_utc("start", start), to_optional_utc("end", end)
+        conn, db = await self._connection()
         params.update(
             start=None if lo is None else db.encode_datetime(lo),
             end=None if hi is None else db.encode_datetime(hi),
