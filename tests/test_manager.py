@@ -171,3 +171,29 @@ def test_password_never_printed(url: str, caplog: pytest.LogCaptureFixture) -> N
     for text_ in shown:
         assert "w0rd" not in text_ and "***" in text_
     assert manager.url.password == "p@ss:/w0rd%"
+
+
+async def test_a_read_on_a_killed_connection_is_typed_and_recovers(pg_url: URL) -> None:
+    import asyncpg
+
+    from tradestore.errors import ConnectionLostError
+
+    async with DatabaseManager(pg_url) as db:
+        await db.drop_all()
+        await db.create_all()
+        async with db.get_session() as session:
+            await OHLCVRepository(session).upsert_many(bars(10))
+        with pytest.raises(ConnectionLostError):  # the commit at the end cannot happen either
+            async with db.get_session() as session:
+                pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar()
+                admin = await asyncpg.connect(pg_url.set(drivername="postgresql").render_as_string(hide_password=False))
+                await admin.execute("SELECT pg_terminate_backend($1)", pid)
+                await admin.close()
+                try:
+                    await OHLCVRepository(session).get_latest("BTCUSDT", "1m")  # through the driver itself
+                except Exception as exc:
+                    raised = exc
+        assert isinstance(raised, ConnectionLostError), repr(raised)
+        async with db.get_session() as session:
+            assert len(await OHLCVRepository(session).get_latest("BTCUSDT", "1m")) == 10
+        await db.drop_all()

@@ -412,7 +412,16 @@ class Backend(ABC):
         """
         statement = self.compiled(key, build)
         raw = await conn.get_raw_connection()
-        return await self._fetch(raw.driver_connection, statement.sql, statement.positional(params))
+        try:
+            return await self._fetch(raw.driver_connection, statement.sql, statement.positional(params))
+        except Exception as exc:
+            # The driver's own errors skip SQLAlchemy's hooks: type them the same way here.
+            from tradestore.engine import translate  # engine imports this module
+
+            typed = translate(exc, conn.engine.url)
+            if typed is None:
+                raise
+            raise typed from exc  # the session's rollback then finds the connection gone and discards it
 
     @abstractmethod
     async def _fetch(self, driver: Any, sql: str, params: Sequence[Any]) -> Sequence[Sequence[Any]]:

@@ -8,13 +8,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Dialect, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from tradestore.dialects import register_sqlite_functions
-from tradestore.errors import ConnectionLostError, StorageBusyError
+from tradestore.errors import ConnectionLostError, StorageBusyError, TransientError
 from tradestore.urls import is_memory, is_sqlite, mask, scrub
 from tradestore.values import json_dumps
 
@@ -27,6 +28,7 @@ _PG_BUSY_STATES = ("40P01", "55P03")
 #: PostgreSQL SQLSTATE classes of a broken connection: connection_exception (08) and the
 #: server going away (57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now).
 _PG_LOST_STATES = ("08", "57P")
+_ASYNCPG_LOST_WORDS = ("connection is closed", "cannot switch to state")
 
 
 class TradestoreSQLiteConnection(sqlite3.Connection):
@@ -171,6 +173,17 @@ def _translate_error(context: ExceptionContext) -> BaseException | None:
     if context.is_pre_ping or not isinstance(error, Exception):
         return None  # pre-ping reconnects by itself; cancellation stays cancellation
     url = context.engine.url if context.engine is not None else None
+    typed = translate(error, url, disconnect=context.is_disconnect)
+    if isinstance(typed, ConnectionLostError):
+        context.is_disconnect = True
+    return typed
+
+
+def translate(error: Exception, url: URL | None, *, disconnect: bool = False) -> TransientError | None:
+    """The typed error for a driver's ``error``: a lock not granted or a lost connection, else ``None``.
+
+    Used by the engine hook above and by the bulk paths that talk to the driver directly.
+    """
     where = mask(url) if url is not None else "the database"
     detail = scrub(_first_line(error), url) if url is not None else _first_line(error)
     if _lock_not_granted(error):
@@ -178,8 +191,7 @@ def _translate_error(context: ExceptionContext) -> BaseException | None:
         return StorageBusyError(
             f"{where}: a lock was not granted{waited} ({detail}); the transaction was rolled back: retry it"
         )
-    if context.is_disconnect or _connection_broken(error):
-        context.is_disconnect = True
+    if disconnect or _connection_broken(error):
         return ConnectionLostError(
             f"{where}: the connection was lost ({detail}); a transaction not yet committed was rolled "
             "back, and the next session reconnects"
@@ -194,6 +206,11 @@ def _lock_not_granted(error: Exception) -> bool:
 
 
 def _connection_broken(error: Exception) -> bool:
+    if isinstance(error, OSError):  # reset, refused, timed out: the socket itself failed
+        return True
+    if isinstance(error, asyncpg.InterfaceError | asyncpg.exceptions.InternalClientError):
+        # asyncpg's words for a backend that went away under a direct driver call.
+        return any(words in str(error) for words in _ASYNCPG_LOST_WORDS)
     state = getattr(error, "sqlstate", None)
     return isinstance(state, str) and state.startswith(_PG_LOST_STATES)
 
