@@ -18,15 +18,15 @@ from __future__ import annotations
 import json
 import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from itertools import islice, repeat
+from itertools import repeat
 from operator import attrgetter, is_, itemgetter
 from typing import Any, cast
 
-from sqlalchemy import Column, Integer, Table, and_, bindparam, func, literal_column, select
+from sqlalchemy import Integer, Table, and_, bindparam, func, literal_column, select
 from sqlalchemy import column as sql_column
 from sqlalchemy import table as sql_table
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -40,7 +40,7 @@ from sqlalchemy.sql.expression import ClauseElement, ColumnElement, FunctionElem
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from tradestore.types import DECIMAL_COLLATION, ExactDecimal
-from tradestore.values import EXACT, datetime_from_sqlite, datetime_to_sqlite
+from tradestore.values import EXACT, chunked, datetime_from_sqlite, datetime_to_sqlite
 
 # --- SQL constructs ---------------------------------------------------------------------
 
@@ -284,12 +284,6 @@ Row = tuple[Any, ...]
 
 def _same(value: Any) -> Any:
     return value
-
-
-def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
 
 
 @dataclass(frozen=True)
@@ -538,7 +532,7 @@ class SQLiteBackend(Backend):
         upsert_on: tuple[str, ...] | None,
     ) -> None:
         sql = self.statement(table, columns, upsert_on).sql
-        for chunk in _chunks(rows, self.chunk_rows):
+        for chunk in chunked(rows, self.chunk_rows):
             await conn.exec_driver_sql(sql, chunk)
 
     async def _fetch(self, driver: Any, sql: str, params: Sequence[Any]) -> Sequence[Sequence[Any]]:
@@ -623,7 +617,7 @@ class PostgresBackend(Backend):
         if len(rows) >= self.copy_min_rows and await self._copied(conn, table, columns, rows, upsert_on):
             return
         sql = self.statement(table, columns, upsert_on).sql
-        for chunk in _chunks(rows, self.chunk_rows):
+        for chunk in chunked(rows, self.chunk_rows):
             await conn.exec_driver_sql(sql, tuple(list(column) for column in zip(*chunk, strict=True)))
 
     async def _copied(
@@ -798,7 +792,7 @@ def _column_text(values: tuple[Any, ...], kind: type) -> Iterable[str]:
 
 async def _copy_text(rows: list[Row], kinds: tuple[type, ...], size: int) -> AsyncIterator[bytes]:
     """COPY's text format a chunk at a time: tab-separated, a line per row."""
-    for chunk in _chunks(rows, size):
+    for chunk in chunked(rows, size):
         columns = [_column_text(values, kind) for values, kind in zip(zip(*chunk, strict=True), kinds, strict=True)]
         yield ("\n".join(map("\t".join, zip(*columns, strict=True))) + "\n").encode()
 
@@ -834,8 +828,3 @@ def backend(dialect: Dialect) -> Backend:
     if found is None or found.dialect is not dialect:
         found = _CACHE[id(dialect)] = _BACKENDS[dialect.name](dialect)
     return found
-
-
-def column_list(table: Table) -> list[Column[Any]]:
-    """The table's columns without its surrogate ``id`` key."""
-    return [c for c in table.columns if c.name != "id"]

@@ -3,17 +3,22 @@
 Money is ``Decimal`` and time is an aware UTC ``datetime`` everywhere. These helpers turn
 what callers pass into those two forms, or raise a ``ValidationError`` that names the field
 and the value. They also hold the exact text forms SQLite stores, so every path that talks
-to SQLite (ORM types and the bulk paths) encodes values the same way.
+to SQLite (ORM types and the bulk paths) encodes values the same way, and the one helper
+that cuts a stream of values into chunks.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, InvalidOperation
-from typing import Any
+from itertools import islice
+from typing import Any, TypeVar
 
 from tradestore.errors import ValidationError
+
+T = TypeVar("T")
 
 #: Adds and subtracts without rounding, whatever the number of digits.
 EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
@@ -171,3 +176,10 @@ def datetime_from_sqlite(value: str) -> datetime:
 def decimal_from_db(value: Any) -> Decimal:
     """Read a stored decimal: text on SQLite, ``Decimal`` already on PostgreSQL."""
     return value if isinstance(value, Decimal) else Decimal(value)
+
+
+def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """``items`` in lists of ``size`` (the last may be shorter), read lazily."""
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk

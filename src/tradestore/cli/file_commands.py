@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from itertools import islice
 from pathlib import Path
 from typing import Any, cast
 
@@ -31,6 +30,7 @@ from tradestore.ohlcv_files import (
 )
 from tradestore.repositories import OHLCVRepository
 from tradestore.urls import mask, resolve
+from tradestore.values import chunked
 
 #: Bars per Parquet row group.
 ROW_GROUP = 50_000
@@ -38,12 +38,6 @@ ROW_GROUP = 50_000
 READ_BATCH = 10_000
 _EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
 _LATEST = datetime(9999, 12, 31, tzinfo=UTC)
-
-
-def _chunks(bars: Iterable[OHLCVBar], size: int) -> Iterator[list[OHLCVBar]]:
-    iterator = iter(bars)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
 
 
 async def import_ohlcv(args: argparse.Namespace, console: Console) -> int:
@@ -63,7 +57,7 @@ async def import_ohlcv(args: argparse.Namespace, console: Console) -> int:
             try:
                 async with db.get_session() as session:  # the whole file or nothing of it
                     repo = OHLCVRepository(session)
-                    for chunk in _chunks(read_bars(path, series, fmt, progress=progress.update), args.chunk_rows):
+                    for chunk in chunked(read_bars(path, series, fmt, progress=progress.update), args.chunk_rows):
                         await repo.upsert_many(chunk)
                         count += len(chunk)
                         low, high = min(b.timestamp for b in chunk), max(b.timestamp for b in chunk)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from itertools import chain, islice, repeat
+from itertools import chain, repeat
 from operator import attrgetter, itemgetter
 from typing import Any, cast
 
@@ -18,7 +18,7 @@ from tradestore.dialects import Backend, backend
 from tradestore.domain import OHLCVBar, SeriesInfo
 from tradestore.errors import ValidationError
 from tradestore.models import OHLCVModel
-from tradestore.values import to_count, to_optional_utc, to_text, to_utc
+from tradestore.values import chunked, to_count, to_optional_utc, to_text, to_utc
 
 TABLE = cast(Table, OHLCVModel.__table__)
 KEY = ("exchange", "symbol", "timeframe", "timestamp")
@@ -113,12 +113,6 @@ def _decode(rows: Sequence[Sequence[Any]], db: Backend) -> list[OHLCVBar]:
     return bars
 
 
-def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
-
-
 def _checked(bars: Iterable[OHLCVBar]) -> list[OHLCVBar]:
     """``bars`` as a new list, once every item is known to be an ``OHLCVBar``."""
     items = list(bars)
@@ -180,7 +174,7 @@ class OHLCVRepository:
         created = db.encode_datetime(datetime.now(UTC))
         if db.writes_in_key_order:
             bars.sort(key=_key)  # every writer locks rows in the same order: no deadlock
-        rows = chain.from_iterable(_encode(chunk, db, created) for chunk in _chunks(bars, db.chunk_rows))
+        rows = chain.from_iterable(_encode(chunk, db, created) for chunk in chunked(bars, db.chunk_rows))
         await db.write(conn, TABLE, WRITE_COLUMNS, rows, upsert_on=KEY if upsert else None)
         return len(bars)
 
