@@ -20,8 +20,8 @@ from tradestore import (
     SystemEventRepository,
     TradeRepository,
     schema,
-    transfer,
 )
+from tradestore.admin import transfer
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*expression-based index")
 PAIRS = [

@@ -16,7 +16,7 @@ from cli_runner import fails, ok, run, seed
 from tradestore import DatabaseManager, OHLCVBar, OHLCVRepository
 from tradestore.cli.console import Console
 from tradestore.errors import ValidationError
-from tradestore.ohlcv_files import parse_timestamp
+from tradestore.files.ohlcv import parse_timestamp
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 SERIES = ("--exchange", "binance", "--symbol", "BTCUSDT", "--timeframe", "1m")

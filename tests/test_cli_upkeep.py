@@ -16,7 +16,7 @@ from sqlalchemy import func, insert, select
 from cli_runner import fails, ok, seed
 from factories import T0, bars
 from tradestore import DatabaseManager, OHLCVBar, OHLCVRepository, SystemEventRepository
-from tradestore.backup import backup
+from tradestore.admin.backup import backup
 from tradestore.models import OHLCVModel, SystemEventModel
 from tradestore.urls import resolve
 

@@ -50,7 +50,7 @@ def test_bad_ccxt_rows(row: object, message: str) -> None:
 
 def test_dataframe_round_trip_with_decimals_and_floats() -> None:
     pd = pytest.importorskip("pandas")
-    from tradestore.dataframes import bars_to_frame, frame_to_bars
+    from tradestore.files.dataframes import bars_to_frame, frame_to_bars
 
     series = list(reversed(bars(3, close="100.10", quote_volume="0.00000001", trades_count=7)))
     frame = bars_to_frame(series)
@@ -70,7 +70,7 @@ def test_dataframe_round_trip_with_decimals_and_floats() -> None:
 
 def test_frame_to_bars_takes_a_plain_frame() -> None:
     pd = pytest.importorskip("pandas")
-    from tradestore.dataframes import frame_to_bars
+    from tradestore.files.dataframes import frame_to_bars
 
     frame = pd.DataFrame(
         {
@@ -96,7 +96,7 @@ def test_frame_to_bars_takes_a_plain_frame() -> None:
 
 def test_one_series_per_frame() -> None:
     pytest.importorskip("pandas")
-    from tradestore.dataframes import bars_to_frame
+    from tradestore.files.dataframes import bars_to_frame
 
     with pytest.raises(ValidationError, match="one series"):
         bars_to_frame([*bars(1), *bars(1, symbol="ETHUSDT")])

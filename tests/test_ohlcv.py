@@ -13,8 +13,8 @@ from sqlalchemy.dialects.sqlite import aiosqlite
 from sqlalchemy.exc import IntegrityError
 
 from factories import T0, bar, bars
-from tradestore import DatabaseManager, OHLCVBar, OHLCVRepository, SeriesInfo, dialects
-from tradestore.dialects import Backend, PostgresBackend, SQLiteBackend
+from tradestore import DatabaseManager, OHLCVBar, OHLCVRepository, SeriesInfo
+from tradestore.dialects import Backend, PostgresBackend, SQLiteBackend, sqlite_functions
 from tradestore.errors import ValidationError
 from tradestore.models import OHLCVModel
 
@@ -169,9 +169,9 @@ async def test_gaps_do_not_depend_on_the_order_rows_reach_sqlite(
     db: DatabaseManager, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """SQLite's one-pass aggregate reports rows that came out of order; LAG() then answers."""
-    assert dialects._StepGaps.finalize(_stepped([(0, 0), (120, 120), (60, 60)])) == "null"
-    assert dialects._StepGaps.finalize(_stepped([(0, 0), (60, 60), (180, 180)])) == "[[60, 180]]"
-    monkeypatch.setattr(dialects._StepGaps, "finalize", lambda self: "null")  # as if every pass came unordered
+    assert sqlite_functions._StepGaps.finalize(_stepped([(0, 0), (120, 120), (60, 60)])) == "null"
+    assert sqlite_functions._StepGaps.finalize(_stepped([(0, 0), (60, 60), (180, 180)])) == "[[60, 180]]"
+    monkeypatch.setattr(sqlite_functions._StepGaps, "finalize", lambda self: "null")  # as if every pass came unordered
     async with db.get_session() as session:
         repo = OHLCVRepository(session)
         await repo.upsert_many(bars(20, skip=range(5, 8)))
@@ -187,8 +187,8 @@ def test_sqlite_reads_datetimes_other_tools_wrote() -> None:
     assert decode([]) == []
 
 
-def _stepped(rows: list[tuple[int, int]]) -> dialects._StepGaps:
-    gaps = dialects._StepGaps()
+def _stepped(rows: list[tuple[int, int]]) -> sqlite_functions._StepGaps:
+    gaps = sqlite_functions._StepGaps()
     for value, ordinal in rows:
         gaps.step(value, ordinal, 60)
     return gaps

@@ -131,9 +131,6 @@ async def test_auto_migrate_logs_through_the_tradestore_logger(
 ) -> None:
     import logging
 
-    import tradestore.cli
-    import tradestore.dataframes
-    import tradestore.transfer  # noqa: F401  (everything imported: still no handler of its own)
 
     caplog.set_level(logging.INFO, logger="tradestore")
     async with DatabaseManager(fresh_url, auto_migrate=True):

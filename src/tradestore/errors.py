@@ -4,6 +4,10 @@ The tree::
 
     StorageError                 every error tradestore raises itself
     ├── ValidationError          bad input, rejected before any SQL (also a ValueError)
+    │   ├── ConflictError        the same key already stored with other values
+    │   └── InvalidTransitionError  a state machine was asked for a move it does not allow
+    ├── DuplicateError           a row with this unique key exists (also SQLAlchemy's IntegrityError)
+    ├── NotConnectedError        the manager is not connected (connect() first) or is closed
     ├── ConfigurationError       unusable settings, e.g. an unsupported URL (also a ValueError)
     ├── NotFoundError            the row asked for does not exist (also a LookupError)
     ├── SchemaError              the database's schema revision does not match this code's
@@ -22,6 +26,10 @@ database itself (for example ``sqlalchemy.exc.IntegrityError`` for a duplicate k
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
 
 class StorageError(Exception):
     """Base class of every error tradestore raises itself."""
@@ -29,6 +37,39 @@ class StorageError(Exception):
 
 class ValidationError(StorageError, ValueError):
     """A value was rejected before it reached the database."""
+
+
+class ConflictError(ValidationError):
+    """A row with the same key is already stored with different values; nothing was written."""
+
+
+class InvalidTransitionError(ValidationError):
+    """A state change that the state machine does not allow; nothing was written."""
+
+
+class DuplicateError(StorageError, IntegrityError):
+    """A row with the same unique key already exists; nothing was written.
+
+    Also a ``sqlalchemy.exc.IntegrityError``, so code written against SQLAlchemy's error
+    keeps working. The driver's error, when there is one, is ``__cause__`` and ``orig``.
+    """
+
+    def __init__(self, message: str, orig: BaseException | None = None) -> None:
+        IntegrityError.__init__(self, None, None, orig if orig is not None else Exception(message))
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message,))
+
+
+class NotConnectedError(StorageError):
+    """The manager is used before ``connect()`` or after ``disconnect()``: a programming mistake.
+
+    Never transient: retrying does not help until the code calls ``await manager.connect()``.
+    """
 
 
 class ConfigurationError(StorageError, ValueError):

@@ -20,7 +20,9 @@ from tradestore import schema
 from tradestore.engine import build_engine
 from tradestore.errors import ConnectionLostError, StorageError
 from tradestore.models import Base
+from tradestore.repositories.base import DEFAULT_EXCHANGE, SESSION_EXCHANGE
 from tradestore.urls import backend_name, is_memory, mask, resolve, scrub
+from tradestore.values import to_text
 
 log = logging.getLogger("tradestore")
 T = TypeVar("T")
@@ -66,6 +68,8 @@ class DatabaseManager:
         pool_size: connections kept open (file SQLite and PostgreSQL).
         max_overflow: extra connections allowed under load.
         echo: log every SQL statement (passwords are never logged).
+        exchange: the exchange every repository built on this manager's sessions uses when a
+            call names none (default ``"binance"``, as in the seed bots).
         auto_migrate: on ``connect()``, upgrade a database whose schema revision is older
             than this code's (or that is empty) instead of refusing it.
 
@@ -81,6 +85,7 @@ class DatabaseManager:
         max_overflow: int = 10,
         echo: bool = False,
         auto_migrate: bool = False,
+        exchange: str = DEFAULT_EXCHANGE,
     ) -> None:
         self.url: URL = resolve(database_url)
         self.backend: str = backend_name(self.url)
@@ -88,6 +93,7 @@ class DatabaseManager:
         self.max_overflow = max_overflow
         self.echo = echo
         self.auto_migrate = auto_migrate
+        self.exchange = to_text("exchange", exchange)
         self._engine: AsyncEngine | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
         # In-memory SQLite is one connection: sessions take turns on it (see get_session).
@@ -250,7 +256,7 @@ class DatabaseManager:
         """
         _, sessions = self._require()
         async with self._turn():
-            session = sessions()
+            session = sessions(info={SESSION_EXCHANGE: self.exchange})
             try:
                 yield session
                 # Shielded: a commit cut off half-way would leave its outcome unknown.

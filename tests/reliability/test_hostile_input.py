@@ -325,7 +325,7 @@ async def test_strings_that_look_like_sql_round_trip_byte_for_byte(db: DatabaseM
 #: Calls that take SQL text as their first argument.
 _SQL_CALLS = {"text", "exec_driver_sql", "execute", "executemany", "executescript", "fetch", "fetchval", "fetchrow"}
 #: Interpolations reviewed as identifiers quoted by the dialect, never values.
-_REVIEWED_NAMES = {("dialects.py", "names"), ("dialects.py", "target")}
+_REVIEWED_NAMES = {("postgres.py", "names"), ("postgres.py", "target")}
 
 
 def _call_name(node: ast.Call) -> str | None:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from tradestore import timeframes
 from tradestore.errors import ValidationError
-from tradestore.ohlcv_files import parse_timestamp
+from tradestore.files.ohlcv import parse_timestamp
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}

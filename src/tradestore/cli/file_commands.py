@@ -15,9 +15,7 @@ from sqlalchemy import func, select
 from tradestore.cli.access import store
 from tradestore.cli.console import CommandError, Console, table
 from tradestore.domain import OHLCVBar
-from tradestore.manager import DatabaseManager
-from tradestore.models import OHLCVModel
-from tradestore.ohlcv_files import (
+from tradestore.files.ohlcv import (
     DECIMAL_COLUMNS,
     DecimalShape,
     ParquetWriter,
@@ -28,6 +26,8 @@ from tradestore.ohlcv_files import (
     read_bars,
     write_csv,
 )
+from tradestore.manager import DatabaseManager
+from tradestore.models import OHLCVModel
 from tradestore.repositories import OHLCVRepository
 from tradestore.urls import mask, resolve
 from tradestore.values import chunked

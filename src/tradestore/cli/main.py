@@ -18,12 +18,12 @@ from typing import IO, Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from tradestore import __version__, timeframes
+from tradestore.admin.transfer import DEFAULT_CHUNK_ROWS
 from tradestore.cli import file_commands, report_commands, schema_commands, upkeep_commands
 from tradestore.cli.arguments import duration, moment, positive, timeframe
 from tradestore.cli.console import CommandError, Console
 from tradestore.errors import ConfigurationError, StorageError
-from tradestore.ohlcv_files import FORMATS
-from tradestore.transfer import DEFAULT_CHUNK_ROWS
+from tradestore.files.ohlcv import FORMATS
 from tradestore.urls import DEFAULT_URL, ENV_VAR, resolve
 
 Handler = Callable[[argparse.Namespace, Console], Coroutine[Any, Any, int]]

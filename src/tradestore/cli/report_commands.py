@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from tradestore import inventory, schema, timeframes
+from tradestore import schema, timeframes
+from tradestore.admin import inventory
 from tradestore.cli.access import engine_for, store
 from tradestore.cli.console import CommandError, Console, human_bytes, pairs, table
 from tradestore.repositories import OHLCVRepository

@@ -6,9 +6,9 @@ import argparse
 from typing import Any
 
 from tradestore import schema
+from tradestore.admin.inventory import row_counts
 from tradestore.cli.access import engine_for
 from tradestore.cli.console import CommandError, Console, pairs
-from tradestore.inventory import row_counts
 from tradestore.urls import mask, resolve
 
 

@@ -6,12 +6,12 @@ import argparse
 from dataclasses import asdict
 from datetime import UTC, datetime
 
-from tradestore import maintenance
-from tradestore.backup import backup as make_backup
+from tradestore.admin import maintenance
+from tradestore.admin.backup import backup as make_backup
+from tradestore.admin.inventory import file_size
+from tradestore.admin.transfer import copy_database
 from tradestore.cli.access import engine_for, store
 from tradestore.cli.console import CommandError, Console, human_bytes, pairs, table
-from tradestore.inventory import file_size
-from tradestore.transfer import copy_database
 from tradestore.urls import mask, resolve
 
 

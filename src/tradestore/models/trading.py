@@ -1,65 +1,16 @@
-"""ORM tables. ``Base.metadata`` is the schema the Alembic migrations create.
-
-Models read as plain ``Mapped[Decimal]`` / ``Mapped[datetime]``: the type map turns them
-into the exact column types of :mod:`tradestore.types`. Models never import the domain.
-"""
+"""Trades and positions."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any
 
-from sqlalchemy import BigInteger, Index, Integer, MetaData, String, UniqueConstraint, func, literal_column
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import Index, UniqueConstraint, func, literal_column
+from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.expression import ColumnElement
 
-from tradestore.types import ExactDecimal, JSONDocument, UTCDateTime
-
-#: BIGINT keys on PostgreSQL; SQLite only auto-increments a column declared INTEGER.
-Key = BigInteger().with_variant(Integer(), "sqlite")
-
-NAMING_CONVENTION = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-class Base(DeclarativeBase):
-    """Declarative base: naming convention and the Python type → column type map."""
-
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map: ClassVar[dict[Any, Any]] = {
-        Decimal: ExactDecimal(),
-        datetime: UTCDateTime(),
-        str: String(),
-        int: BigInteger(),
-        dict[str, Any]: JSONDocument,
-    }
-
-
-class OHLCVModel(Base):
-    """One candle; unique per exchange, symbol, timeframe and bar start."""
-
-    __tablename__ = "ohlcv"
-    __table_args__ = (UniqueConstraint("exchange", "symbol", "timeframe", "timestamp"),)
-
-    id: Mapped[int] = mapped_column(Key, primary_key=True)
-    exchange: Mapped[str]
-    symbol: Mapped[str]
-    timeframe: Mapped[str]
-    timestamp: Mapped[datetime]
-    open: Mapped[Decimal]
-    high: Mapped[Decimal]
-    low: Mapped[Decimal]
-    close: Mapped[Decimal]
-    volume: Mapped[Decimal]
-    quote_volume: Mapped[Decimal | None]
-    trades_count: Mapped[int | None]
-    created_at: Mapped[datetime]
+from tradestore.models.base import Base, Key
 
 
 class TradeModel(Base):
@@ -139,19 +90,3 @@ class PositionModel(Base):
         ),
         Index(None, "status", "exchange"),
     )
-
-
-class SystemEventModel(Base):
-    """Something the bot wants remembered: an error, a restart, an order sent."""
-
-    __tablename__ = "system_events"
-    __table_args__ = (Index(None, "created_at"), Index(None, "severity", "created_at"))
-
-    id: Mapped[int] = mapped_column(Key, primary_key=True)
-    event_type: Mapped[str]
-    severity: Mapped[str]
-    message: Mapped[str]
-    details: Mapped[dict[str, Any] | None]
-    symbol: Mapped[str | None]
-    trade_id: Mapped[str | None]
-    created_at: Mapped[datetime]

@@ -20,10 +20,10 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL
 
+from tradestore.admin.inventory import sqlite_path
 from tradestore.dialects import register_sqlite_functions
 from tradestore.engine import SQLITE_BUSY_TIMEOUT_MS
 from tradestore.errors import ConfigurationError, StorageError
-from tradestore.inventory import sqlite_path
 from tradestore.urls import backend_name, mask
 
 PG_DUMP = "pg_dump"

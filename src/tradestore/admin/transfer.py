@@ -35,9 +35,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tradestore import schema
-from tradestore.backup import sqlite_snapshot
+from tradestore.admin.backup import sqlite_snapshot
+from tradestore.admin.inventory import open_engine, row_counts, sqlite_path
 from tradestore.errors import ConfigurationError, SchemaError, StorageError
-from tradestore.inventory import open_engine, row_counts, sqlite_path
 from tradestore.models import Base
 from tradestore.urls import backend_name, is_memory, mask
 

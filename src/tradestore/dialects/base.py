@@ -1,0 +1,236 @@
+"""The :class:`Backend` seam: how the bulk paths talk to one kind of database."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement, ColumnElement, Select
+
+from tradestore.dialects.functions import dec_max, dec_min, dec_sign, dec_sub, dec_sum, epoch_seconds, month_index
+
+Row = tuple[Any, ...]
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """Positional SQL text, its parameter names in order, and the values SQLAlchemy filled in."""
+
+    sql: str
+    names: tuple[str, ...]
+    defaults: Mapping[str, Any]
+
+    def positional(self, params: Mapping[str, Any]) -> list[Any]:
+        """``params`` in the statement's order, defaults (e.g. ``OFFSET 0``) where not given."""
+        return [params[n] if n in params else self.defaults[n] for n in self.names]
+
+
+@dataclass(frozen=True)
+class NetGroup:
+    """The rows of one sign of ``net = gain - cost`` (see :meth:`Backend.net_by_sign`)."""
+
+    count: int
+    total: Decimal
+    largest: Decimal
+    smallest: Decimal
+    cost: Decimal
+
+
+class Backend(ABC):
+    """How the bulk paths talk to one kind of database.
+
+    ``encode_*`` turn a ``Decimal``/aware ``datetime`` into what the driver stores, and
+    ``decode_*`` turn what the driver returns back; on PostgreSQL the driver already speaks
+    both types and these are the identity.
+    """
+
+    name: str
+    #: The dialect's ``insert()``, the one with ``on_conflict_do_update``.
+    insert: Callable[..., Any]
+    #: Rows per write or keyset-read round trip; large enough to amortise the round trip.
+    chunk_rows: int = 50_000
+    #: Whether concurrent bulk writers lock rows one by one in the order they write them
+    #: (PostgreSQL). They then write in key order, so two batches holding the same keys in
+    #: different orders queue behind each other instead of deadlocking.
+    writes_in_key_order: bool = False
+    encode_decimal: Callable[[Decimal], Any] = staticmethod(_same)
+    encode_datetime: Callable[[datetime], Any] = staticmethod(_same)
+    decode_decimal: Callable[[Any], Decimal] = staticmethod(_same)
+    decode_datetime: Callable[[Any], datetime] = staticmethod(_same)
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self._compiled: dict[Hashable, Compiled] = {}
+
+    def decode_datetimes(self, values: list[Any]) -> list[datetime]:
+        """``decode_datetime`` of each of ``values`` (none of them NULL), in one pass."""
+        return [self.decode_datetime(value) for value in values]
+
+    def compiled(self, key: Hashable, build: Callable[[], ClauseElement]) -> Compiled:
+        """The statement ``build()`` makes, compiled for this dialect once per ``key``."""
+        found = self._compiled.get(key)
+        if found is None:
+            done = cast(SQLCompiler, build().compile(dialect=self.dialect))
+            found = self._compiled[key] = Compiled(done.string, tuple(done.positiontup or ()), done.params)
+        return found
+
+    async def write(
+        self,
+        conn: AsyncConnection,
+        table: Table,
+        columns: Sequence[str],
+        rows: Iterable[Row],
+        *,
+        upsert_on: Sequence[str] | None,
+    ) -> None:
+        """Insert ``rows`` (encoded tuples in ``columns`` order) inside a savepoint: all of them or none.
+
+        With ``upsert_on`` (the columns of a unique key, holding no key twice) a row whose key
+        is stored overwrites the stored row, ``created_at`` excepted. Without it a stored or
+        repeated key raises ``sqlalchemy.exc.IntegrityError``.
+        """
+        async with conn.begin_nested():
+            await self._write(conn, table, tuple(columns), rows, None if upsert_on is None else tuple(upsert_on))
+
+    @abstractmethod
+    async def _write(
+        self,
+        conn: AsyncConnection,
+        table: Table,
+        columns: tuple[str, ...],
+        rows: Iterable[Row],
+        upsert_on: tuple[str, ...] | None,
+    ) -> None:
+        """The body of :meth:`write`, already inside its savepoint."""
+
+    def statement(self, table: Table, columns: tuple[str, ...], upsert_on: tuple[str, ...] | None) -> Compiled:
+        """The portable write statement: an insert, or an upsert on ``upsert_on``."""
+
+        def build() -> ClauseElement:
+            statement = self._insert_rows(table, columns)
+            if upsert_on is None:
+                return cast(ClauseElement, statement)
+            return cast(
+                ClauseElement,
+                statement.on_conflict_do_update(
+                    index_elements=list(upsert_on), set_=_update_set(statement, columns, upsert_on)
+                ),
+            )
+
+        return self.compiled(("write", table.name, columns, upsert_on), build)
+
+    @abstractmethod
+    def _insert_rows(self, table: Table, columns: Sequence[str]) -> Any:
+        """The dialect's insert of ``columns`` taking the rows of one round trip."""
+
+    async def fetch(
+        self, conn: AsyncConnection, key: Hashable, build: Callable[[], ClauseElement], params: Mapping[str, Any]
+    ) -> Sequence[Sequence[Any]]:
+        """Every row of a query, as the driver returns it (no per-row wrapping).
+
+        ``params`` are already encoded for the driver (see ``encode_*``).
+        """
+        statement = self.compiled(key, build)
+        raw = await conn.get_raw_connection()
+        try:
+            return await self._fetch(raw.driver_connection, statement.sql, statement.positional(params))
+        except Exception as exc:
+            # The driver's own errors skip SQLAlchemy's hooks: type them the same way here.
+            from tradestore.engine import translate  # engine imports this module
+
+            typed = translate(exc, conn.engine.url)
+            if typed is None:
+                raise
+            raise typed from exc  # the session's rollback then finds the connection gone and discards it
+
+    @abstractmethod
+    async def _fetch(self, driver: Any, sql: str, params: Sequence[Any]) -> Sequence[Sequence[Any]]:
+        """Every row of ``sql`` through the driver connection itself."""
+
+    async def gaps(
+        self,
+        conn: AsyncConnection,
+        key: Hashable,
+        column: ColumnElement[datetime],
+        where: Callable[[], Sequence[ColumnElement[bool]]],
+        params: Mapping[str, Any],
+        *,
+        monthly: bool,
+    ) -> list[tuple[Any, Any]]:
+        """``(previous, next)`` pairs of consecutive stored values of a bar-start ``column`` more than one bar apart.
+
+        The rows are those matching ``where()``, ordered by ``column``. ``params`` hold the
+        parameters of ``where()`` and ``step``: the bar length, in seconds for a fixed
+        timeframe (``monthly=False``) or in months. Values come back as the driver returns them.
+        """
+        rows = await self.fetch(conn, ("gaps", key), lambda: _lag_gaps(column, where(), monthly), params)
+        return [(prev, ts) for prev, ts in rows]
+
+    async def net_by_sign(
+        self,
+        conn: AsyncConnection,
+        gain: Any,
+        cost: Any,
+        where: Sequence[ColumnElement[bool]],
+    ) -> dict[int, NetGroup]:
+        """Rows matching ``where``, grouped by the sign (-1, 0, 1) of ``net = gain - cost``.
+
+        Per sign: how many rows, the sum, largest and smallest ``net``, and the sum of
+        ``cost`` (exact). Rows where either value is NULL are left out. One pass in the database.
+        """
+        net = dec_sub(gain, cost)
+        closed = select(net.label("net"), cost.label("cost")).where(*where).cte("closed").prefix_with("MATERIALIZED")
+        signed = (
+            select(closed.c.net, closed.c.cost, dec_sign(closed.c.net).label("sign"))
+            .where(closed.c.net.is_not(None))
+            .cte("signed")
+            .prefix_with("MATERIALIZED")
+        )
+        statement = select(
+            signed.c.sign,
+            func.count(),
+            dec_sum(signed.c.net),
+            dec_max(signed.c.net),
+            dec_min(signed.c.net),
+            dec_sum(signed.c.cost),
+        ).group_by(signed.c.sign)
+        return {
+            sign: NetGroup(count, total, largest, smallest, costs)
+            for sign, count, total, largest, smallest, costs in (await conn.execute(statement)).all()
+        }
+
+
+def _update_set(statement: Any, columns: Sequence[str], keys: Sequence[str]) -> dict[str, Any]:
+    return {c: statement.excluded[c] for c in columns if c not in keys and c != "created_at"}
+
+
+def _lag_gaps(column: ColumnElement[datetime], where: Sequence[ColumnElement[bool]], monthly: bool) -> Select[Any]:
+    """(previous, next) pairs further apart than ``:step`` bars, found with ``LAG()`` in the database."""
+    ordinal = month_index(column) if monthly else epoch_seconds(column)
+    ordered = (
+        select(
+            column.label("ts"),
+            ordinal.label("o"),
+            func.lag(column).over(order_by=column).label("prev_ts"),
+            func.lag(ordinal).over(order_by=column).label("prev_o"),
+        )
+        .where(*where)
+        .subquery()
+    )
+    return (
+        select(ordered.c.prev_ts, ordered.c.ts)
+        .where(ordered.c.o - ordered.c.prev_o > bindparam("step"))
+        .order_by(ordered.c.ts)
+    )

@@ -1,0 +1,98 @@
+"""SQLite through aiosqlite: the bulk paths."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from operator import attrgetter
+from typing import Any
+
+from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.expression import ClauseElement, ColumnElement
+
+from tradestore.dialects.base import Backend, NetGroup, Row
+from tradestore.dialects.functions import epoch_seconds, month_index
+from tradestore.values import chunked, datetime_from_sqlite, datetime_to_sqlite
+
+_tzinfo = attrgetter("tzinfo")
+
+
+class SQLiteBackend(Backend):
+    """SQLite through aiosqlite: one prepared statement run over many rows (executemany).
+
+    Gaps and trade statistics take one pass of a registered aggregate (one Python call per
+    row) instead of SQLite's window functions and several decimal functions per row.
+    """
+
+    name = "sqlite"
+    insert = staticmethod(sqlite_insert)
+    encode_decimal = staticmethod(str)
+    encode_datetime = staticmethod(datetime_to_sqlite)
+    decode_decimal = staticmethod(Decimal)
+    decode_datetime = staticmethod(datetime_from_sqlite)
+
+    def decode_datetimes(self, values: list[Any]) -> list[datetime]:
+        # fromisoformat is C code and yields UTC exactly for the '+00:00' text tradestore
+        # writes; any other text (no offset, another offset) takes the careful path.
+        parsed = list(map(datetime.fromisoformat, values))
+        if set(map(_tzinfo, parsed)) <= {UTC}:
+            return parsed
+        return list(map(datetime_from_sqlite, values))
+
+    def _insert_rows(self, table: Table, columns: Sequence[str]) -> Any:
+        return self.insert(table).values({c: bindparam(c) for c in columns})
+
+    async def _write(
+        self,
+        conn: AsyncConnection,
+        table: Table,
+        columns: tuple[str, ...],
+        rows: Iterable[Row],
+        upsert_on: tuple[str, ...] | None,
+    ) -> None:
+        sql = self.statement(table, columns, upsert_on).sql
+        for chunk in chunked(rows, self.chunk_rows):
+            await conn.exec_driver_sql(sql, chunk)
+
+    async def _fetch(self, driver: Any, sql: str, params: Sequence[Any]) -> Sequence[Sequence[Any]]:
+        return list(await driver.execute_fetchall(sql, tuple(params)))
+
+    async def gaps(
+        self,
+        conn: AsyncConnection,
+        key: Hashable,
+        column: ColumnElement[datetime],
+        where: Callable[[], Sequence[ColumnElement[bool]]],
+        params: Mapping[str, Any],
+        *,
+        monthly: bool,
+    ) -> list[tuple[Any, Any]]:
+        def build() -> ClauseElement:
+            ordinal = month_index(column) if monthly else epoch_seconds(column)
+            ordered = select(column.label("ts"), ordinal.label("o")).where(*where()).order_by(column).subquery()
+            return select(func.step_gaps(ordered.c.ts, ordered.c.o, bindparam("step")))
+
+        ((found,),) = await self.fetch(conn, ("step_gaps", key), build, params)
+        pairs = [] if found is None else json.loads(found)  # SQL NULL: no rows at all
+        if pairs is None:  # the rows did not arrive in order after all: let LAG() sort them
+            return await super().gaps(conn, key, column, where, params, monthly=monthly)
+        return [(prev, ts) for prev, ts in pairs]
+
+    async def net_by_sign(
+        self,
+        conn: AsyncConnection,
+        gain: Any,
+        cost: Any,
+        where: Sequence[ColumnElement[bool]],
+    ) -> dict[int, NetGroup]:
+        found = (await conn.execute(select(func.decimal_net_by_sign(gain, cost)).where(*where))).scalar_one()
+        if found is None:  # no rows at all
+            return {}
+        return {
+            int(sign): NetGroup(count, Decimal(total), Decimal(largest), Decimal(smallest), Decimal(costs))
+            for sign, (count, total, largest, smallest, costs) in json.loads(found).items()
+        }

@@ -1,0 +1,142 @@
+"""SQLite's exact-decimal functions and aggregates, registered on every connection."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from decimal import Decimal
+from typing import Any
+
+from tradestore.types import DECIMAL_COLLATION
+from tradestore.values import EXACT
+
+
+def _compare(a: str, b: str) -> int:
+    x, y = Decimal(a), Decimal(b)
+    return (x > y) - (x < y)
+
+
+def _sub(a: str | None, b: str | None) -> str | None:
+    if a is None or b is None:
+        return None
+    return str(EXACT.subtract(Decimal(a), Decimal(b)))
+
+
+def _sign(a: str | None) -> int | None:
+    if a is None:
+        return None
+    value = Decimal(a)
+    return (value > 0) - (value < 0)
+
+
+class _Sum:
+    def __init__(self) -> None:
+        self.total: Decimal | None = None
+
+    def step(self, value: str | None) -> None:
+        if value is not None:
+            number = Decimal(value)
+            self.total = number if self.total is None else EXACT.add(self.total, number)
+
+    def finalize(self) -> str | None:
+        return None if self.total is None else str(self.total)
+
+
+class _Max:
+    def __init__(self) -> None:
+        self.best: Decimal | None = None
+
+    def step(self, value: str | None) -> None:
+        if value is not None:
+            number = Decimal(value)
+            if self.best is None or self._better(number, self.best):
+                self.best = number
+
+    @staticmethod
+    def _better(candidate: Decimal, best: Decimal) -> bool:
+        return candidate > best
+
+    def finalize(self) -> str | None:
+        return None if self.best is None else str(self.best)
+
+
+class _Min(_Max):
+    @staticmethod
+    def _better(candidate: Decimal, best: Decimal) -> bool:
+        return candidate < best
+
+
+class _NetBySign:
+    """``decimal_net_by_sign(gain, cost)``: per sign of ``net = gain - cost``, as JSON text.
+
+    ``{"-1" | "0" | "1": [rows, sum of net, largest net, smallest net, sum of cost], …}``,
+    decimals as exact text. One call per row where ``dec_sub``, ``dec_sign`` and four
+    aggregates would make six.
+    """
+
+    def __init__(self) -> None:
+        self.groups: dict[int, list[Any]] = {}
+
+    def step(self, gain: str | None, cost: str | None) -> None:
+        if gain is None or cost is None:
+            return
+        paid = Decimal(cost)
+        net = EXACT.subtract(Decimal(gain), paid)
+        sign = 1 if net > _ZERO else -1 if net < _ZERO else 0
+        group = self.groups.get(sign)
+        if group is None:
+            self.groups[sign] = [1, net, net, net, paid]
+            return
+        group[0] += 1
+        group[1] = EXACT.add(group[1], net)
+        if net > group[2]:
+            group[2] = net
+        elif net < group[3]:
+            group[3] = net
+        group[4] = EXACT.add(group[4], paid)
+
+    def finalize(self) -> str:
+        return json.dumps({sign: [g[0], *map(str, g[1:])] for sign, g in self.groups.items()})
+
+
+class _StepGaps:
+    """``step_gaps(value, ordinal, step)`` over rows in ``value`` order: the gaps, as JSON text.
+
+    ``[[previous value, value], …]`` for neighbours whose ordinals differ by more than
+    ``step``; ``null`` if the rows did not arrive in order (SQL does not promise the order rows
+    reach an aggregate; the caller then asks again with ``LAG()``). No rows give SQL NULL.
+    """
+
+    def __init__(self) -> None:
+        self.previous: tuple[Any, int] | None = None
+        self.found: list[tuple[Any, Any]] = []
+        self.ordered = True
+
+    def step(self, value: Any, ordinal: int, step: int) -> None:
+        previous = self.previous
+        if previous is not None:
+            distance = ordinal - previous[1]
+            if distance > step:
+                self.found.append((previous[0], value))
+            elif distance < 0:
+                self.ordered = False
+        self.previous = (value, ordinal)
+
+    def finalize(self) -> str:
+        return json.dumps(self.found if self.ordered else None)
+
+
+_ZERO = Decimal(0)
+
+
+def register_sqlite_functions(connection: sqlite3.Connection) -> None:
+    """Give a SQLite connection the collation and functions exact decimals need."""
+    connection.create_collation(DECIMAL_COLLATION, _compare)
+    connection.create_function("decimal_sub", 2, _sub, deterministic=True)
+    connection.create_function("decimal_sign", 1, _sign, deterministic=True)
+    # typeshed's aggregate protocol wants int arguments; SQLite hands these text.
+    connection.create_aggregate("decimal_sum", 1, _Sum)  # type: ignore[arg-type]
+    connection.create_aggregate("decimal_max", 1, _Max)  # type: ignore[arg-type]
+    connection.create_aggregate("decimal_min", 1, _Min)  # type: ignore[arg-type]
+    connection.create_aggregate("decimal_net_by_sign", 2, _NetBySign)  # type: ignore[arg-type]
+    connection.create_aggregate("step_gaps", 3, _StepGaps)  # type: ignore[arg-type]

@@ -1,0 +1,113 @@
+"""Candles: one bar, and what is stored of a series."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from tradestore import timeframes
+from tradestore.domain.common import _not_negative, _optional_count, _optional_id
+from tradestore.errors import ValidationError
+from tradestore.values import (
+    to_decimal,
+    to_optional_decimal,
+    to_optional_utc,
+    to_text,
+    to_utc,
+)
+
+
+@dataclass
+class OHLCVBar:
+    """One candle of ``timeframe`` starting at ``timestamp`` (a bar start, UTC)."""
+
+    symbol: str
+    exchange: str
+    timeframe: str
+    timestamp: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    quote_volume: Decimal | None = None
+    trades_count: int | None = None
+    id: int | None = None
+    created_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        self.symbol = to_text("symbol", self.symbol)
+        self.exchange = to_text("exchange", self.exchange)
+        self.timeframe = timeframes.check(self.timeframe)
+        self.timestamp = to_utc("timestamp", self.timestamp)
+        if not timeframes.is_aligned(self.timeframe, self.timestamp):
+            raise ValidationError(f"timestamp: {self.timestamp.isoformat()} is not the start of a {self.timeframe} bar")
+        self.open = to_decimal("open", self.open)
+        self.high = to_decimal("high", self.high)
+        self.low = to_decimal("low", self.low)
+        self.close = to_decimal("close", self.close)
+        self.volume = to_decimal("volume", self.volume)
+        self.volume = _not_negative("volume", self.volume)
+        self.quote_volume = to_optional_decimal("quote_volume", self.quote_volume)
+        if self.quote_volume is not None:
+            _not_negative("quote_volume", self.quote_volume)
+        for name in ("open", "close", "low"):
+            if self.high < getattr(self, name):
+                raise ValidationError(f"high: {self.high} is below {name} {getattr(self, name)}")
+        for name in ("open", "close"):
+            if self.low > getattr(self, name):
+                raise ValidationError(f"low: {self.low} is above {name} {getattr(self, name)}")
+        self.trades_count = _optional_count("trades_count", self.trades_count)
+        self.id = _optional_id(self.id)
+        self.created_at = to_optional_utc("created_at", self.created_at)
+
+    @classmethod
+    def from_ccxt(cls, row: Sequence[object], *, exchange: str, symbol: str, timeframe: str) -> OHLCVBar:
+        """A bar from one row of ccxt's ``fetch_ohlcv``: ``[timestamp_ms, open, high, low, close, volume]``.
+
+        Floats become the ``Decimal`` of their shortest text (``0.1`` → ``Decimal('0.1')``);
+        parse the JSON with ``parse_float=Decimal`` to keep every digit as sent.
+
+        Raises:
+            ValidationError: for a row of another shape, a timestamp that is not whole
+                milliseconds, or any value an ``OHLCVBar`` refuses.
+        """
+        if isinstance(row, str | bytes) or not isinstance(row, Sequence) or len(row) != 6:
+            raise ValidationError(f"ccxt row: expected [timestamp_ms, open, high, low, close, volume], got {row!r}")
+        millis, *prices = row
+        values: dict[str, Any] = dict(zip(("open", "high", "low", "close", "volume"), prices, strict=True))
+        return cls(symbol, exchange, timeframe, _from_epoch_ms(millis), **values)
+
+    def to_ccxt(self) -> list[int | Decimal]:
+        """This bar as a ccxt ``fetch_ohlcv`` row: ``[timestamp_ms, open, high, low, close, volume]``, exact."""
+        millis = (self.timestamp - timeframes.EPOCH) // timedelta(milliseconds=1)
+        return [millis, self.open, self.high, self.low, self.close, self.volume]
+
+
+def _from_epoch_ms(value: object) -> datetime:
+    """An aware UTC datetime from whole milliseconds since the Unix epoch."""
+    if (isinstance(value, float) and value.is_integer()) or (
+        isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value()
+    ):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(f"timestamp: expected whole milliseconds since the epoch, got {value!r}")
+    try:
+        return timeframes.EPOCH + timedelta(milliseconds=value)
+    except OverflowError:
+        raise ValidationError(f"timestamp: {value!r} ms is out of range") from None
+
+
+@dataclass(frozen=True)
+class SeriesInfo:
+    """One stored candle series: where it starts and ends and how many bars it holds."""
+
+    exchange: str
+    symbol: str
+    timeframe: str
+    first: datetime
+    last: datetime
+    count: int

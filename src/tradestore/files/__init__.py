@@ -1,0 +1,1 @@
+"""Candles in and out of files and DataFrames: CSV, JSON Lines, Parquet and pandas."""
