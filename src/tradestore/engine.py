@@ -11,8 +11,9 @@ from typing import Any
 import asyncpg
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Dialect, ExceptionContext
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState, StaticPool
 
 from tradestore.dialects import register_sqlite_functions
 from tradestore.errors import ConnectionLostError, StorageBusyError, TransientError
@@ -54,6 +55,20 @@ class TradestoreSQLiteConnection(sqlite3.Connection):
         self.execute("PRAGMA cache_size=-65536")  # 64 MiB
         register_sqlite_functions(self)
 
+    #: Whether this connection holds the write lock: its transaction began ``BEGIN IMMEDIATE``
+    #: (set by the engine's begin hook, cleared at commit and rollback). Statements of such a
+    #: transaction never wait for a lock, so the single-row path may run them on the event
+    #: loop's thread instead of waking aiosqlite's (see ``SQLiteBackend.run_single``).
+    write_locked = False
+
+    def commit(self) -> None:
+        self.write_locked = False
+        super().commit()
+
+    def rollback(self) -> None:
+        self.write_locked = False
+        super().rollback()
+
     def close(self) -> None:
         """Roll back any open transaction, then close.
 
@@ -86,11 +101,15 @@ def build_engine(url: URL, *, pool_size: int, max_overflow: int, echo: bool) -> 
     SQLite: every transaction starts with ``BEGIN IMMEDIATE``, taking the write lock up front
     so that a read-then-write unit of work never fails half-way with "database is locked";
     an in-memory database is one connection shared by the manager (``StaticPool``).
-    PostgreSQL: a ``pool_size`` + ``max_overflow`` pool with pre-ping, sessions in UTC.
+    PostgreSQL: a ``pool_size`` + ``max_overflow`` pool whose connections answer a one-round-trip
+    ping when checked out (see :func:`_ping`), sessions in UTC.
     Both: a lock not granted in time raises :class:`StorageBusyError` and a broken or
     impossible connection :class:`ConnectionLostError`, instead of the driver's error.
     """
-    common: dict[str, Any] = {"echo": echo, "json_serializer": json_dumps}
+    # The pool's own reset rolls back every connection it is handed back, even one whose
+    # session has just committed: on aiosqlite a needless trip to its thread per unit of work.
+    # ``_reset`` below rolls back only a connection still in a transaction.
+    common: dict[str, Any] = {"echo": echo, "json_serializer": json_dumps, "pool_reset_on_return": None}
     if is_sqlite(url):
         prepare_sqlite_file(url)
         connect_args = {"factory": TradestoreSQLiteConnection, "check_same_thread": False}
@@ -107,18 +126,75 @@ def build_engine(url: URL, *, pool_size: int, max_overflow: int, echo: bool) -> 
             url,
             pool_size=pool_size,
             max_overflow=max_overflow,
-            pool_pre_ping=True,
             connect_args={"server_settings": {"timezone": "UTC", "application_name": "tradestore"}},
             **common,
         )
         event.listen(engine.sync_engine, "do_connect", _connect_or_lost(url))
         event.listen(engine.sync_engine, "connect", _numeric_as_text)
+        event.listen(engine.sync_engine, "checkout", _ping)
     event.listen(engine.sync_engine, "handle_error", _translate_error, retval=True)
+    event.listen(engine.sync_engine.pool, "reset", _reset)
     return engine
 
 
+def _reset(dbapi_connection: Any, record: ConnectionPoolEntry, state: PoolResetState) -> None:
+    """A pool ``reset`` hook: roll back a connection handed back inside a transaction.
+
+    The same guarantee as the pool's default reset (no transaction outlives its session, no
+    lock is kept), without the round trip when the session already committed or rolled back.
+    A failure here makes the pool discard the connection.
+    """
+    if not state.asyncio_safe:
+        return  # garbage collection outside the event loop: the pool terminates it instead
+    if _in_transaction(dbapi_connection.driver_connection):
+        dbapi_connection.rollback()
+
+
+def _in_transaction(driver: Any) -> bool:
+    if isinstance(driver, asyncpg.Connection):
+        return bool(driver.is_in_transaction())
+    return bool(driver.in_transaction)  # aiosqlite: reads sqlite3's flag, no trip to its thread
+
+
 def _begin_immediate(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    _begin(conn, "BEGIN IMMEDIATE")
+
+
+def _begin(conn: Connection, sql: str) -> None:
+    """Send ``sql`` (a SQLite ``BEGIN``) straight to aiosqlite: one hop to its thread, not three.
+
+    SQLAlchemy's cursor takes a hop to open a cursor, one to execute and one to close it; this
+    hook runs at the start of every transaction, so the difference is paid on every unit of work.
+    """
+    if conn.engine.echo:
+        conn.engine.logger.info(sql)
+    adapter: Any = conn.connection.dbapi_connection
+    connection = adapter.driver_connection._conn
+    connection.write_locked = False
+    try:
+        adapter.run_async(lambda driver: driver.execute_fetchall(sql))
+    except Exception as exc:
+        typed = translate(exc, conn.engine.url)
+        if typed is None:
+            raise
+        raise typed from exc
+    connection.write_locked = sql.upper().startswith(("BEGIN IMMEDIATE", "BEGIN EXCLUSIVE"))
+
+
+def _ping(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+    """A ``checkout`` hook: a pooled connection that no longer answers is replaced before use.
+
+    The pool's own pre-ping costs three round trips on asyncpg (``BEGIN``, a query,
+    ``ROLLBACK``, for pgbouncer's transaction mode); ``SELECT 1`` alone answers the same
+    question in one. A connection already known closed is replaced without a round trip.
+    """
+    driver = dbapi_connection.driver_connection
+    if driver.is_closed():
+        raise DisconnectionError("the connection was closed while it was in the pool")
+    try:
+        dbapi_connection.run_async(lambda conn: conn.execute("SELECT 1"))
+    except Exception as exc:  # any failure: the pool discards it and checks out another
+        raise DisconnectionError(f"the connection did not answer a ping: {type(exc).__name__}") from exc
 
 
 def _numeric_as_text(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
