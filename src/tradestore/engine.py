@@ -101,8 +101,8 @@ def build_engine(url: URL, *, pool_size: int, max_overflow: int, echo: bool) -> 
     SQLite: every transaction starts with ``BEGIN IMMEDIATE``, taking the write lock up front
     so that a read-then-write unit of work never fails half-way with "database is locked";
     an in-memory database is one connection shared by the manager (``StaticPool``).
-    PostgreSQL: a ``pool_size`` + ``max_overflow`` pool whose connections answer a one-round-trip
-    ping when checked out (see :func:`_ping`), sessions in UTC.
+    PostgreSQL: a ``pool_size`` + ``max_overflow`` pool whose connections begin their transaction
+    when checked out, which also proves them alive (see :func:`_begin_on_checkout`); sessions in UTC.
     Both: a lock not granted in time raises :class:`StorageBusyError` and a broken or
     impossible connection :class:`ConnectionLostError`, instead of the driver's error.
     """
@@ -131,7 +131,8 @@ def build_engine(url: URL, *, pool_size: int, max_overflow: int, echo: bool) -> 
         )
         event.listen(engine.sync_engine, "do_connect", _connect_or_lost(url))
         event.listen(engine.sync_engine, "connect", _numeric_as_text)
-        event.listen(engine.sync_engine, "checkout", _ping)
+        event.listen(engine.sync_engine, "checkout", _begin_on_checkout)
+        event.listen(engine.sync_engine, "begin", _begin_postgres)
     event.listen(engine.sync_engine, "handle_error", _translate_error, retval=True)
     event.listen(engine.sync_engine.pool, "reset", _reset)
     return engine
@@ -181,20 +182,41 @@ def _begin(conn: Connection, sql: str) -> None:
     connection.write_locked = sql.upper().startswith(("BEGIN IMMEDIATE", "BEGIN EXCLUSIVE"))
 
 
-def _ping(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
-    """A ``checkout`` hook: a pooled connection that no longer answers is replaced before use.
+#: Where a pooled PostgreSQL connection notes the settings of the transaction begun at checkout.
+_BEGUN_AS = "tradestore.begun_as"
 
-    The pool's own pre-ping costs three round trips on asyncpg (``BEGIN``, a query,
-    ``ROLLBACK``, for pgbouncer's transaction mode); ``SELECT 1`` alone answers the same
-    question in one. A connection already known closed is replaced without a round trip.
+
+def _begin_on_checkout(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+    """A ``checkout`` hook: begin the transaction, which also proves the connection answers.
+
+    A pooled connection may have died while it waited (server restart, network cut); the pool's
+    own pre-ping finds out with three round trips on asyncpg (``BEGIN``, a query, ``ROLLBACK``).
+    The ``BEGIN`` the unit of work needs anyway answers the same question in one: if it fails,
+    the pool discards the connection and checks out another (a new one when the server is back).
+    Connections set to autocommit or read-only afterwards are rolled back and begun again (see
+    :func:`_begin_postgres`), so every transaction still has the settings asked for.
     """
     driver = dbapi_connection.driver_connection
     if driver.is_closed():
         raise DisconnectionError("the connection was closed while it was in the pool")
+    if dbapi_connection._transaction is not None or dbapi_connection.autocommit:
+        return
     try:
-        dbapi_connection.run_async(lambda conn: conn.execute("SELECT 1"))
-    except Exception as exc:  # any failure: the pool discards it and checks out another
-        raise DisconnectionError(f"the connection did not answer a ping: {type(exc).__name__}") from exc
+        dbapi_connection.run_async(lambda _: dbapi_connection._start_transaction())
+    except Exception as exc:
+        raise DisconnectionError(f"the connection did not answer: {type(exc).__name__}") from exc
+    record.info[_BEGUN_AS] = _settings(dbapi_connection)
+
+
+def _begin_postgres(conn: Connection) -> None:
+    """A ``begin`` hook: a transaction begun at checkout with other settings is begun again."""
+    adapter: Any = conn.connection.dbapi_connection
+    if adapter._transaction is not None and conn.connection.info.get(_BEGUN_AS) != _settings(adapter):
+        adapter.rollback()  # SQLAlchemy's adapter then begins with the settings now asked for
+
+
+def _settings(adapter: Any) -> tuple[Any, ...]:
+    return (adapter.isolation_level, adapter.readonly, adapter.deferrable)
 
 
 def _numeric_as_text(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:

@@ -64,13 +64,21 @@ class Prepared:
     binds: dict[str, Processor]
     expanding: bool
     table: str | None
+    #: Every bind's own value (``None`` when escaped names make ``construct_params`` necessary),
+    #: and the names a call must give: the statement's own values merged with ``params`` quickly.
+    defaults: dict[str, Any] | None
+    required: frozenset[str]
     #: Result keys and processors, filled on the first run (asyncpg tells the column types then).
     keys: tuple[str, ...] | None = None
     results: list[tuple[int, Processor]] | None = field(default=None)
 
     def arguments(self, params: Mapping[str, Any] | None, extracted: Sequence[Any] | None) -> tuple[str, list[Any]]:
         """The SQL text and its positional driver values for ``params``."""
-        values = self.compiled.construct_params(params, extracted_parameters=extracted, escape_names=True)
+        defaults = self.defaults
+        if extracted is None and defaults is not None and (not self.required or self.required <= (params or {}).keys()):
+            values = {**defaults, **params} if params else defaults
+        else:  # another statement of this shape (its values come from its cache key), or an error to raise
+            values = self.compiled.construct_params(params, extracted_parameters=extracted, escape_names=True)
         sql, names, binds = self.sql, self.names, self.binds
         if self.expanding:  # IN (…) lists: the SQL depends on their lengths
             state = self.compiled._process_parameters_for_postcompile(values)
@@ -138,11 +146,14 @@ def prepare(db: Backend, statement: Executable, params: Mapping[str, Any] | None
     if len(same) >= CACHE_SIZE:
         same.clear()
     # Keeps the statement alive, so its id cannot be reused by another one while it is here.
-    same[(id(statement), keys)] = (statement, cast(Prepared | None, prepared), cache_key.bindparams)
     if prepared is None:
+        same[(id(statement), keys)] = (statement, None, None)
         return None
     assert isinstance(prepared, Prepared)
-    return prepared, cache_key.bindparams
+    # The statement compiled holds its own values; another of its shape takes them from its key.
+    extracted = None if prepared.compiled.statement is statement else cache_key.bindparams
+    same[(id(statement), keys)] = (statement, prepared, extracted)
+    return prepared, extracted
 
 
 def _compile(db: Backend, statement: Executable, keys: tuple[str, ...], cache_key: Any) -> Prepared | None:
@@ -157,6 +168,7 @@ def _compile(db: Backend, statement: Executable, keys: tuple[str, ...], cache_ke
     if any(not callable(p) for p in binds.values()):  # tuple types: leave them to SQLAlchemy
         return None
     table = getattr(getattr(statement, "table", None), "name", None)
+    escaped = bool(getattr(compiled, "escaped_bind_names", None))
     return Prepared(
         compiled=compiled,
         sql=compiled.string,
@@ -164,13 +176,19 @@ def _compile(db: Backend, statement: Executable, keys: tuple[str, ...], cache_ke
         binds=cast(dict[str, Processor], dict(binds)),
         expanding=bool(compiled.post_compile_params or compiled.literal_execute_params),
         table=table,
+        defaults=None if escaped else dict(compiled.construct_params(_check=False)),
+        required=frozenset(compiled.bind_names[b] for b in compiled.bind_names if b.required),
     )
 
 
-async def execute(
+async def run(
     session: AsyncSession, statement: Executable, params: Mapping[str, Any] | None = None
-) -> Result[Any] | None:
+) -> tuple[tuple[str, ...], list[Any], int] | None:
     """Run ``statement`` on the driver inside the session's transaction; ``None`` if not taken.
+
+    Returns:
+        The result's keys, its rows (values converted by the column types, as SQLAlchemy
+        converts them) and the number of rows changed (-1 for a query).
 
     Raises:
         StorageBusyError, ConnectionLostError: as on SQLAlchemy's path.
@@ -186,9 +204,10 @@ async def execute(
         return None
     prepared, extracted = found
     sql, args = prepared.arguments(params, extracted)
-    if conn.sync_engine.echo:
-        conn.sync_engine.logger.info(sql)
-        conn.sync_engine.logger.info("[single-row path] %r", tuple(args))
+    engine = conn.sync_engine
+    if engine.echo:
+        engine.logger.info(sql)
+        engine.logger.info("[single-row path] %r", tuple(args))
     try:
         rows, coltypes, rowcount = await db.run_single(raw, sql, args)
     except Exception as exc:
@@ -202,7 +221,15 @@ async def execute(
                 values[i] = processor(values[i])
             out.append(tuple(values))
         rows = out
-    return FastResult(prepared.keys or (), rows, rowcount)
+    return prepared.keys or (), rows, rowcount
+
+
+async def execute(
+    session: AsyncSession, statement: Executable, params: Mapping[str, Any] | None = None
+) -> Result[Any] | None:
+    """:func:`run` as a SQLAlchemy ``Result`` (with ``rowcount``); ``None`` if not taken."""
+    found = await run(session, statement, params)
+    return None if found is None else FastResult(*found)
 
 
 #: The connection of each session transaction the single-row path has used (forgotten with it).
@@ -220,7 +247,9 @@ async def _connection(session: AsyncSession) -> tuple[AsyncConnection, Any]:
     if found is not None and not found[0].sync_connection.invalidated:
         return found
     conn = await session.connection()  # begins the transaction (SQLite: BEGIN IMMEDIATE)
-    raw = await conn.get_raw_connection()
+    sync = conn.sync_connection
+    # Checked out and valid: the pool's connection is an attribute (no trip through the bridge).
+    raw = sync.connection if sync is not None and not sync.invalidated else await conn.get_raw_connection()
     transaction = session.sync_session.get_transaction()
     if transaction is not None:
         _CONNECTIONS[transaction] = (conn, raw)

@@ -86,7 +86,11 @@ class Repository:
 
     async def _scalar(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Any:
         """The first column of the first row of ``statement``, or ``None``."""
-        return (await self._execute(statement, params)).scalar()
+        found = await single_row.run(self.session, statement, params)
+        if found is None:
+            return (await self.session.execute(statement, params)).scalar()
+        rows = found[1]
+        return rows[0][0] if rows else None
 
     async def _one_or_none(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Any:
         """The one row ``statement`` returns, or ``None``."""
