@@ -60,14 +60,20 @@ class TradestoreSQLiteConnection(sqlite3.Connection):
     #: transaction never wait for a lock, so the single-row path may run them on the event
     #: loop's thread instead of waking aiosqlite's (see ``SQLiteBackend.run_single``).
     write_locked = False
+    #: Whether the last transaction begun has ended (committed or rolled back, in aiosqlite's
+    #: thread). A ``BEGIN`` whose caller was cancelled may still be queued there: until it has
+    #: run and been rolled back, the connection must not go back to the pool as it is.
+    ended = True
 
     def commit(self) -> None:
         self.write_locked = False
         super().commit()
+        self.ended = True
 
     def rollback(self) -> None:
         self.write_locked = False
         super().rollback()
+        self.ended = True
 
     def close(self) -> None:
         """Roll back any open transaction, then close.
@@ -147,14 +153,17 @@ def _reset(dbapi_connection: Any, record: ConnectionPoolEntry, state: PoolResetS
     """
     if not state.asyncio_safe:
         return  # garbage collection outside the event loop: the pool terminates it instead
-    if _in_transaction(dbapi_connection.driver_connection):
+    if _may_be_in_transaction(dbapi_connection.driver_connection):
         dbapi_connection.rollback()
 
 
-def _in_transaction(driver: Any) -> bool:
+def _may_be_in_transaction(driver: Any) -> bool:
     if isinstance(driver, asyncpg.Connection):
         return bool(driver.is_in_transaction())
-    return bool(driver.in_transaction)  # aiosqlite: reads sqlite3's flag, no trip to its thread
+    # aiosqlite: sqlite3's own flags, read without a trip to its thread; a BEGIN still queued
+    # there (its caller cancelled) counts, and the rollback is queued after it.
+    connection = driver._conn
+    return bool(connection.in_transaction or not getattr(connection, "ended", False))
 
 
 def _begin_immediate(conn: Connection) -> None:
@@ -172,6 +181,7 @@ def _begin(conn: Connection, sql: str) -> None:
     adapter: Any = conn.connection.dbapi_connection
     connection = adapter.driver_connection._conn
     connection.write_locked = False
+    connection.ended = False
     try:
         adapter.run_async(lambda driver: driver.execute_fetchall(sql))
     except Exception as exc:
