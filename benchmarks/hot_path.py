@@ -358,7 +358,9 @@ _TRADE_CHECK = (
     "realized_pnl, fee, strategy, bot_id, mode, metadata, exit_time IS NULL FROM trades WHERE trade_id LIKE $1 "
     "ORDER BY entry_time"
 )
-_EVENT_CHECK = "SELECT event_type, severity, message, symbol, details FROM system_events WHERE trade_id LIKE $1 ORDER BY id"
+_EVENT_CHECK = (
+    "SELECT event_type, severity, message, symbol, details FROM system_events WHERE trade_id LIKE $1 ORDER BY id"
+)
 
 
 def check_trades(prefix: str) -> Callable[[Env, int], Awaitable[None]]:
@@ -506,7 +508,7 @@ def table(rows: list[Row]) -> str:
                 continue
             r = found[0]
             assert r.raw is not None and r.ratio is not None
-            ratio = f"**{r.ratio:.2f}×**" if not r.met else f"{r.ratio:.2f}×"
+            ratio = f"**{r.ratio:.2f}x**" if not r.met else f"{r.ratio:.2f}x"
             cells.append(f"{r.tradestore:,.0f} / {r.raw:,.0f} µs ({ratio})")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

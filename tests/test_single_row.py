@@ -198,4 +198,3 @@ async def test_statements_it_does_not_take(db: DatabaseManager) -> None:
         assert await single_row.execute(session, text("SELECT 1")) is None
         assert await single_row.execute(session, select(TradeModel)) is None
         assert await single_row.execute(session, select(TRADES.c.id)) is not None
-

@@ -121,7 +121,7 @@ class Backend(ABC):
         columns = tuple(rows[0])
         processors = [table.c[name].type._cached_bind_processor(self.dialect) for name in columns]
         encoded = [
-            tuple(value if process is None else process(value) for process, value in zip(processors, row.values()))
+            tuple(v if process is None else process(v) for process, v in zip(processors, row.values(), strict=True))
             for row in rows
         ]
         await self.write(conn, table, columns, encoded, upsert_on=None)
@@ -182,9 +182,7 @@ class Backend(ABC):
         """Every row of ``sql`` through the driver connection itself."""
 
     @abstractmethod
-    async def run_single(
-        self, raw: Any, sql: str, params: Sequence[Any]
-    ) -> tuple[list[Any], Iterable[Any], int]:
+    async def run_single(self, raw: Any, sql: str, params: Sequence[Any]) -> tuple[list[Any], Iterable[Any], int]:
         """Run one statement of the single-row path on a pooled connection, inside its transaction.
 
         Args:

@@ -10,7 +10,6 @@ from operator import is_, itemgetter
 from typing import Any, cast
 
 import asyncpg
-
 from sqlalchemy import Table, and_, bindparam, func, literal_column, select
 from sqlalchemy import column as sql_column
 from sqlalchemy import table as sql_table

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import sqlite3
 import weakref
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -75,8 +75,9 @@ class Prepared:
     def arguments(self, params: Mapping[str, Any] | None, extracted: Sequence[Any] | None) -> tuple[str, list[Any]]:
         """The SQL text and its positional driver values for ``params``."""
         defaults = self.defaults
-        if extracted is None and defaults is not None and (not self.required or self.required <= (params or {}).keys()):
-            values = {**defaults, **params} if params else defaults
+        values: Mapping[str, Any]
+        if extracted is None and defaults is not None and self.required <= (params or {}).keys():
+            values = {**defaults, **params} if params else dict(defaults)
         else:  # another statement of this shape (its values come from its cache key), or an error to raise
             values = self.compiled.construct_params(params, extracted_parameters=extracted, escape_names=True)
         sql, names, binds = self.sql, self.names, self.binds
@@ -86,15 +87,16 @@ class Prepared:
             binds = {**binds, **cast(dict[str, Processor], state.processors)}
         return sql, [binds[n](values[n]) if n in binds else values[n] for n in names]
 
-    def result_processors(self, coltypes: Sequence[Any], dialect: Any) -> list[tuple[int, Processor]]:
+    def result_processors(self, coltypes: Iterable[Any], dialect: Any) -> list[tuple[int, Processor]]:
+        """The column types' conversions of each result column that has one (found once)."""
         if self.results is None:
             columns = self.compiled._result_columns
             self.keys = tuple(c.keyname for c in columns)
-            found = []
+            found: list[tuple[int, Processor]] = []
             for i, (column, coltype) in enumerate(zip(columns, coltypes, strict=False)):
                 processor = column.type._cached_result_processor(dialect, coltype)
                 if processor is not None:
-                    found.append((i, processor))
+                    found.append((i, cast(Processor, processor)))
             self.results = found
         return self.results
 
@@ -160,9 +162,8 @@ def _compile(db: Backend, statement: Executable, keys: tuple[str, ...], cache_ke
     if _returns_entities(statement):
         return None
     compiled = cast(
-        SQLCompiler, cast(ClauseElement, statement).compile(
-            dialect=db.dialect, column_keys=list(keys) or None, cache_key=cache_key
-        )
+        SQLCompiler,
+        cast(ClauseElement, statement).compile(dialect=db.dialect, column_keys=list(keys) or None, cache_key=cache_key),
     )
     binds = compiled._bind_processors
     if any(not callable(p) for p in binds.values()):  # tuple types: leave them to SQLAlchemy
@@ -244,8 +245,10 @@ async def _connection(session: AsyncSession) -> tuple[AsyncConnection, Any]:
     """
     transaction = session.sync_session.get_transaction()
     found = _CONNECTIONS.get(transaction) if transaction is not None else None
-    if found is not None and not found[0].sync_connection.invalidated:
-        return found
+    if found is not None:
+        sync_connection = found[0].sync_connection
+        if sync_connection is not None and not sync_connection.invalidated:
+            return found
     conn = await session.connection()  # begins the transaction (SQLite: BEGIN IMMEDIATE)
     sync = conn.sync_connection
     # Checked out and valid: the pool's connection is an attribute (no trip through the bridge).

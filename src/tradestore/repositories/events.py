@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, insert, select

@@ -9,7 +9,6 @@ from typing import Any, cast
 from sqlalchemy import Select, Table, bindparam, select, update
 
 from tradestore.dialects import Backend
-
 from tradestore.domain import Position
 from tradestore.errors import NotFoundError, ValidationError
 from tradestore.models import BOT_KEY, OPEN, PositionModel
@@ -39,7 +38,9 @@ def _upsert_open(db: Backend) -> Any:
     return statement.on_conflict_do_update(
         index_elements=[_p.exchange, _p.symbol, BOT_KEY, _p.mode],
         index_where=_p.status == OPEN,
-        set_={name: statement.excluded[name] for name in _WRITTEN if name not in ("exchange", "symbol", "bot_id", "mode")},
+        set_={
+            name: statement.excluded[name] for name in _WRITTEN if name not in ("exchange", "symbol", "bot_id", "mode")
+        },
     ).returning(_p.id)
 
 
