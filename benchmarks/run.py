@@ -611,9 +611,11 @@ async def hot_path_main(args: argparse.Namespace) -> int:
     print()
     print(hot_path.table(rows))
     print()
-    print(hot_path.NOTES.format(units=args.hot_units, rounds=args.hot_rounds, warm=hot_path.WARM))
+    print(hot_path.table(rows, cpu=True))
+    print()
+    print(hot_path.NOTES.format(units=args.hot_units, rounds=args.hot_rounds, warm=hot_path.WARM, goal=hot_path.GOAL))
     print(f"\ntotal time: {time.perf_counter() - started:.0f} s")
-    return 0 if all(r.met is not False for r in rows) else 1
+    return 0 if all(r.met for r in rows) else 1
 
 
 async def amain(args: argparse.Namespace) -> int:

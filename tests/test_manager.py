@@ -199,7 +199,9 @@ async def test_a_read_on_a_killed_connection_is_typed_and_recovers(pg_url: URL) 
         await db.drop_all()
 
 
-async def test_a_committed_session_is_not_rolled_back_again(db: DatabaseManager, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_committed_session_is_not_rolled_back_again(
+    db: DatabaseManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The pool rolls back only a connection handed back inside a transaction."""
     from sqlalchemy.engine.interfaces import AdaptedConnection
 
