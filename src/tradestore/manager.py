@@ -21,6 +21,7 @@ from tradestore.engine import build_engine
 from tradestore.errors import ConnectionLostError, StorageError
 from tradestore.models import Base
 from tradestore.repositories.base import DEFAULT_EXCHANGE, SESSION_EXCHANGE
+from tradestore.sessions import UnitSession
 from tradestore.urls import backend_name, is_memory, mask, resolve, scrub
 from tradestore.values import to_text
 
@@ -49,21 +50,6 @@ async def _shielded(awaitable: Awaitable[T]) -> T:
             log.debug("cleanup failed while the task was being cancelled", exc_info=task.exception())
         raise cancelled
     return task.result()
-
-
-async def _end(session: AsyncSession, *, commit: bool) -> None:
-    """Commit (or roll back) ``session``, then close it: one shielded task for both."""
-    try:
-        if commit:
-            try:
-                await session.commit()
-            except BaseException:
-                await session.rollback()
-                raise
-        else:
-            await session.rollback()
-    finally:
-        await session.close()
 
 
 class DatabaseManager:
@@ -110,7 +96,7 @@ class DatabaseManager:
         self.auto_migrate = auto_migrate
         self.exchange = to_text("exchange", exchange)
         self._engine: AsyncEngine | None = None
-        self._sessions: async_sessionmaker[AsyncSession] | None = None
+        self._sessions: async_sessionmaker[UnitSession] | None = None
         # In-memory SQLite is one connection: sessions take turns on it (see get_session).
         self._memory_lock: asyncio.Lock | None = None
         # The event loop the pool's connections belong to (see _follow_loop).
@@ -173,7 +159,7 @@ class DatabaseManager:
             await _shielded(engine.dispose())
             raise
         self._engine = engine
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._sessions = async_sessionmaker(engine, class_=UnitSession, expire_on_commit=False)
         self._memory_lock = asyncio.Lock() if is_memory(self.url) else None
         self._loop = asyncio.get_running_loop()
         log.info("connected to %s", self.database)
@@ -196,7 +182,7 @@ class DatabaseManager:
     ) -> None:
         await self.disconnect()
 
-    def _require(self) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
+    def _require(self) -> tuple[AsyncEngine, async_sessionmaker[UnitSession]]:
         if self._engine is None or self._sessions is None:
             raise StorageError(
                 f"DatabaseManager for {self.database} is not connected: call `await manager.connect()` first"
@@ -275,10 +261,10 @@ class DatabaseManager:
             try:
                 yield session
             except BaseException:
-                await _shielded(_end(session, commit=False))
+                await _shielded(session.end(commit=False))
                 raise
             # Shielded: a commit cut off half-way would leave its outcome unknown.
-            await _shielded(_end(session, commit=True))
+            await _shielded(session.end(commit=True))
 
     async def create_all(self) -> None:
         """Create every table and index that does not exist yet, and record the head schema revision.

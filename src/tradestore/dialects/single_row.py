@@ -33,10 +33,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 import asyncpg
-from sqlalchemy.engine import Result
+from sqlalchemy.engine import Connection, Result
 from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Delete, Executable, Insert, Select, Update
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
@@ -205,7 +205,7 @@ async def run(
         return None
     prepared, extracted = found
     sql, args = prepared.arguments(params, extracted)
-    engine = conn.sync_engine
+    engine = conn.engine
     if engine.echo:
         engine.logger.info(sql)
         engine.logger.info("[single-row path] %r", tuple(args))
@@ -234,33 +234,39 @@ async def execute(
 
 
 #: The connection of each session transaction the single-row path has used (forgotten with it).
-_CONNECTIONS: weakref.WeakKeyDictionary[Any, tuple[AsyncConnection, Any]] = weakref.WeakKeyDictionary()
+_CONNECTIONS: weakref.WeakKeyDictionary[Any, tuple[Connection, Any]] = weakref.WeakKeyDictionary()
 
 
-async def _connection(session: AsyncSession) -> tuple[AsyncConnection, Any]:
-    """The session's connection and its pool connection, beginning the transaction if needed.
+async def _connection(session: AsyncSession) -> tuple[Connection, Any]:
+    """The session's (synchronous) connection and its pool connection, beginning the transaction if needed.
 
-    Asking the session costs two trips through SQLAlchemy's greenlet bridge; a unit of work
-    asks once per transaction, then finds the answer here.
+    A session of ``DatabaseManager.get_session()`` holds its connection itself (no trip through
+    SQLAlchemy's greenlet bridge once it is open); any other ``AsyncSession`` is asked, which costs
+    two trips, once per transaction, the answer then found here.
     """
+    from tradestore.sessions import UnitSession  # sessions imports nothing of ours, but keep this light
+
+    if isinstance(session, UnitSession):
+        sync = await session.unit_connection()
+        return sync, sync.connection  # checked out, in a transaction: the pool's connection (no I/O)
     transaction = session.sync_session.get_transaction()
     found = _CONNECTIONS.get(transaction) if transaction is not None else None
     if found is not None:
-        sync_connection = found[0].sync_connection
-        if sync_connection is not None and not sync_connection.invalidated:
+        if not found[0].invalidated and not found[0].closed:
             return found
     conn = await session.connection()  # begins the transaction (SQLite: BEGIN IMMEDIATE)
-    sync = conn.sync_connection
+    sync_connection = conn.sync_connection
+    assert sync_connection is not None
     # Checked out and valid: the pool's connection is an attribute (no trip through the bridge).
-    raw = sync.connection if sync is not None and not sync.invalidated else await conn.get_raw_connection()
+    raw = sync_connection.connection if not sync_connection.invalidated else await conn.get_raw_connection()
     transaction = session.sync_session.get_transaction()
     if transaction is not None:
-        _CONNECTIONS[transaction] = (conn, raw)
-    return conn, raw
+        _CONNECTIONS[transaction] = (sync_connection, raw)
+    return sync_connection, raw
 
 
 def _typed(
-    error: Exception, conn: AsyncConnection, raw: Any, prepared: Prepared, sql: str, args: list[Any]
+    error: Exception, conn: Connection, raw: Any, prepared: Prepared, sql: str, args: list[Any]
 ) -> Exception:
     """The exception SQLAlchemy's path raises for the driver's ``error``."""
     from tradestore.engine import translate  # engine imports the dialects package
