@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session
-from sqlalchemy.util import greenlet_spawn
+from sqlalchemy.util.concurrency import greenlet_spawn, in_greenlet
 
 
 class UnitSyncSession(Session):
@@ -56,8 +56,19 @@ class UnitSyncSession(Session):
             conn.begin()
         return conn
 
+    def get_bind(self, *args: Any, **kwargs: Any) -> Any:
+        """The unit's connection when the ORM asks, to run something (always in a greenlet).
+
+        Asked outside one (``AsyncSession.get_bind()``, to learn the dialect), it opens nothing:
+        the engine, or the unit's connection once open.
+        """
+        bind = super().get_bind(*args, **kwargs)
+        if (bind is self._engine or bind is self.unit) and in_greenlet():
+            return self.unit_connection()
+        return bind
+
     def _connection_for_bind(self, engine: Any, execution_options: Any = None, **kw: Any) -> Connection:
-        # The one place the ORM asks for a connection: give it the unit's, never one of its own.
+        # Where the ORM's statements take their connection: the unit's, never one of their own.
         if engine is self._engine or engine is self.unit:
             engine = self.unit_connection()
         return super()._connection_for_bind(engine, execution_options, **kw)
@@ -84,7 +95,8 @@ class UnitSyncSession(Session):
     def close(self) -> None:
         """Close the ORM's part, roll back what is not committed, hand the connection back to the pool."""
         try:
-            super().close()
+            if self._transaction is not None or self._new or self._deleted or len(self.identity_map):
+                super().close()  # else nothing of the ORM's to close, and its emptying costs microseconds
         finally:
             self._release()
 

@@ -251,9 +251,8 @@ async def _connection(session: AsyncSession) -> tuple[Connection, Any]:
         return sync, sync.connection  # checked out, in a transaction: the pool's connection (no I/O)
     transaction = session.sync_session.get_transaction()
     found = _CONNECTIONS.get(transaction) if transaction is not None else None
-    if found is not None:
-        if not found[0].invalidated and not found[0].closed:
-            return found
+    if found is not None and not found[0].invalidated and not found[0].closed:
+        return found
     conn = await session.connection()  # begins the transaction (SQLite: BEGIN IMMEDIATE)
     sync_connection = conn.sync_connection
     assert sync_connection is not None
