@@ -26,34 +26,56 @@ from typing import Any
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util.concurrency import greenlet_spawn, in_greenlet
+
+from tradestore.engine import begin_unit, end_unit
 
 
 class UnitSyncSession(Session):
-    """The synchronous ``Session`` of a :class:`UnitSession`: all its work on one held connection.
+    """The synchronous ``Session`` of a :class:`UnitSession`: all its work on one held pool connection.
 
-    The connection is checked out and its transaction begun on first use (by the ORM, by
-    ``connection()``, or by a repository), and handed back to the pool by ``close()``.
+    The pool connection is checked out and its transaction begun on first use, and handed back
+    by ``close()``. Repositories alone use it as it is (:meth:`open_fast`); once the ORM or
+    ``connection()`` needs a SQLAlchemy ``Connection``, one is made on the same pool connection,
+    taking over the transaction already begun (:meth:`unit_connection`). Methods that do I/O run
+    in SQLAlchemy's greenlet, as every ``Session`` method does under ``AsyncSession``.
     """
 
     def __init__(self, bind: Engine, **kwargs: Any) -> None:
         super().__init__(bind=bind, join_transaction_mode="control_fully", **kwargs)
         self._engine = bind
-        #: The unit's connection while it is checked out.
+        #: The pool connection while the unit holds it.
+        self.fairy: PoolProxiedConnection | None = None
+        #: The SQLAlchemy connection on it, once the ORM or ``connection()`` asked for one.
         self.unit: Connection | None = None
+        #: Whether a transaction begun by :meth:`open_fast` is open (none of SQLAlchemy's objects know it).
+        self.begun = False
+
+    def open_fast(self) -> PoolProxiedConnection:
+        """The pool connection in a transaction, checked out and begun if needed."""
+        if self.unit is not None:
+            self.unit_connection()
+        else:
+            if self.fairy is None:
+                self.fairy = self._engine.raw_connection()
+            if not self.begun:
+                begin_unit(self.fairy, self._engine)
+                self.begun = True
+        assert self.fairy is not None
+        return self.fairy
 
     def unit_connection(self) -> Connection:
-        """The unit's connection in a transaction: checked out and begun if needed (I/O: call in a greenlet).
-
-        On SQLite the ``BEGIN IMMEDIATE`` of the engine's begin hook takes the write lock here; on
-        PostgreSQL the checkout's ``BEGIN`` is the transaction.
-        """
+        """A SQLAlchemy ``Connection`` on the unit's pool connection, in its transaction."""
         conn = self.unit
         if conn is None:
-            conn = self.unit = self._engine.connect()
+            if self.fairy is None:
+                self.fairy = self._engine.raw_connection()
+            conn = self.unit = Connection(self._engine, self.fairy)
             self.bind = conn  # the ORM's statements find it (get_bind), and join its transaction
         if not conn.in_transaction():
-            conn.begin()
+            conn.begin()  # takes over a transaction open_fast began (the begin hooks send nothing then)
+            self.begun = False
         return conn
 
     def get_bind(self, *args: Any, **kwargs: Any) -> Any:
@@ -74,23 +96,29 @@ class UnitSyncSession(Session):
         return super()._connection_for_bind(engine, execution_options, **kw)
 
     def in_transaction(self) -> bool:
-        return super().in_transaction() or (self.unit is not None and self.unit.in_transaction())
+        return super().in_transaction() or self.begun or (self.unit is not None and self.unit.in_transaction())
 
     def commit(self) -> None:
-        """Flush and commit the ORM's part (if used), then the connection's transaction."""
+        """Flush and commit the ORM's part (if used), then the unit's transaction."""
         if self._transaction is not None:
             super().commit()  # control_fully: commits the connection's transaction too
-        conn = self.unit
-        if conn is not None and conn.in_transaction():
-            conn.commit()
+        self._end_transaction(commit=True)
 
     def rollback(self) -> None:
-        """Roll back the ORM's part (if used), then the connection's transaction."""
+        """Roll back the ORM's part (if used), then the unit's transaction."""
         if self._transaction is not None:
             super().rollback()
+        self._end_transaction(commit=False)
+
+    def _end_transaction(self, *, commit: bool) -> None:
         conn = self.unit
-        if conn is not None and conn.in_transaction():
-            conn.rollback()
+        if conn is not None:
+            if conn.in_transaction():
+                conn.commit() if commit else conn.rollback()
+        elif self.begun:
+            self.begun = False
+            assert self.fairy is not None
+            end_unit(self.fairy, self._engine, commit=commit)
 
     def close(self) -> None:
         """Close the ORM's part, roll back what is not committed, hand the connection back to the pool."""
@@ -104,15 +132,19 @@ class UnitSyncSession(Session):
         try:
             super().invalidate()
         finally:
-            conn = self.unit
-            if conn is not None:
-                conn.invalidate()
+            if self.unit is not None:
+                self.unit.invalidate()
+            elif self.fairy is not None:
+                self.fairy.invalidate()
             self._release()
 
     def _release(self) -> None:
-        conn, self.unit, self.bind = self.unit, None, self._engine
+        conn, fairy = self.unit, self.fairy
+        self.unit, self.fairy, self.begun, self.bind = None, None, False, self._engine
         if conn is not None:
-            conn.close()  # rolls back a transaction still open; the pool's reset hook does the rest
+            conn.close()  # rolls back a transaction still open, and checks the pool connection in
+        elif fairy is not None:
+            fairy.close()  # the pool's reset hook rolls back a transaction still open
 
     def end(self, *, commit: bool) -> None:
         """Commit (or roll back) and close: a unit of work's end, in one trip through the greenlet bridge.
@@ -139,18 +171,23 @@ class UnitSession(AsyncSession):
     sync_session_class = UnitSyncSession
     sync_session: UnitSyncSession
 
-    async def unit_connection(self) -> Connection:
-        """The unit's (synchronous) connection in a transaction; no greenlet trip once it is open."""
-        conn = self.sync_session.unit
-        if conn is not None and conn.in_transaction():
-            return conn
-        return await greenlet_spawn(self.sync_session.unit_connection)
+    async def pool_connection(self) -> PoolProxiedConnection:
+        """The unit's pool connection in its transaction; no trip through the greenlet bridge once open."""
+        sync = self.sync_session
+        if sync.begun or (sync.unit is not None and sync.unit.in_transaction()):
+            assert sync.fairy is not None
+            return sync.fairy
+        return await greenlet_spawn(sync.open_fast)
 
     async def connection(self, *args: Any, **kwargs: Any) -> AsyncConnection:
         """The unit's connection, its transaction begun (``AsyncSession.connection`` with no arguments)."""
         if args or kwargs:
             return await super().connection(*args, **kwargs)
-        return AsyncConnection._retrieve_proxy_for_target(await self.unit_connection())
+        sync = self.sync_session
+        conn = sync.unit
+        if conn is None or not conn.in_transaction():
+            conn = await greenlet_spawn(sync.unit_connection)
+        return AsyncConnection._retrieve_proxy_for_target(conn)
 
     async def end(self, *, commit: bool) -> None:
         """See :meth:`UnitSyncSession.end`."""

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 import asyncpg
-from sqlalchemy.engine import Connection, Result
+from sqlalchemy.engine import Connection, Engine, Result
 from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -196,24 +196,23 @@ async def run(
         DuplicateError: a unique key is already stored (also an ``IntegrityError``).
         sqlalchemy.exc.DBAPIError: any other database error, of the class SQLAlchemy would raise.
     """
-    conn, raw = await _connection(session)
+    engine, raw = await _connection(session)
     from tradestore.dialects import backend  # the package imports this module
 
-    db = backend(conn.dialect)
+    db = backend(engine.dialect)
     found = prepare(db, statement, params)
     if found is None:
         return None
     prepared, extracted = found
     sql, args = prepared.arguments(params, extracted)
-    engine = conn.engine
     if engine.echo:
         engine.logger.info(sql)
         engine.logger.info("[single-row path] %r", tuple(args))
     try:
         rows, coltypes, rowcount = await db.run_single(raw, sql, args)
     except Exception as exc:
-        raise _typed(exc, conn, raw, prepared, sql, args) from exc
-    processors = prepared.result_processors(coltypes, conn.dialect)
+        raise _typed(exc, engine, raw, prepared, sql, args) from exc
+    processors = prepared.result_processors(coltypes, engine.dialect)
     if processors and rows:
         out = []
         for row in rows:
@@ -233,44 +232,44 @@ async def execute(
     return None if found is None else FastResult(*found)
 
 
-#: The connection of each session transaction the single-row path has used (forgotten with it).
-_CONNECTIONS: weakref.WeakKeyDictionary[Any, tuple[Connection, Any]] = weakref.WeakKeyDictionary()
+#: The engine and pool connection of each session transaction the single-row path has used.
+_CONNECTIONS: weakref.WeakKeyDictionary[Any, tuple[Connection, Engine, Any]] = weakref.WeakKeyDictionary()
 
 
-async def _connection(session: AsyncSession) -> tuple[Connection, Any]:
-    """The session's (synchronous) connection and its pool connection, beginning the transaction if needed.
+async def _connection(session: AsyncSession) -> tuple[Engine, Any]:
+    """The session's engine and pool connection, beginning the transaction if needed.
 
-    A session of ``DatabaseManager.get_session()`` holds its connection itself (no trip through
-    SQLAlchemy's greenlet bridge once it is open); any other ``AsyncSession`` is asked, which costs
-    two trips, once per transaction, the answer then found here.
+    A session of ``DatabaseManager.get_session()`` holds its pool connection itself (no trip
+    through SQLAlchemy's greenlet bridge once it is open); any other ``AsyncSession`` is asked,
+    which costs two trips, once per transaction, the answer then found here.
     """
-    from tradestore.sessions import UnitSession  # sessions imports nothing of ours, but keep this light
+    from tradestore.sessions import UnitSession  # sessions imports the engine, which imports this package
 
     if isinstance(session, UnitSession):
-        sync = await session.unit_connection()
-        return sync, sync.connection  # checked out, in a transaction: the pool's connection (no I/O)
+        fairy = await session.pool_connection()
+        return session.sync_session._engine, fairy
     transaction = session.sync_session.get_transaction()
     found = _CONNECTIONS.get(transaction) if transaction is not None else None
     if found is not None and not found[0].invalidated and not found[0].closed:
-        return found
+        return found[1], found[2]
     conn = await session.connection()  # begins the transaction (SQLite: BEGIN IMMEDIATE)
-    sync_connection = conn.sync_connection
-    assert sync_connection is not None
+    sync = conn.sync_connection
+    assert sync is not None
     # Checked out and valid: the pool's connection is an attribute (no trip through the bridge).
-    raw = sync_connection.connection if not sync_connection.invalidated else await conn.get_raw_connection()
+    raw = sync.connection if not sync.invalidated else await conn.get_raw_connection()
     transaction = session.sync_session.get_transaction()
     if transaction is not None:
-        _CONNECTIONS[transaction] = (sync_connection, raw)
-    return sync_connection, raw
+        _CONNECTIONS[transaction] = (sync, sync.engine, raw)
+    return sync.engine, raw
 
 
 def _typed(
-    error: Exception, conn: Connection, raw: Any, prepared: Prepared, sql: str, args: list[Any]
+    error: Exception, engine: Engine, raw: Any, prepared: Prepared, sql: str, args: list[Any]
 ) -> Exception:
     """The exception SQLAlchemy's path raises for the driver's ``error``."""
     from tradestore.engine import translate  # engine imports the dialects package
 
-    typed = translate(error, conn.engine.url)
+    typed = translate(error, engine.url)
     if typed is not None:
         return typed  # the session's rollback then finds a lost connection gone and discards it
     if _unique_violation(error):
@@ -283,8 +282,8 @@ def _typed(
         adapter._handle_exception(error)
     except Exception as adapted:
         orig = adapted
-    dbapi = conn.dialect.loaded_dbapi
-    return cast(Exception, DBAPIError.instance(sql, args, orig, dbapi.Error, dialect=conn.dialect))
+    dbapi = engine.dialect.loaded_dbapi
+    return cast(Exception, DBAPIError.instance(sql, args, orig, dbapi.Error, dialect=engine.dialect))
 
 
 def _unique_violation(error: Exception) -> bool:
