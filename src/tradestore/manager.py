@@ -239,9 +239,12 @@ class DatabaseManager:
             finally:
                 _holding_memory_db.reset(token)
 
-    @contextlib.asynccontextmanager
-    async def get_session(self) -> AsyncIterator[AsyncSession]:
+    def get_session(self) -> contextlib.AbstractAsyncContextManager[AsyncSession]:
         """A session in its own transaction: committed when the block ends, rolled back if it raises.
+
+        Use it as ``async with db.get_session() as session:``. The session is an ``AsyncSession``
+        whose connection and transaction open on first use; repositories and the ORM share them
+        (see :mod:`tradestore.sessions`).
 
         Cancelling the task (or an ``asyncio.timeout``) while the block runs rolls the whole
         transaction back; once the commit has started it is finished first, then the
@@ -255,16 +258,7 @@ class DatabaseManager:
                 in time; nothing was written (a ``TransientError``: retry the unit of work).
             ConnectionLostError: the connection broke or could not be made (a ``TransientError``).
         """
-        _, sessions = self._require()
-        async with self._turn():
-            session = sessions(info={SESSION_EXCHANGE: self.exchange})
-            try:
-                yield session
-            except BaseException:
-                await _shielded(session.end(commit=False))
-                raise
-            # Shielded: a commit cut off half-way would leave its outcome unknown.
-            await _shielded(session.end(commit=True))
+        return _SessionBlock(self)
 
     async def create_all(self) -> None:
         """Create every table and index that does not exist yet, and record the head schema revision.
@@ -326,3 +320,40 @@ class DatabaseManager:
         """The text of ``exc`` on one line, with the password cut out."""
         message = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
         return scrub(message, self.url)
+
+
+class _SessionBlock:
+    """``async with db.get_session() as session``: one unit of work.
+
+    A class rather than a generator-based context manager: this runs around every unit of work
+    a bot makes, and the generator machinery (two of them, with ``_turn``) cost more than the rest
+    of the frame's Python code.
+    """
+
+    __slots__ = ("_db", "_session", "_turn")
+
+    def __init__(self, db: DatabaseManager) -> None:
+        self._db = db
+        self._session: UnitSession | None = None
+        self._turn: contextlib.AbstractAsyncContextManager[None] | None = None
+
+    async def __aenter__(self) -> AsyncSession:
+        db = self._db
+        _, sessions = db._require()
+        if db._memory_lock is not None or db._loop is not asyncio.get_running_loop():
+            self._turn = db._turn()  # the in-memory database's turn, or a new event loop's pool
+            await self._turn.__aenter__()
+        self._session = sessions(info={SESSION_EXCHANGE: db.exchange})
+        return self._session
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        session, turn = self._session, self._turn
+        try:
+            if session is not None:
+                # Shielded: a commit cut off half-way would leave its outcome unknown.
+                await _shielded(session.end(commit=exc_type is None))
+        finally:
+            if turn is not None:
+                await turn.__aexit__(exc_type, exc, tb)
