@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
@@ -20,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from tradestore import __version__, timeframes
 from tradestore.admin.transfer import DEFAULT_CHUNK_ROWS
 from tradestore.cli import file_commands, report_commands, schema_commands, upkeep_commands
-from tradestore.cli.arguments import duration, moment, positive, timeframe
+from tradestore.cli.arguments import age, moment, positive, timeframe
 from tradestore.cli.console import CommandError, Console
 from tradestore.errors import ConfigurationError, StorageError
 from tradestore.files.ohlcv import FORMATS
@@ -129,8 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--force", action="store_true", help="replace an existing file")
 
     sub = command(commands, "prune", upkeep_commands.prune, "remove old events and old candles")
-    sub.add_argument("--events-older-than", type=duration, metavar="AGE", help="e.g. 30d")
-    sub.add_argument("--bars-older-than", type=duration, metavar="AGE", help="e.g. 365d (needs --timeframe)")
+    sub.add_argument("--events-older-than", type=age, metavar="AGE", help="e.g. 30d")
+    sub.add_argument("--bars-older-than", type=age, metavar="AGE", help="e.g. 365d (needs --timeframe)")
     sub.add_argument("--timeframe", type=timeframe, help="the timeframe whose old bars go")
     sub.add_argument("--dry-run", action="store_true", help="count what would go, remove nothing")
 
@@ -160,6 +161,23 @@ def _one_line(exc: BaseException, secrets: Sequence[str]) -> str:
     return line
 
 
+def _reader_left(out: IO[str]) -> bool:
+    """Whether ``out`` is a pipe whose reader has gone; if so, silence it for good.
+
+    What is still buffered would fail again when the interpreter flushes it at exit, with a
+    "Broken pipe" message: the stream is pointed at the null device instead.
+    """
+    try:
+        out.flush()
+    except BrokenPipeError:
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, out.fileno())
+            os.close(devnull)
+        return True
+    return False
+
+
 def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
     """Run the command line ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
     out, err = stdout or sys.stdout, stderr or sys.stderr
@@ -182,6 +200,11 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None, st
     except KeyboardInterrupt:
         err.write("error: interrupted\n")
         return 130
+    except BrokenPipeError as exc:
+        if not _reader_left(out):
+            err.write(f"error: {_one_line(exc, secrets)}\n")
+            return 1
+        return 0  # `tradestore … | head`: the reader has all it wanted
     except (StorageError, CommandError, SQLAlchemyError, OSError, ValueError) as exc:
         log.debug("command failed", exc_info=True)
         err.write(f"error: {_one_line(exc, secrets)}\n")

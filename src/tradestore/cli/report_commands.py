@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from tradestore import timeframes
 from tradestore.admin.inventory import inventory
 from tradestore.cli.access import store
 from tradestore.cli.console import CommandError, Console, human_bytes, pairs, table
 from tradestore.health import health as health_of
+from tradestore.models import OHLCVModel
 from tradestore.repositories import OHLCVRepository
 from tradestore.urls import resolve
 
@@ -97,14 +101,10 @@ async def gaps(args: argparse.Namespace, console: Console) -> int:
     url = resolve(args.url)
     async with store(url) as db, db.get_session() as session:
         repo = OHLCVRepository(session)
-        if (
-            args.start is None
-            and args.end is None
-            and not await repo.get_latest(args.symbol, args.timeframe, 1, args.exchange)
-        ):
-            raise CommandError(
-                f"no {args.timeframe} bars stored for {args.exchange} {args.symbol} (`tradestore series` lists what is)"
-            )
+        # With or without a window: a series without a single bar is a misspelling far more
+        # often than a series whose every bar is missing, and must never read as "no gaps".
+        if not await repo.get_latest(args.symbol, args.timeframe, 1, args.exchange):
+            raise CommandError(await _unknown_series(session, args.exchange, args.symbol, args.timeframe))
         found = await repo.get_gaps(args.symbol, args.timeframe, args.exchange, start=args.start, end=args.end)
     ranges: list[dict[str, Any]] = [
         {"first": a, "last": b, "missing": timeframes.count_between(args.timeframe, a, b)} for a, b in found
@@ -131,3 +131,14 @@ async def gaps(args: argparse.Namespace, console: Console) -> int:
 
     console.emit(data, human)
     return 0
+
+
+async def _unknown_series(session: AsyncSession, exchange: str, symbol: str, timeframe: str) -> str:
+    """Why there is no such series, naming the exchanges that do hold ``symbol`` ``timeframe`` bars."""
+    c = OHLCVModel
+    where = (c.symbol == symbol, c.timeframe == timeframe)
+    elsewhere = list((await session.scalars(select(c.exchange).where(*where).distinct().order_by(c.exchange))).all())
+    message = f"no {timeframe} bars stored for {exchange} {symbol}"
+    if elsewhere:
+        return f"{message}; {symbol} {timeframe} is stored for {', '.join(elsewhere)}"
+    return f"{message} on any exchange (`tradestore series` lists what is)"
