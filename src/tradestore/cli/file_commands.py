@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from tradestore import timeframes
 from tradestore.cli.access import store
-from tradestore.cli.console import CommandError, Console, table
+from tradestore.cli.console import CommandError, Console, table, writing_out
 from tradestore.domain import OHLCVBar
 from tradestore.files.ohlcv import (
     DECIMAL_COLUMNS,
@@ -214,7 +214,8 @@ async def export_ohlcv(args: argparse.Namespace, console: Console) -> int:
         progress = console.progress(f"exporting {series.symbol} {series.timeframe}", total, "bars")
         try:
             if to_stdout:
-                count = await write_csv(bars(), console.out, progress=progress.update)
+                with writing_out():
+                    count = await write_csv(bars(), console.out, progress=progress.update)
             else:
                 with _destination(args.output) as path:
                     if fmt == "csv":

@@ -1,7 +1,8 @@
 """The ``tradestore`` command: argument parsing, running a subcommand, and turning failures into one line.
 
-Exit status: 0 on success, 1 on a failure (reported as ``error: <reason>`` on stderr), 2 for
-a usage error, 130 when interrupted. Passwords given in any URL never reach the output.
+Exit status: 0 on success (also when the reader of the output leaves early, as ``head`` does),
+1 on a failure (reported as ``error: <reason>`` on stderr), 2 for a usage error, 130 when
+interrupted. Passwords given in any URL never reach the output.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from tradestore import __version__, timeframes
 from tradestore.admin.transfer import DEFAULT_CHUNK_ROWS
 from tradestore.cli import file_commands, report_commands, schema_commands, upkeep_commands
 from tradestore.cli.arguments import age, moment, positive, timeframe
-from tradestore.cli.console import CommandError, Console
+from tradestore.cli.console import CommandError, Console, ReaderGone, writing_out
 from tradestore.errors import ConfigurationError, StorageError
 from tradestore.files.ohlcv import FORMATS
 from tradestore.urls import DEFAULT_URL, ENV_VAR, resolve
@@ -161,21 +162,13 @@ def _one_line(exc: BaseException, secrets: Sequence[str]) -> str:
     return line
 
 
-def _reader_left(out: IO[str]) -> bool:
-    """Whether ``out`` is a pipe whose reader has gone; if so, silence it for good.
-
-    What is still buffered would fail again when the interpreter flushes it at exit, with a
-    "Broken pipe" message: the stream is pointed at the null device instead.
-    """
-    try:
-        out.flush()
-    except BrokenPipeError:
-        with contextlib.suppress(AttributeError, OSError, ValueError):
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, out.fileno())
-            os.close(devnull)
-        return True
-    return False
+def _silence(out: IO[str]) -> None:
+    """Point ``out`` at the null device: what is still buffered would fail again when the
+    interpreter flushes it at exit, with a "Broken pipe" message."""
+    with contextlib.suppress(AttributeError, OSError, ValueError):  # no file descriptor: nothing to do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, out.fileno())
+        os.close(devnull)
 
 
 def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
@@ -196,15 +189,16 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None, st
     handler: Handler = args.handler
     secrets = _secrets(args)
     try:
-        return asyncio.run(handler(args, Console(out, err, json=args.json)))
+        code = asyncio.run(handler(args, Console(out, err, json=args.json)))
+        with writing_out():
+            out.flush()  # what is still buffered: if the reader has gone, find out here, not at exit
+        return code
     except KeyboardInterrupt:
         err.write("error: interrupted\n")
         return 130
-    except BrokenPipeError as exc:
-        if not _reader_left(out):
-            err.write(f"error: {_one_line(exc, secrets)}\n")
-            return 1
-        return 0  # `tradestore … | head`: the reader has all it wanted
+    except ReaderGone:  # `tradestore … | head`: the reader has all it wanted
+        _silence(out)
+        return 0
     except (StorageError, CommandError, SQLAlchemyError, OSError, ValueError) as exc:
         log.debug("command failed", exc_info=True)
         err.write(f"error: {_one_line(exc, secrets)}\n")
