@@ -86,5 +86,5 @@ def test_gaps_of_an_unknown_series_is_an_error_with_or_without_a_window(fresh_ur
         assert "no 1m bars stored for binance DOGEUSTD on any exchange" in line, window
         line = fails("gaps", "kraken", "DOGEUSDT", "1m", *window, "--url", fresh_url)  # stored elsewhere
         assert "no 1m bars stored for kraken DOGEUSDT; DOGEUSDT 1m is stored for binance" in line, window
-    window = ok("gaps", "binance", "DOGEUSDT", "1m", "--end", "2024-01-01T00:04:00Z", "--url", fresh_url, "--json")
-    assert window.json["missing"] == 2  # a known series: its missing bars, as before
+    known = ok("gaps", "binance", "DOGEUSDT", "1m", "--end", "2024-01-01T00:04:00Z", "--url", fresh_url, "--json")
+    assert known.json["missing"] == 2  # a known series: its missing bars, as before
