@@ -28,6 +28,7 @@ async def fill(url: str) -> None:
         await TradeRepository(session).insert(trade(1, pnl="1.5"))
 
 
+@pytest.mark.sqlite
 def test_sqlite_backup_is_a_private_readable_copy(new_database: Callable[[str], str], tmp_path: Path) -> None:
     url = new_database("sqlite")
     asyncio.run(fill(url))
@@ -41,6 +42,7 @@ def test_sqlite_backup_is_a_private_readable_copy(new_database: Callable[[str], 
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left
 
 
+@pytest.mark.sqlite
 def test_sqlite_backup_into_a_folder_and_over_an_existing_file(
     new_database: Callable[[str], str], tmp_path: Path
 ) -> None:
@@ -57,6 +59,7 @@ def test_sqlite_backup_into_a_folder_and_over_an_existing_file(
         asyncio.run(backup(resolve(url), tmp_path / "missing" / "x.db"))
 
 
+@pytest.mark.sqlite
 def test_an_in_memory_database_has_nothing_to_back_up(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="in-memory"):
         asyncio.run(backup(resolve("sqlite:///:memory:"), tmp_path / "x.db"))

@@ -42,6 +42,7 @@ def test_inventory_counts_rows_series_and_reads_the_schema(fresh_url: str) -> No
     assert found.as_dict()["rows"]["ohlcv"] == 8
 
 
+@pytest.mark.sqlite
 def test_inventory_of_a_missing_file_creates_nothing(tmp_path: Path) -> None:
     path = tmp_path / "none.db"
     with pytest.raises(StorageError, match="no database file"):
@@ -90,6 +91,7 @@ async def test_health_of_an_unreachable_server_never_shows_the_password() -> Non
     assert (await manager.health_check())["status"] == "unhealthy"
 
 
+@pytest.mark.sqlite
 def test_open_engine_creates_a_file_only_when_asked(new_database: Callable[[str], str], tmp_path: Path) -> None:
     path = tmp_path / "sub" / "new.db"
 

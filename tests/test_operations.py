@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from sqlalchemy.engine import URL
 
 from tradestore import DatabaseManager
@@ -12,6 +13,7 @@ from tradestore.dialects.operations import PostgresOperations, SQLiteOperations,
 from tradestore.urls import resolve
 
 
+@pytest.mark.sqlite
 def test_sqlite_identity_is_the_file_itself(tmp_path: Path) -> None:
     path = tmp_path / "bot.db"
     path.touch()

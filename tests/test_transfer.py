@@ -127,6 +127,7 @@ async def nudged_copy(source: str, target: str, target_kind: str) -> None:
         assert await session.scalar(select(func.count()).select_from(OHLCVModel)) == 0
 
 
+@pytest.mark.sqlite
 async def test_the_same_sqlite_file_under_another_name_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
