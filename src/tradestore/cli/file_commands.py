@@ -150,9 +150,8 @@ def _destination(target: Path) -> Iterator[Path]:
     Raises:
         CommandError: ``target`` is a folder, its folder does not exist, or writing failed.
     """
-    real = target.resolve()  # through any symbolic link
     try:
-        mode: int | None = real.stat().st_mode
+        mode: int | None = target.stat().st_mode  # through any link, /dev/stdout's included
     except FileNotFoundError:
         mode = None
     except OSError as exc:
@@ -161,10 +160,12 @@ def _destination(target: Path) -> Iterator[Path]:
         raise CommandError(f"{target} is a folder: give a file name")
     if mode is not None and not stat.S_ISREG(mode):
         try:
-            yield real
+            with writing_out():  # a pipe's reader leaving early (`-o /dev/stdout | head`) is no failure
+                yield target
         except OSError as exc:
             raise CommandError(f"cannot write {target}: {exc.strerror or exc}") from None
         return
+    real = target.resolve()  # the file a symbolic link points to is the one replaced
     if not real.parent.is_dir():
         raise CommandError(f"cannot write {target}: the folder {real.parent} does not exist")
     partial = real.with_name(f".{real.name}.partial-{os.getpid()}")
