@@ -6,12 +6,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from factories import trade
 from tradestore import DatabaseManager, SystemEventRepository, TradeRepository
 from tradestore.models import SystemEventModel, TradeModel
+from tradestore.sessions import UnitSession
 
 
 async def _count(db: DatabaseManager, model: Any) -> int:
@@ -103,3 +104,18 @@ async def test_orm_first_then_repository_share_the_transaction(db: DatabaseManag
         await session.rollback()
     assert await _count(db, TradeModel) == 0
     assert await _count(db, SystemEventModel) == 0
+
+
+async def test_an_engine_with_options_begins_through_sqlalchemy(db: DatabaseManager) -> None:
+    """A session on an engine with execution options gets transactions with those options."""
+    engine = db.engine.execution_options(isolation_level="SERIALIZABLE")
+    session = UnitSession(bind=engine)
+    try:
+        await TradeRepository(session).insert(trade(1))
+        if db.backend == "postgresql":
+            level = (await session.execute(text("SHOW transaction_isolation"))).scalar_one()
+            assert level == "serializable"
+        await session.commit()
+    finally:
+        await session.close()
+    assert await _count(db, TradeModel) == 1

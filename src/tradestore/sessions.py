@@ -51,10 +51,13 @@ class UnitSyncSession(Session):
         self.unit: Connection | None = None
         #: Whether a transaction begun by :meth:`open_fast` is open (none of SQLAlchemy's objects know it).
         self.begun = False
+        #: An engine with execution options (isolation, read-only…) has its transactions begun by
+        #: a ``Connection``, whose begin hooks honour them; a plain one may take the pool's connection.
+        self._plain = not bind.get_execution_options()
 
     def open_fast(self) -> PoolProxiedConnection:
         """The pool connection in a transaction, checked out and begun if needed."""
-        if self.unit is not None:
+        if self.unit is not None or not self._plain:
             self.unit_connection()
         else:
             if self.fairy is None:
