@@ -8,8 +8,12 @@ def test_public_names() -> None:
     assert tradestore.__all__ == sorted(tradestore.__all__)
     assert set(tradestore.__all__) == {
         "DatabaseManager",
+        "Fill",
         "OHLCVBar",
         "OHLCVRepository",
+        "Order",
+        "OrderRepository",
+        "OrderStatusChange",
         "Position",
         "PositionRepository",
         "SeriesInfo",
