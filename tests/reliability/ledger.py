@@ -61,7 +61,7 @@ def stream(prefix: str) -> tuple[list[Order], list[Fill]]:
 
 
 def exact_average(fills: list[Fill]) -> Decimal:
-    """Σ(price × quantity) / Σ quantity rounded half-even to 18 places, with integers."""
+    """Σ(price * quantity) / Σ quantity rounded half-even to 18 places, with integers."""
     value = sum((Fraction(f.price) * Fraction(f.quantity) for f in fills), Fraction(0))
     scaled = value * 10**18 / sum((Fraction(f.quantity) for f in fills), Fraction(0))
     whole, rest = divmod(scaled.numerator, scaled.denominator)
