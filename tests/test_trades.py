@@ -94,6 +94,7 @@ async def test_update_changes_fields_and_moves_updated_at(db: DatabaseManager) -
         ({"side": "sideways"}, "side"),
         ({"exit_price": "NaN"}, "exit_price"),
         ({"fee": float("inf")}, "fee"),
+        ({"status": "closed"}, "status"),
     ],
 )
 async def test_update_rejects_bad_fields_and_writes_nothing(

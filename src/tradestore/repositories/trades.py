@@ -73,9 +73,12 @@ class TradeRepository(Repository):
         """Change some fields of the trade with database id ``trade_id``; ``updated_at`` moves.
 
         Raises:
-            ValidationError: an unknown or read-only field, or a bad value (nothing is written).
+            ValidationError: an unknown or read-only field (``status`` moves by ``close()`` and
+                ``cancel()`` only), or a bad value (nothing is written).
             NotFoundError: no trade has this id.
         """
+        if "status" in fields:  # the state machine has one door: close() and cancel()
+            raise ValidationError(f"status: changed by close() and cancel() only, got {fields['status']!r}")
         for name in fields:
             if name not in UPDATABLE:
                 raise ValidationError(f"{name}: not a field update() can change; allowed: {', '.join(UPDATABLE)}")
