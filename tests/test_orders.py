@@ -550,3 +550,17 @@ def _exact_average(quantities: list[Decimal], prices: list[Decimal]) -> Decimal:
     if twice > scaled.denominator or (twice == scaled.denominator and whole % 2 == 1):
         whole += 1
     return Decimal(whole).scaleb(-18)
+
+
+@pytest.mark.parametrize("bad", [Decimal("NaN"), Decimal("sNaN"), float("inf"), "-Infinity", "abc", True, None, [1]])
+def test_every_number_of_orders_and_fills_refuses_non_numbers(bad: object) -> None:
+    for field in ("quantity", "price", "stop_price"):
+        if bad is None and field != "quantity":
+            continue  # optional
+        with pytest.raises(ValidationError, match=field):
+            order(**({"order_type": "stop_limit", "stop_price": "1"} | {field: bad}))
+    for field in ("price", "quantity", "fee"):
+        with pytest.raises(ValidationError, match=field):
+            _changed(fill("t1", "1"), {field: bad})
+    with pytest.raises(ValidationError, match="timestamp"):
+        _changed(fill("t1", "1"), {"timestamp": "2024-01-01"})

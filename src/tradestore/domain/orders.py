@@ -8,6 +8,7 @@ by a fill, is checked there.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -56,6 +57,7 @@ OPEN_ORDER_STATUSES = ("new", "submitted", "open", "partially_filled", "pending_
 FILL_STATUSES = frozenset({"partially_filled", "filled"})
 
 
+@cache  # nine states: computed once per (target, by_fill), then a dict lookup on the hot path
 def move_sources(target: str, *, by_fill: bool) -> tuple[str, ...]:
     """Every state an order may move to ``target`` from, ``target`` itself included (a no-op).
 
