@@ -8,9 +8,9 @@ by a fill, is checked there.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 from tradestore.domain.common import MODES, _not_negative, _optional_id, _positive
