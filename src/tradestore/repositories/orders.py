@@ -8,13 +8,13 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, insert, select, update
+from sqlalchemy import Row, Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import ColumnElement
 
-from tradestore.dialects import backend, dec_sum
+from tradestore.dialects import Backend, dec_sum
 from tradestore.domain import MODES, OPEN_ORDER_STATUSES, ORDER_STATUSES, Fill, Order, OrderStatusChange
-from tradestore.domain.orders import check_move, fee_in_quote, move_sources, quote_currency
+from tradestore.domain.orders import FILL_STATUSES, check_move, fee_in_quote, move_sources, quote_currency
 from tradestore.errors import (
     ConflictError,
     DuplicateError,
@@ -39,6 +39,48 @@ AVERAGE_PLACES = 18
 _SCALE = 10**AVERAGE_PLACES
 #: Fill fields two reports of one fill must agree on.
 _SAME_FILL = ("price", "quantity", "fee", "fee_currency", "timestamp")
+
+
+# The single-row statements, built once; values come as parameters (``b_…``: not columns).
+_o, _f = _ORDERS.c, _FILLS.c
+_INSERT_HISTORY = insert(_HISTORY)
+_GET = select(*_o).where(_o.id == bindparam("b_id"))
+_EXISTS = select(_o.id).where(_o.id == bindparam("b_id"))
+_BY_CLIENT_ID = select(*_o).where(_o.exchange == bindparam("b_exchange"), _o.client_order_id == bindparam("b_client"))
+#: The order of a fill, its row locked until the transaction ends (SQLite: BEGIN IMMEDIATE already).
+_LOCK_FOR_FILL = (
+    select(_o.id, _o.symbol, _o.side, _o.status, _o.quantity, _o.filled_quantity, _o.filled_value, _o.fee_total)
+    .where(_o.exchange == bindparam("b_exchange"), _o.client_order_id == bindparam("b_client"))
+    .with_for_update()
+)
+_FILL_BY_KEY = select(*_f).where(
+    _f.exchange == bindparam("b_exchange"),
+    _f.client_order_id == bindparam("b_client"),
+    _f.exchange_trade_id == bindparam("b_trade"),
+)
+#: ``transition()`` to each state: ONE conditional UPDATE from the states the table allows.
+_MOVE = {
+    target: update(_ORDERS)
+    .where(_o.id == bindparam("b_id"), _o.status.in_([s for s in move_sources(target, by_fill=False) if s != target]))
+    .returning(*_o)
+    for target in ORDER_STATUSES
+}
+#: A fill's update of its order, for each state a fill moves it to.
+_FILL_MOVE = {
+    target: update(_ORDERS).where(_o.id == bindparam("b_id"), _o.status.in_(move_sources(target, by_fill=True)))
+    for target in FILL_STATUSES
+}
+
+
+def _insert_order(db: Backend) -> Any:
+    """Insert an order unless its key is stored: a duplicate skips the row instead of failing
+    the statement, which on PostgreSQL would abort the whole transaction."""
+    return db.insert(_ORDERS).on_conflict_do_nothing(index_elements=["exchange", "client_order_id"]).returning(_o.id)
+
+
+def _insert_fill(db: Backend) -> Any:
+    key = ["exchange", "client_order_id", "exchange_trade_id"]
+    return db.insert(_FILLS).on_conflict_do_nothing(index_elements=key).returning(_f.id)
 
 
 def _order(row: Row[Any]) -> Order:
@@ -72,10 +114,6 @@ class OrderRepository(Repository):
     then appended to the order's history.
     """
 
-    def _insert(self) -> Any:
-        """The dialect's ``insert()``, the one with ``on_conflict_do_nothing``."""
-        return backend(self.session.get_bind().dialect).insert
-
     async def create(self, order: Order) -> int:
         """Store a new order and return its database id; its history starts with its state.
 
@@ -102,20 +140,14 @@ class OrderRepository(Repository):
         values.update(
             filled_quantity=Decimal(0), filled_value=Decimal(0), fee_total=Decimal(0), created_at=now, updated_at=now
         )
-        statement = (
-            self._insert()(_ORDERS)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=["exchange", "client_order_id"])
-            .returning(_ORDERS.c.id)
-        )
         try:
-            order_id = await self._scalar(statement)
+            order_id = await self._scalar(self._built("orders.create", _insert_order), values)
         except IntegrityError as exc:  # the only constraint left: the trade foreign key
             raise NotFoundError(f"trade_id: no trade with id {order.trade_id!r}") from exc
         if order_id is None:
             raise DuplicateError(f"client_order_id: {order.exchange!r} already has an order {order.client_order_id!r}")
         await self._execute(
-            insert(_HISTORY).values(order_id=order_id, status=order.status, reason=order.reason, at=now)
+            _INSERT_HISTORY, {"order_id": order_id, "status": order.status, "reason": order.reason, "at": now}
         )
         return int(order_id)
 
@@ -146,18 +178,10 @@ class OrderRepository(Repository):
         reason = to_optional_text("reason", reason)
         now = datetime.now(UTC)
         at = to_optional_utc("at", at) or now
-        sources = [s for s in move_sources(status, by_fill=False) if s != status]
-        values: dict[str, Any] = {"status": status, "updated_at": now}
+        values: dict[str, Any] = {"b_id": order_id, "status": status, "updated_at": now}
         if exchange_order_id is not None:
             values["exchange_order_id"] = exchange_order_id
-        moved = None
-        if sources:
-            moved = await self._one_or_none(
-                update(_ORDERS)
-                .where(_ORDERS.c.id == order_id, _ORDERS.c.status.in_(sources))
-                .values(values)
-                .returning(*_ORDERS.c)
-            )
+        moved = await self._one_or_none(_MOVE[status], values)
         if moved is None:
             current = await self.get(order_id)
             if current is None:
@@ -169,21 +193,22 @@ class OrderRepository(Repository):
                 f"order {order_id}: another writer moved it to {current.status!r} while it was asked "
                 f"to move to {status!r}; read it again"
             )
-        await self._execute(insert(_HISTORY).values(order_id=order_id, status=status, reason=reason, at=at))
+        await self._execute(_INSERT_HISTORY, {"order_id": order_id, "status": status, "reason": reason, "at": at})
         return _order(moved)
 
     async def get(self, order_id: int) -> Order | None:
         """The order with database id ``order_id``, or ``None``."""
-        row = await self._one_or_none(select(*_ORDERS.c).where(_ORDERS.c.id == to_id("order_id", order_id)))
+        row = await self._one_or_none(_GET, {"b_id": to_id("order_id", order_id)})
         return None if row is None else _order(row)
 
     async def get_by_client_id(self, client_order_id: str, exchange: str | None = None) -> Order | None:
         """The order ``client_order_id`` on ``exchange`` (default: the manager's), or ``None``."""
         row = await self._one_or_none(
-            select(*_ORDERS.c).where(
-                _ORDERS.c.exchange == to_text("exchange", self._exchange(exchange)),
-                _ORDERS.c.client_order_id == to_text("client_order_id", client_order_id),
-            )
+            _BY_CLIENT_ID,
+            {
+                "b_exchange": to_text("exchange", self._exchange(exchange)),
+                "b_client": to_text("client_order_id", client_order_id),
+            },
         )
         return None if row is None else _order(row)
 
@@ -323,12 +348,8 @@ class OrderRepository(Repository):
         """
         if not isinstance(fill, Fill):
             raise ValidationError(f"fill: expected a Fill, got {fill!r}")
-        o = _ORDERS.c
-        order = await self._one_or_none(
-            select(o.id, o.symbol, o.side, o.status, o.quantity, o.filled_quantity, o.filled_value, o.fee_total)
-            .where(o.exchange == fill.exchange, o.client_order_id == fill.client_order_id)
-            .with_for_update()  # serialises the fills of one order (SQLite: BEGIN IMMEDIATE already does)
-        )
+        # Locking the order serialises the fills of one order: their figures are computed here.
+        order = await self._one_or_none(_LOCK_FOR_FILL, {"b_exchange": fill.exchange, "b_client": fill.client_order_id})
         if order is None:
             raise NotFoundError(f"fill: no order {fill.client_order_id!r} on {fill.exchange!r}")
         for name in ("symbol", "side"):
@@ -360,12 +381,7 @@ class OrderRepository(Repository):
             raise problem
         values = {name: getattr(fill, name) for name in _FILL_FIELDS if name != "id"}
         values.update(order_id=order.id, created_at=datetime.now(UTC))
-        inserted = await self._scalar(
-            self._insert()(_FILLS)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=["exchange", "client_order_id", "exchange_trade_id"])
-            .returning(_FILLS.c.id)
-        )
+        inserted = await self._scalar(self._built("orders.fill", _insert_fill), values)
         if inserted is None:
             if await self._seen(fill):
                 return False
@@ -375,25 +391,22 @@ class OrderRepository(Repository):
         if fee_in_quote(order.symbol, fill.fee_currency):
             fee_total = EXACT.add(fee_total, fill.fee)
         result = await self._execute(
-            update(_ORDERS)
-            .where(o.id == order.id, o.status.in_(move_sources(target, by_fill=True)))
-            .values(
-                filled_quantity=filled,
-                filled_value=value,
-                average_fill_price=average_price(value, filled),
-                fee_total=fee_total,
-                status=target,
-                updated_at=datetime.now(UTC),
-            )
+            _FILL_MOVE[target],
+            {
+                "b_id": order.id,
+                "filled_quantity": filled,
+                "filled_value": value,
+                "average_fill_price": average_price(value, filled),
+                "fee_total": fee_total,
+                "status": target,
+                "updated_at": datetime.now(UTC),
+            },
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]  # cannot happen while the row is locked
             raise StorageError(f"order {order.id}: changed while locked; nothing was recorded")
         if target != order.status:
-            await self._execute(
-                insert(_HISTORY).values(
-                    order_id=order.id, status=target, reason=f"fill {fill.exchange_trade_id}", at=fill.timestamp
-                )
-            )
+            change = {"order_id": order.id, "status": target, "reason": f"fill {fill.exchange_trade_id}"}
+            await self._execute(_INSERT_HISTORY, change | {"at": fill.timestamp})
         return True
 
     async def _seen(self, fill: Fill) -> bool:
@@ -402,14 +415,8 @@ class OrderRepository(Repository):
         Raises:
             ConflictError: the key is stored with other values.
         """
-        f = _FILLS.c
-        row = await self._one_or_none(
-            select(*f).where(
-                f.exchange == fill.exchange,
-                f.client_order_id == fill.client_order_id,
-                f.exchange_trade_id == fill.exchange_trade_id,
-            )
-        )
+        key = {"b_exchange": fill.exchange, "b_client": fill.client_order_id, "b_trade": fill.exchange_trade_id}
+        row = await self._one_or_none(_FILL_BY_KEY, key)
         if row is None:
             return False
         stored = _fill(row)
@@ -421,5 +428,5 @@ class OrderRepository(Repository):
         return True
 
     async def _require_order(self, order_id: int) -> None:
-        if await self._scalar(select(_ORDERS.c.id).where(_ORDERS.c.id == order_id)) is None:
+        if await self._scalar(_EXISTS, {"b_id": order_id}) is None:
             raise NotFoundError(f"order_id: no order with id {order_id}")

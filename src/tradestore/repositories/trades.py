@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, select, update
+from sqlalchemy import Row, Table, bindparam, select, update
 from sqlalchemy.sql.expression import ColumnElement
 
-from tradestore.dialects import NetGroup, backend
-from tradestore.domain import MODES, TRADE_STATUSES, Trade, TradeStatistics
+from tradestore.dialects import Backend, NetGroup, backend
+from tradestore.domain import ACTIONS, MODES, SIDES, TRADE_STATUSES, Trade, TradeStatistics
 from tradestore.domain.trading import check_trade_move, trade_move_sources
-from tradestore.errors import InvalidTransitionError, NotFoundError, ValidationError
+from tradestore.errors import DuplicateError, InvalidTransitionError, NotFoundError, ValidationError
 from tradestore.models import TradeModel
 from tradestore.repositories.base import Repository
 from tradestore.values import (
@@ -27,22 +28,62 @@ from tradestore.values import (
     to_utc,
 )
 
+TABLE = cast(Table, TradeModel.__table__)
 _FIELDS = tuple(f.name for f in dataclasses.fields(Trade))
-_TRADES = cast(Table, TradeModel.__table__)
 _COLUMN = {name: ("metadata_" if name == "metadata" else name) for name in _FIELDS}
 #: Fields ``update()`` may change: everything but the keys and timestamps the store keeps.
 UPDATABLE = tuple(name for name in _FIELDS if name not in ("id", "created_at", "updated_at"))
 _RATIO = Context(prec=60)
 _EIGHT_PLACES = Decimal("0.00000001")
+_JUST_AFTER = timedelta(microseconds=1)
+#: A valid trade whose fields ``update()`` replaces, to validate new values exactly as
+#: ``Trade`` does without reading the stored row first.
+_TEMPLATE = Trade("-", "-", "-", SIDES[0], ACTIONS[0], Decimal(1), Decimal(1), datetime(2000, 1, 1, tzinfo=UTC))
 
 
-def _to_model(trade: Trade, now: datetime) -> TradeModel:
-    values = {_COLUMN[name]: getattr(trade, name) for name in UPDATABLE}
-    return TradeModel(**values, created_at=now, updated_at=now)
+# The single-row statements, built once; values come as parameters (``b_…``: not columns).
+_BY_ID = select(TABLE).where(TABLE.c.id == bindparam("b_id"))
+_UPDATED_AT = select(TABLE.c.updated_at).where(TABLE.c.id == bindparam("b_id"))
+_UPDATE = update(TABLE).where(TABLE.c.id == bindparam("b_id"))
+#: The usual case of ``update()``: the stored ``updated_at`` is in the past.
+_UPDATE_IF_OLDER = _UPDATE.where(TABLE.c.updated_at < bindparam("b_now")).returning(TABLE.c.id)
+_BY_TRADE_ID = select(TABLE).where(
+    TABLE.c.exchange == bindparam("b_exchange"), TABLE.c.trade_id == bindparam("b_trade")
+)
+_STATUS = select(TABLE.c.status).where(TABLE.c.id == bindparam("b_id"))
+#: What ``close()`` computes from, the row locked until the transaction ends.
+_LOCK_FOR_CLOSE = (
+    select(TABLE.c.status, TABLE.c.side, TABLE.c.entry_price, TABLE.c.quantity, TABLE.c.entry_time)
+    .where(TABLE.c.id == bindparam("b_id"))
+    .with_for_update()
+)
+#: ``close()`` and ``cancel()``: ONE conditional UPDATE from the states the trade table allows.
+_MOVE = {
+    target: update(TABLE)
+    .where(TABLE.c.id == bindparam("b_id"), TABLE.c.status.in_(trade_move_sources(target)))
+    .returning(*TABLE.c)
+    for target in ("closed", "cancelled")
+}
+
+
+def _insert_new(db: Backend) -> Any:
+    """Insert a trade unless its key is stored: a duplicate skips the row instead of failing
+    the statement, which on PostgreSQL would abort the whole transaction."""
+    return db.insert(TABLE).on_conflict_do_nothing().returning(TABLE.c.id)
+
+
+def _row_values(trade: Trade, now: datetime) -> dict[str, Any]:
+    """The table row of a new ``trade`` (column names are the field names)."""
+    return {name: getattr(trade, name) for name in UPDATABLE} | {"created_at": now, "updated_at": now}
 
 
 def _from_model(row: TradeModel) -> Trade:
     return Trade(**{name: getattr(row, _COLUMN[name]) for name in _FIELDS})
+
+
+def _from_row(row: Row[Any]) -> Trade:
+    values = row._mapping
+    return Trade(**{name: values[name] for name in _FIELDS})
 
 
 def _ratio(numerator: Decimal | int, denominator: Decimal | int) -> Decimal:
@@ -59,18 +100,49 @@ class TradeRepository(Repository):
     async def insert(self, trade: Trade) -> int:
         """Store a new trade and return its database id.
 
+        A duplicate leaves the session's transaction usable (the insert is skipped, not failed).
+
         Raises:
-            sqlalchemy.exc.IntegrityError: the exchange already has a trade with this ``trade_id``.
+            DuplicateError: the exchange already has a trade with this ``trade_id`` (also a
+                ``sqlalchemy.exc.IntegrityError``); nothing was written.
         """
         if not isinstance(trade, Trade):
             raise ValidationError(f"trade: expected a Trade, got {trade!r}")
-        row = _to_model(trade, datetime.now(UTC))
-        async with self.session.begin_nested():
-            self.session.add(row)
-        return row.id
+        statement = self._built("trades.insert", _insert_new)
+        found = await self._scalar(statement, _row_values(trade, datetime.now(UTC)))
+        if found is None:
+            raise DuplicateError(
+                f"trade_id: exchange {trade.exchange!r} already has a trade with trade_id {trade.trade_id!r}"
+            )
+        return int(found)
+
+    async def insert_many(self, trades: Iterable[Trade]) -> int:
+        """Store new trades in one round trip per chunk; all of them or, on any error, none.
+
+        Returns:
+            The number of trades inserted (0 for empty input). Their ids are not returned: read
+            them back with :meth:`get_by_symbol` or insert one at a time with :meth:`insert`.
+
+        Raises:
+            ValidationError: an item is not a ``Trade``.
+            sqlalchemy.exc.IntegrityError: a ``(exchange, trade_id)`` is already stored or repeated.
+        """
+        items = list(trades)
+        for index, item in enumerate(items):
+            if not isinstance(item, Trade):
+                raise ValidationError(f"trades[{index}]: expected a Trade, got {item!r}")
+        if not items:
+            return 0
+        now = datetime.now(UTC)
+        conn = await self.session.connection()
+        await backend(conn.dialect).write_rows(conn, TABLE, [_row_values(t, now) for t in items])
+        return len(items)
 
     async def update(self, trade_id: int, **fields: Any) -> None:
         """Change some fields of the trade with database id ``trade_id``; ``updated_at`` moves.
+
+        One conditional ``UPDATE`` in the usual case; ``updated_at`` becomes now, or one
+        microsecond after its stored value when that is not in the past (clocks that step back).
 
         Raises:
             ValidationError: an unknown or read-only field (``status`` moves by ``close()`` and
@@ -82,20 +154,21 @@ class TradeRepository(Repository):
         for name in fields:
             if name not in UPDATABLE:
                 raise ValidationError(f"{name}: not a field update() can change; allowed: {', '.join(UPDATABLE)}")
-        current = await self.get_by_id(trade_id)
-        if current is None:
+        changed = dataclasses.replace(_TEMPLATE, **fields)  # validates each new value like Trade() does
+        values = {name: getattr(changed, name) for name in fields}
+        key = to_id("trade_id", trade_id)
+        now = datetime.now(UTC)
+        if await self._scalar(_UPDATE_IF_OLDER, {**values, "updated_at": now, "b_id": key, "b_now": now}):
+            return
+        stored = await self._scalar(_UPDATED_AT, {"b_id": key})
+        if stored is None:
             raise NotFoundError(f"trade_id: no trade with id {trade_id!r}")
-        changed = dataclasses.replace(current, **fields)  # validates every field again
-        values = {_COLUMN[name]: getattr(changed, name) for name in fields}
-        values["updated_at"] = max(
-            datetime.now(UTC), (current.updated_at or current.entry_time) + timedelta(microseconds=1)
-        )
-        await self.session.execute(update(TradeModel).where(TradeModel.id == trade_id).values(values))
+        await self._execute(_UPDATE, {**values, "updated_at": stored + _JUST_AFTER, "b_id": key})
 
     async def get_by_id(self, trade_id: int) -> Trade | None:
         """The trade with database id ``trade_id``, or ``None``."""
-        row = await self.session.get(TradeModel, to_id("trade_id", trade_id), populate_existing=True)
-        return None if row is None else _from_model(row)
+        row = await self._one_or_none(_BY_ID, {"b_id": to_id("trade_id", trade_id)})
+        return None if row is None else _from_row(row)
 
     async def get_recent(self, limit: int = 100) -> list[Trade]:
         """The ``limit`` most recently entered trades, newest first."""
@@ -203,10 +276,7 @@ class TradeRepository(Repository):
             values["fee"] = to_decimal("fee", fee)
         if exit_reason is not None:
             values["exit_reason"] = to_text("exit_reason", exit_reason)
-        t = _TRADES.c
-        row = await self._one_or_none(
-            select(t.status, t.side, t.entry_price, t.quantity, t.entry_time).where(t.id == trade_id).with_for_update()
-        )
+        row = await self._one_or_none(_LOCK_FOR_CLOSE, {"b_id": trade_id})
         if row is None:
             raise NotFoundError(f"id: no trade with id {trade_id}")
         check_trade_move(trade_id, row.status, "closed")
@@ -233,16 +303,10 @@ class TradeRepository(Repository):
 
     async def _move(self, trade_id: int, status: str, values: dict[str, Any]) -> Trade:
         """Apply a move of the trade state table with one conditional ``UPDATE``."""
-        t = _TRADES.c
         values["updated_at"] = datetime.now(UTC)
-        row = await self._one_or_none(
-            update(_TRADES)
-            .where(t.id == trade_id, t.status.in_(trade_move_sources(status)))
-            .values(values)
-            .returning(*_TRADES.c)
-        )
+        row = await self._one_or_none(_MOVE[status], values | {"b_id": trade_id})
         if row is None:
-            current = await self._scalar(select(t.status).where(t.id == trade_id))
+            current = await self._scalar(_STATUS, {"b_id": trade_id})
             if current is None:
                 raise NotFoundError(f"id: no trade with id {trade_id}")
             check_trade_move(trade_id, current, status)
@@ -251,13 +315,8 @@ class TradeRepository(Repository):
 
     async def get_by_trade_id(self, trade_id: str, exchange: str | None = None) -> Trade | None:
         """The trade with your ``trade_id`` on ``exchange`` (default: the manager's), or ``None``."""
-        t = _TRADES.c
-        row = await self._one_or_none(
-            select(*_TRADES.c).where(
-                t.exchange == to_text("exchange", self._exchange(exchange)),
-                t.trade_id == to_text("trade_id", trade_id),
-            )
-        )
+        exchange = to_text("exchange", self._exchange(exchange))
+        row = await self._one_or_none(_BY_TRADE_ID, {"b_exchange": exchange, "b_trade": to_text("trade_id", trade_id)})
         return None if row is None else _from_row(row)
 
     async def find(
@@ -280,7 +339,7 @@ class TradeRepository(Repository):
         Raises:
             ValidationError: a bad filter value (an unknown mode or status, a non-datetime time).
         """
-        t = _TRADES.c
+        t = TABLE.c
         filters: list[ColumnElement[bool]] = []
         for column, value, name in (
             (t.exchange, exchange, "exchange"),
@@ -299,14 +358,6 @@ class TradeRepository(Repository):
         if until is not None:
             filters.append(t.entry_time < to_utc("until", until))
         statement = (
-            select(*_TRADES.c)
-            .where(*filters)
-            .order_by(t.entry_time.desc(), t.id.desc())
-            .limit(to_count("limit", limit))
+            select(*TABLE.c).where(*filters).order_by(t.entry_time.desc(), t.id.desc()).limit(to_count("limit", limit))
         )
         return [_from_row(row) for row in await self._execute(statement)]
-
-
-def _from_row(row: Row[Any]) -> Trade:
-    values = row._mapping
-    return Trade(**{name: values[name] for name in _FIELDS})
