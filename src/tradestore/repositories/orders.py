@@ -142,6 +142,8 @@ class OrderRepository(Repository):
         )
         try:
             order_id = await self._scalar(self._built("orders.create", _insert_order), values)
+        except DuplicateError:
+            raise
         except IntegrityError as exc:  # the only constraint left: the trade foreign key
             raise NotFoundError(f"trade_id: no trade with id {order.trade_id!r}") from exc
         if order_id is None:
