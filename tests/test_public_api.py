@@ -9,6 +9,7 @@ def test_public_names() -> None:
     assert set(tradestore.__all__) == {
         "DatabaseManager",
         "Fill",
+        "Health",
         "OHLCVBar",
         "OHLCVRepository",
         "Order",

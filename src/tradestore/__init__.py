@@ -11,6 +11,7 @@ from tradestore.domain import (
     Trade,
     TradeStatistics,
 )
+from tradestore.health import Health
 from tradestore.manager import DatabaseManager
 from tradestore.repositories import (
     OHLCVRepository,
@@ -25,6 +26,7 @@ __version__ = "0.1.0"
 __all__ = [
     "DatabaseManager",
     "Fill",
+    "Health",
     "OHLCVBar",
     "OHLCVRepository",
     "Order",
