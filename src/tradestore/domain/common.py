@@ -17,17 +17,8 @@ SEVERITIES = ("debug", "info", "warning", "error", "critical")
 POSITION_STATUSES = ("open", "closed")
 
 
-#: The largest count a BIGINT column (and SQLite's INTEGER) holds.
-_BIGINT_MAX = 2**63 - 1
-
-
 def _optional_count(field: str, value: object) -> int | None:
-    if value is None:
-        return None
-    count = to_count(field, value)
-    if count > _BIGINT_MAX:
-        raise ValidationError(f"{field}: {value!r} does not fit a 64-bit integer column")
-    return count
+    return None if value is None else to_count(field, value)
 
 
 def _positive(field: str, value: Decimal) -> Decimal:
