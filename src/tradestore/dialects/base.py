@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -10,11 +11,12 @@ from decimal import Decimal
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, select
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, ColumnElement, Select
 
+from tradestore.dialects.errors import translate
 from tradestore.dialects.functions import dec_max, dec_min, dec_sign, dec_sub, dec_sum, epoch_seconds, month_index
 
 Row = tuple[Any, ...]
@@ -57,6 +59,8 @@ class Backend(ABC):
     """
 
     name: str
+    #: The query that returns the server's version, as one text value.
+    version_sql: str
     #: The dialect's ``insert()``, the one with ``on_conflict_do_update``.
     insert: Callable[..., Any]
     #: Rows per write or keyset-read round trip; large enough to amortise the round trip.
@@ -73,6 +77,10 @@ class Backend(ABC):
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
         self._compiled: dict[Hashable, Compiled] = {}
+
+    @abstractmethod
+    def lock_migrations(self, connection: Connection) -> None:
+        """Make a second process that migrates the same database wait until this transaction ends."""
 
     def decode_datetimes(self, values: list[Any]) -> list[datetime]:
         """``decode_datetime`` of each of ``values`` (none of them NULL), in one pass."""
@@ -143,13 +151,13 @@ class Backend(ABC):
         ``params`` are already encoded for the driver (see ``encode_*``).
         """
         statement = self.compiled(key, build)
+        values = statement.positional(params)
+        echo(conn, statement.sql, values)
         raw = await conn.get_raw_connection()
         try:
-            return await self._fetch(raw.driver_connection, statement.sql, statement.positional(params))
+            return await self._fetch(raw.driver_connection, statement.sql, values)
         except Exception as exc:
             # The driver's own errors skip SQLAlchemy's hooks: type them the same way here.
-            from tradestore.engine import translate  # engine imports this module
-
             typed = translate(exc, conn.engine.url)
             if typed is None:
                 raise
@@ -210,6 +218,14 @@ class Backend(ABC):
             sign: NetGroup(count, total, largest, smallest, costs)
             for sign, count, total, largest, smallest, costs in (await conn.execute(statement)).all()
         }
+
+
+def echo(conn: AsyncConnection, sql: str, params: object) -> None:
+    """Log a statement sent to the driver directly as SQLAlchemy logs its own (``echo=True``)."""
+    logger = conn.sync_engine.logger
+    if logger.isEnabledFor(logging.INFO):
+        logger.info("%s", sql)
+        logger.info("[driver] %r", params)
 
 
 def _update_set(statement: Any, columns: Sequence[str], keys: Sequence[str]) -> dict[str, Any]:
