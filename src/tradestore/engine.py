@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from tradestore.dialects import register_sqlite_functions
-from tradestore.dialects.errors import first_line, translate
+from tradestore.dialects.errors import translate
 from tradestore.errors import ConfigurationError, ConnectionLostError
-from tradestore.urls import is_memory, is_sqlite, mask, scrub
+from tradestore.urls import describe, is_memory, is_sqlite, mask
 from tradestore.values import json_dumps
 
 #: How long a SQLite writer waits for another one's lock before failing, in milliseconds.
@@ -165,7 +165,7 @@ def _connect_or_lost(url: URL) -> Any:
             return dialect.connect(*cargs, **cparams)
         except OSError as exc:
             raise ConnectionLostError(
-                f"{mask(url)}: cannot connect: {scrub(first_line(exc), url)}; retry when the server is back", exc
+                f"{mask(url)}: cannot connect: {describe(exc, url)}; retry when the server is back", exc
             ) from exc
 
     return connect

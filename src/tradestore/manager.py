@@ -29,7 +29,7 @@ from tradestore.errors import (
 )
 from tradestore.models import Base
 from tradestore.repositories.base import DEFAULT_EXCHANGE, SESSION_EXCHANGE
-from tradestore.urls import backend_name, is_memory, mask, resolve, scrub
+from tradestore.urls import backend_name, describe, is_memory, mask, resolve
 from tradestore.values import to_text
 
 log = logging.getLogger("tradestore")
@@ -367,5 +367,4 @@ class DatabaseManager:
 
     def _scrub(self, exc: BaseException) -> str:
         """The text of ``exc`` on one line, with the password cut out."""
-        message = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
-        return scrub(message, self.url)
+        return describe(exc, self.url)

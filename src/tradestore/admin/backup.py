@@ -24,7 +24,7 @@ from tradestore.admin.inventory import sqlite_path
 from tradestore.dialects import register_sqlite_functions
 from tradestore.engine import SQLITE_BUSY_TIMEOUT_MS
 from tradestore.errors import ConfigurationError, StorageError
-from tradestore.urls import backend_name, mask
+from tradestore.urls import backend_name, mask, scrub
 
 PG_DUMP = "pg_dump"
 
@@ -159,10 +159,7 @@ async def _pg_dump(url: URL, dest: Path) -> None:
         _, err = await process.communicate()
         if process.returncode != 0:
             lines = err.decode(errors="replace").strip().splitlines() or [f"exit status {process.returncode}"]
-            message = lines[0]
-            if url.password:
-                message = message.replace(str(url.password), "***")
-            raise StorageError(f"pg_dump of {mask(url)} failed: {message}")
+            raise StorageError(f"pg_dump of {mask(url)} failed: {scrub(lines[0], url)}")
     except BaseException:
         with contextlib.suppress(OSError):
             dest.unlink()

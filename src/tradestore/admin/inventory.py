@@ -19,7 +19,7 @@ from tradestore import schema
 from tradestore.engine import build_engine
 from tradestore.errors import StorageError
 from tradestore.models import Base, OHLCVModel
-from tradestore.urls import backend_name, is_memory, is_sqlite, mask
+from tradestore.urls import backend_name, describe, is_memory, is_sqlite, mask
 
 VERSION_SQL = {"sqlite": "SELECT sqlite_version()", "postgresql": "SHOW server_version"}
 
@@ -27,14 +27,6 @@ VERSION_SQL = {"sqlite": "SELECT sqlite_version()", "postgresql": "SHOW server_v
 def version_query(url: URL) -> TextClause:
     """The query that asks the server for its version (and proves it answers)."""
     return text(VERSION_SQL[backend_name(url)])
-
-
-def describe(exc: BaseException, url: URL) -> str:
-    """The text of ``exc`` on one line, with the URL's password cut out."""
-    message = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
-    if url.password:
-        message = message.replace(str(url.password), "***")
-    return message
 
 
 def sqlite_path(url: URL) -> str | None:

@@ -12,7 +12,7 @@ import asyncpg
 from sqlalchemy.engine import URL
 
 from tradestore.errors import ConnectionLostError, StorageBusyError, TransientError
-from tradestore.urls import mask, scrub
+from tradestore.urls import describe, mask
 
 #: SQLite's primary result codes for a lock not granted: SQLITE_BUSY, SQLITE_LOCKED.
 _SQLITE_BUSY_CODES = (5, 6)
@@ -39,7 +39,7 @@ def translate(
         busy_ms: the SQLite busy timeout, for the message.
     """
     where = mask(url) if url is not None else "the database"
-    detail = scrub(first_line(error), url) if url is not None else first_line(error)
+    detail = describe(error, url)
     if _lock_not_granted(error):
         waited = f" for {busy_ms} ms" if isinstance(error, sqlite3.Error) and busy_ms is not None else ""
         return StorageBusyError(
@@ -68,9 +68,3 @@ def _connection_broken(error: Exception) -> bool:
         return any(words in str(error) for words in _ASYNCPG_LOST_WORDS)
     state = getattr(error, "sqlstate", None)
     return isinstance(state, str) and state.startswith(_PG_LOST_STATES)
-
-
-def first_line(error: BaseException) -> str:
-    """The type and first line of ``error``'s text (driver messages can run to many lines)."""
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
