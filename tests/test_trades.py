@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from factories import trade
-from tradestore import DatabaseManager, Trade, TradeRepository, TradeStatistics
+from tradestore import ALL_EXCHANGES, DatabaseManager, Trade, TradeRepository, TradeStatistics
 from tradestore.errors import NotFoundError, ValidationError
 
 
@@ -182,11 +182,12 @@ async def test_statistics_filters(db: DatabaseManager) -> None:
         await repo.insert(trade(3, pnl="7", mode="paper"))
         await repo.insert(trade(4, pnl="3", exchange="bybit"))
         await repo.insert(trade(5, pnl="1", symbol="ETHUSDT", strategy="s1", bot_id="b1"))
-        assert (await repo.get_statistics()).total_trades == 2
+        assert (await repo.get_statistics(mode="live")).total_trades == 2
+        assert (await repo.get_statistics()).total_trades == 3  # no mode filter by default
         assert (await repo.get_statistics(days=None)).gross_loss == Decimal("4")
         assert (await repo.get_statistics(mode="paper")).net_pnl == Decimal("7")
         assert (await repo.get_statistics(exchange="bybit")).net_pnl == Decimal("3")
-        assert (await repo.get_statistics(exchange=None, mode=None)).total_trades == 4
+        assert (await repo.get_statistics(exchange=ALL_EXCHANGES)).total_trades == 4
         assert (await repo.get_statistics(symbol="ETHUSDT", strategy="s1", bot_id="b1")).net_pnl == Decimal("1")
         assert (await repo.get_statistics(bot_id="nobody")).total_trades == 0
 

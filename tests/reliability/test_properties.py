@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from sqlalchemy.engine import URL
 
 from tradestore import (
+    ALL_EXCHANGES,
     DatabaseManager,
     OHLCVBar,
     OHLCVRepository,
@@ -205,8 +206,12 @@ def test_any_valid_record_round_trips_exactly(
             assert got[0].timestamp.tzinfo is UTC
             stored = await TradeRepository(session).get_by_id(trade_id)
             assert stored is not None
-            _same(stored, trade, ("id", "created_at", "updated_at"))
-            held = await PositionRepository(session).get_open_positions(None, bot_id=position.bot_id)
+            if trade.is_closed and trade.exit_time is None:  # a closed trade gets exit_time = now
+                assert stored.exit_time is not None and stored.exit_time >= trade.entry_time
+                _same(stored, trade, ("id", "created_at", "updated_at", "exit_time"))
+            else:
+                _same(stored, trade, ("id", "created_at", "updated_at"))
+            held = await PositionRepository(session).get_open_positions(ALL_EXCHANGES, bot_id=position.bot_id)
             assert [p.id for p in held] == [position_id]
             _same(held[0], position, ("id", "updated_at"))
             (logged,) = await SystemEventRepository(session).get_recent_events()
@@ -388,7 +393,7 @@ def books(draw: st.DrawFn) -> tuple[list[Trade], dict[str, Any]]:
         )
     query = {
         "days": draw(st.sampled_from([None, 30, 7])),
-        "exchange": draw(st.sampled_from([None, "binance"])),
+        "exchange": draw(st.sampled_from([None, "binance", "kraken", ALL_EXCHANGES])),
         "symbol": draw(st.sampled_from([None, "BTC"])),
         "strategy": draw(st.sampled_from([None, "a"])),
         "bot_id": draw(st.sampled_from([None, "x"])),
@@ -415,7 +420,9 @@ def test_get_statistics_equals_the_reference(
             for trade in trades:
                 await repo.insert(trade)
             got = await repo.get_statistics(**query)
-        expected = reference_statistics(trades, datetime.now(UTC), **query)
+        # exchange=None is the manager's default exchange; ALL_EXCHANGES no exchange filter.
+        exchange = {None: db.exchange, ALL_EXCHANGES: None}.get(query["exchange"], query["exchange"])
+        expected = reference_statistics(trades, datetime.now(UTC), **{**query, "exchange": exchange})
         assert {name: getattr(got, name) for name in expected} == expected
 
     check()

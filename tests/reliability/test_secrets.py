@@ -21,9 +21,9 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 from sqlalchemy.engine import URL
-from support import pg_terminate_pool
 
 from factories import bars, position, trade
+from support import pg_terminate_pool
 from tradestore import DatabaseManager, OHLCVRepository, PositionRepository, SystemEventRepository, TradeRepository
 from tradestore.errors import ConnectionLostError, StorageError
 

@@ -68,3 +68,16 @@ def _connection_broken(error: Exception) -> bool:
         return any(words in str(error) for words in _ASYNCPG_LOST_WORDS)
     state = getattr(error, "sqlstate", None)
     return isinstance(state, str) and state.startswith(_PG_LOST_STATES)
+
+
+#: PostgreSQL's SQLSTATE of a unique key already taken (unique_violation).
+_PG_UNIQUE_STATE = "23505"
+#: SQLite's extended result codes of the same: SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE.
+_SQLITE_UNIQUE_CODES = (1555, 2067)
+
+
+def is_unique_violation(error: BaseException | None) -> bool:
+    """Whether a driver's ``error`` says a row with the same unique key exists."""
+    if isinstance(error, sqlite3.Error):
+        return getattr(error, "sqlite_errorcode", None) in _SQLITE_UNIQUE_CODES
+    return getattr(error, "sqlstate", None) == _PG_UNIQUE_STATE

@@ -12,17 +12,46 @@ one place the per-tick path is made fast, for every repository at once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy.engine import Result
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Executable
+
+from tradestore.dialects.errors import is_unique_violation
+from tradestore.errors import DuplicateError
 
 #: The exchange of calls that name none, unless the manager sets another (the seed bots' default).
 DEFAULT_EXCHANGE = "binance"
 #: Where the manager leaves its default exchange in ``session.info``.
 SESSION_EXCHANGE = "tradestore.exchange"
+#: Given as ``exchange`` to a read that spans exchanges (statistics, open positions): every exchange.
+ALL_EXCHANGES = "*"
+
+
+@contextmanager
+def duplicates_raise(message: str) -> Iterator[None]:
+    """Turn a unique-key violation raised inside the block into :class:`DuplicateError`.
+
+    The driver's error stays ``__cause__`` (and ``orig``); other integrity errors (a check, a
+    foreign key) pass unchanged. Usage::
+
+        with duplicates_raise(f"trade_id: {trade.exchange} already has a trade {trade.trade_id!r}"):
+            await self._execute(statement)
+
+    On PostgreSQL a failed statement aborts its transaction: the session must roll back
+    (``get_session()`` does when the error leaves its block) unless the statement ran in a
+    savepoint, as the bulk paths' do.
+    """
+    try:
+        yield
+    except IntegrityError as exc:
+        if isinstance(exc, DuplicateError) or not is_unique_violation(exc.orig):
+            raise
+        raise DuplicateError(message, exc.orig) from exc
 
 
 class Repository:

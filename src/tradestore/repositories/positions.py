@@ -4,65 +4,67 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
+from typing import Any, cast
 
-from sqlalchemy import Select, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Select, Table, select, update
+from sqlalchemy.engine import Row
 
 from tradestore.dialects import backend
 from tradestore.domain import Position
 from tradestore.errors import NotFoundError, ValidationError
 from tradestore.models import BOT_KEY, OPEN, PositionModel
+from tradestore.repositories.base import ALL_EXCHANGES, Repository
 from tradestore.values import to_id, to_text
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(Position))
 _WRITTEN = tuple(name for name in _FIELDS if name != "id")
+TABLE = cast(Table, PositionModel.__table__)
+_p = TABLE.c
 
 
-def _open(exchange: str | None, bot_id: str | None, mode: str | None) -> Select[PositionModel]:
+def _open(exchange: str | None, bot_id: str | None, mode: str | None) -> Select[Any]:
     """Open positions, filtered by every argument that is not ``None``."""
-    p = PositionModel
-    statement = select(p).where(p.status == "open")
-    filters = {"exchange": (p.exchange, exchange), "bot_id": (p.bot_id, bot_id), "mode": (p.mode, mode)}
+    statement = select(*(_p[name] for name in _FIELDS)).where(_p.status == "open")
+    filters = {"exchange": (_p.exchange, exchange), "bot_id": (_p.bot_id, bot_id), "mode": (_p.mode, mode)}
     for name, (column, value) in filters.items():
         if value is not None:
             statement = statement.where(column == to_text(name, value))
     return statement
 
 
-def _from_model(row: PositionModel) -> Position:
-    return Position(**{name: getattr(row, name) for name in _FIELDS})
+def _from_row(row: Row[Any]) -> Position:
+    return Position(**row._mapping)
 
 
-class PositionRepository:
-    """Positions of one session. In every filter, ``None`` means "no filter"."""
+class PositionRepository(Repository):
+    """Positions of one session.
 
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    ``exchange=None`` means the manager's default exchange (``ALL_EXCHANGES`` every exchange,
+    where a call reads several); every other filter left at ``None`` means "no filter".
+    """
 
-    def __repr__(self) -> str:
-        return f"<PositionRepository {self.session!r}>"
+    def _exchange_filter(self, exchange: str | None) -> str | None:
+        return None if exchange == ALL_EXCHANGES else self._exchange(exchange)
 
     async def get_open_positions(
-        self, exchange: str | None = "binance", *, bot_id: str | None = None, mode: str | None = None
+        self, exchange: str | None = None, *, bot_id: str | None = None, mode: str | None = None
     ) -> list[Position]:
         """Every open position matching the filters, most recently updated first."""
-        p = PositionModel
-        statement = _open(exchange, bot_id, mode).order_by(p.updated_at.desc(), p.id.desc())
-        return [_from_model(row) for row in (await self.session.scalars(statement)).all()]
+        statement = _open(self._exchange_filter(exchange), bot_id, mode).order_by(_p.updated_at.desc(), _p.id.desc())
+        return [_from_row(row) for row in await self._execute(statement)]
 
     async def get_position(
-        self, symbol: str, exchange: str | None = "binance", *, bot_id: str | None = None, mode: str | None = "live"
+        self, symbol: str, exchange: str | None = None, *, bot_id: str | None = None, mode: str | None = None
     ) -> Position | None:
         """The open position of ``symbol`` matching the filters (the most recently updated if several)."""
-        p = PositionModel
         statement = (
-            _open(exchange, bot_id, mode)
-            .where(p.symbol == to_text("symbol", symbol))
-            .order_by(p.updated_at.desc(), p.id.desc())
+            _open(self._exchange_filter(exchange), bot_id, mode)
+            .where(_p.symbol == to_text("symbol", symbol))
+            .order_by(_p.updated_at.desc(), _p.id.desc())
             .limit(1)
         )
-        row = (await self.session.scalars(statement)).first()
-        return None if row is None else _from_model(row)
+        row = (await self._execute(statement)).first()
+        return None if row is None else _from_row(row)
 
     async def update_position(self, position: Position) -> int:
         """Create or update a position and return its id.
@@ -79,24 +81,21 @@ class PositionRepository:
         values = {name: getattr(position, name) for name in _WRITTEN}
         values["updated_at"] = datetime.now(UTC)
         if position.id is not None:
-            result = await self.session.execute(
-                update(PositionModel).where(PositionModel.id == position.id).values(values).returning(PositionModel.id)
-            )
-            if result.scalar_one_or_none() is None:
+            found = await self._scalar(update(TABLE).where(_p.id == position.id).values(values).returning(_p.id))
+            if found is None:
                 raise NotFoundError(f"position.id: no position with id {position.id!r}")
             return position.id
-        conn = await self.session.connection()
-        statement = backend(conn.dialect).insert(PositionModel).values(values)
+        statement = backend(self.session.get_bind().dialect).insert(TABLE).values(values)
         statement = statement.on_conflict_do_update(
-            index_elements=[PositionModel.exchange, PositionModel.symbol, BOT_KEY, PositionModel.mode],
-            index_where=PositionModel.status == OPEN,
+            index_elements=[_p.exchange, _p.symbol, BOT_KEY, _p.mode],
+            index_where=_p.status == OPEN,
             set_={
                 name: statement.excluded[name]
                 for name in values
                 if name not in ("exchange", "symbol", "bot_id", "mode")
             },
-        ).returning(PositionModel.id)
-        return int((await self.session.execute(statement)).scalar_one())
+        ).returning(_p.id)
+        return int(await self._scalar(statement))
 
     async def close_position(self, position_id: int) -> None:
         """Mark a position closed now; closing a closed position changes nothing.
@@ -105,12 +104,12 @@ class PositionRepository:
             NotFoundError: no position has this id.
         """
         now = datetime.now(UTC)
-        p = PositionModel
-        result = await self.session.execute(
-            update(p)
-            .where(p.id == to_id("position_id", position_id), p.status == "open")
+        wanted = to_id("position_id", position_id)
+        closed = await self._scalar(
+            update(TABLE)
+            .where(_p.id == wanted, _p.status == "open")
             .values(status="closed", closed_at=now, updated_at=now)
-            .returning(p.id)
+            .returning(_p.id)
         )
-        if result.scalar_one_or_none() is None and await self.session.get(p, position_id) is None:
+        if closed is None and await self._scalar(select(_p.id).where(_p.id == wanted)) is None:
             raise NotFoundError(f"position_id: no position with id {position_id!r}")
