@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from factories import T0, bar, bars
 from tradestore import DatabaseManager, OHLCVBar, OHLCVRepository, SeriesInfo
 from tradestore.dialects import Backend, PostgresBackend, SQLiteBackend, sqlite_functions
-from tradestore.errors import ValidationError
+from tradestore.errors import NotFoundError, ValidationError
 from tradestore.models import OHLCVModel
 
 
@@ -259,7 +259,8 @@ async def test_gaps_inside_a_window(db: DatabaseManager) -> None:
     async with db.get_session() as session:
         repo = OHLCVRepository(session)
         assert await repo.get_gaps("BTCUSDT", "1m", start=m(0), end=m(9)) == [(m(0), m(9))]
-        assert await repo.get_gaps("BTCUSDT", "1m", start=m(0)) == []
+        with pytest.raises(NotFoundError):  # an unknown series with one bound is not "no gaps"
+            await repo.get_gaps("BTCUSDT", "1m", start=m(0))
         await repo.upsert_many([bar(n) for n in (5, 6, 9, 10)])
         assert await repo.get_gaps("BTCUSDT", "1m", start=m(0), end=m(12)) == [
             (m(0), m(4)),
