@@ -59,17 +59,22 @@ def resolve(url: str | URL | None = None) -> URL:
 
 
 _SCHEME = re.compile(r"(?P<scheme>[\w+.-]+)://(?P<rest>.*)", re.DOTALL)
+#: What may follow the '@' that ends the user name and password: a host (a name, an address
+#: or a bracketed IPv6 address; empty for a Unix socket), an optional numeric port, then the
+#: end, the database path or the query.
+_HOST = re.compile(r"(?:\[[^\]]*\]|[^@/?:\[\]]*)(?::\d*)?(?:[/?]|$)", re.DOTALL)
 
 
 def parse(url: str | URL) -> URL:
     """Parse a URL whose user name or password may hold unencoded ``@``, ``:``, ``/`` or ``?``.
 
-    The password is everything between the first ``:`` and the last ``@`` before the host, so
-    ``postgresql://bot:p@ss:w0rd@db.example/bot`` has the password ``p@ss:w0rd``. Percent-encoded
-    text (``p%40ss``) is decoded, as SQLAlchemy does.
+    The user name and password end at the first ``@`` that is followed by a well-formed host
+    and port, so ``postgresql://bot:p@ss:w0rd@db.example/bot`` has the password ``p@ss:w0rd``.
+    Percent-encoded text (``p%40ss``) is decoded, as SQLAlchemy does.
 
     Raises:
-        ConfigurationError: the text is not a URL; the message quotes none of it but the scheme.
+        ConfigurationError: the text is not a URL tradestore can read; the message quotes
+            none of it but the scheme.
     """
     if isinstance(url, URL):
         return url
@@ -79,13 +84,18 @@ def parse(url: str | URL) -> URL:
     if found is None:
         raise ConfigurationError(f"database_url: not a URL; expected e.g. {DEFAULT_URL}")
     scheme, rest = found["scheme"], found["rest"]
-    end = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
-    userinfo, at, _ = rest[:end].rpartition("@")
+    parsed: URL | None = None
     try:
-        if at:
-            # make_url would end the password at its first '@': split at the last one ourselves.
-            user, colon, password = userinfo.partition(":")
-            parsed = make_url(f"{scheme}://{rest[len(userinfo) + 1 :]}").set(
+        # A path right after '//' ('sqlite:///data/bot@home.db') has no user name or password.
+        at = (
+            -1
+            if rest.startswith("/")
+            else next((i for i, c in enumerate(rest) if c == "@" and _HOST.match(rest, i + 1)), -1)
+        )
+        if at >= 0:
+            # make_url would end the password at its first '@': split where the host starts ourselves.
+            user, colon, password = rest[:at].partition(":")
+            parsed = make_url(f"{scheme}://{rest[at + 1 :]}").set(
                 username=unquote(user) or None, password=unquote(password) if colon else None
             )
         else:
