@@ -242,16 +242,19 @@ def to_days(field: str, value: object) -> timedelta:
 
 
 def since(field: str, days: object, now: datetime) -> datetime:
-    """``now`` minus ``days`` days, or ``datetime.min`` (UTC) when that is before year 1.
+    """``now`` minus ``days`` days.
 
     Raises:
-        ValidationError: as :func:`to_days`.
+        ValidationError: as :func:`to_days`, or when that moment would be before year 1
+            (``days=None`` is the way to say "all time").
     """
     span = to_days(field, days)
     try:
         return now - span
     except OverflowError:
-        return datetime.min.replace(tzinfo=UTC)
+        raise ValidationError(
+            f"{field}: {days!r} days before {now:%Y-%m-%d} is before year 1; pass None for all time"
+        ) from None
 
 
 def _json_default(value: object) -> object:
