@@ -21,7 +21,7 @@ from tradestore.urls import resolve
 
 @pytest.mark.parametrize(("pool_size", "max_overflow"), [(0, 0), (-3, 10), (5, -1), (None, 1), (5, "10")])
 def test_a_pool_that_cannot_work_is_refused(pool_size: object, max_overflow: object) -> None:
-    with pytest.raises(ConfigurationError, match="pool_size|max_overflow"):
+    with pytest.raises(ConfigurationError, match=r"pool_size|max_overflow"):
         check_pool(pool_size, max_overflow)
 
 
