@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import repeat
 from operator import is_, itemgetter
@@ -21,6 +21,8 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from tradestore.dialects.base import Backend, Row, _update_set, echo
 from tradestore.values import chunked
+
+_NAIVE_MIN = datetime.min
 
 
 class PostgresBackend(Backend):
@@ -169,8 +171,18 @@ class PostgresBackend(Backend):
     def lock_migrations(self, connection: Connection) -> None:
         connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({self.migration_lock:d})")
 
+    @staticmethod
+    def decode_datetime(value: Any) -> datetime:
+        """asyncpg's datetime, made aware if it is its naive ``datetime.min``."""
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value  # type: ignore[no-any-return]
+
     def decode_datetimes(self, values: list[Any]) -> list[datetime]:
-        return values  # asyncpg already returns aware UTC datetimes
+        # asyncpg returns aware UTC datetimes, except 0001-01-01 00:00 UTC, which it returns as
+        # the naive datetime.min (its bound for -infinity). A naive datetime never equals an
+        # aware one, so this finds it with one C-level scan.
+        if _NAIVE_MIN in values:
+            return [self.decode_datetime(value) for value in values]
+        return values
 
     async def _fetch(self, driver: Any, sql: str, params: Sequence[Any]) -> Sequence[Sequence[Any]]:
         return await driver.fetch(sql, *params)  # type: ignore[no-any-return]

@@ -18,7 +18,13 @@ POSITION_STATUSES = ("open", "closed")
 
 
 def _optional_count(field: str, value: object) -> int | None:
-    return None if value is None else to_count(field, value)
+    """A count field: an ``int`` (numpy's too), or a whole float, which is what a row of a
+    DataFrame with a float column next to it (``iterrows()``) holds."""
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():  # numpy's float64 is a float
+        value = int(value)
+    return to_count(field, value)
 
 
 def _positive(field: str, value: Decimal) -> Decimal:

@@ -200,7 +200,8 @@ class OHLCVRepository(Repository):
         batch_size: int = 10_000,
     ) -> AsyncIterator[OHLCVBar]:
         """Like :meth:`get_range`, but yields bars a batch at a time: memory stays flat for any range."""
-        if to_count("batch_size", batch_size) < 1:
+        batch_size = to_count("batch_size", batch_size)
+        if batch_size < 1:
             raise ValidationError(f"batch_size: must be at least 1, got {batch_size!r}")
         params = self._series(symbol, timeframe, self._exchange(exchange))
         after, hi = to_utc("start", start), to_utc("end", end)
@@ -220,9 +221,9 @@ class OHLCVRepository(Repository):
         self, symbol: str, timeframe: str, limit: int = 100, exchange: str | None = None
     ) -> list[OHLCVBar]:
         """The newest ``limit`` bars, returned oldest first (ready for indicators)."""
-        to_count("limit", limit)
+        count = to_count("limit", limit)  # a plain int: the driver refuses numpy's
         params = self._series(symbol, timeframe, self._exchange(exchange))
-        params["limit"] = limit
+        params["limit"] = count
         conn, db = await self._connection()
         rows = await db.fetch(
             conn,
