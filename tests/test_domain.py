@@ -95,22 +95,26 @@ def test_trades_count_must_fit_a_bigint() -> None:
 def test_every_numeric_field_accepts_numpy_scalars() -> None:
     """What DataFrame.iterrows() yields: np.float64 for float columns, np.int64 for integer ones."""
     f, i = np.float64, np.int64
-    b = OHLCVBar("BTCUSDT", "binance", "1m", T0, f(100.5), f(101), i(99), f(100.1), f(0.1),
-                 quote_volume=f(10.05), trades_count=i(7), id=i(3))  # fmt: skip
+    b = OHLCVBar(
+        "BTCUSDT", "binance", "1m", T0, f(100.5), f(101), i(99), f(100.1), f(0.1),
+        quote_volume=f(10.05), trades_count=i(7), id=i(3),
+    )  # fmt: skip
     assert (b.open, b.high, b.low, b.volume, b.quote_volume, b.trades_count, b.id) == (
         Decimal("100.5"), Decimal("101.0"), Decimal(99), Decimal("0.1"), Decimal("10.05"), 7, 3,
     )  # fmt: skip
-    t = Trade("T1", "BTCUSDT", "binance", "long", "close", f(50000.5), f(0.01), T0, leverage=i(3),
-              exit_price=f(51000), realized_pnl=f(-0.5), realized_pnl_pct=f(0.25), fee=f(0.1), signal_score=i(1))  # fmt: skip
+    t = Trade(
+        "T1", "BTCUSDT", "binance", "long", "close", f(50000.5), f(0.01), T0, leverage=i(3),
+        exit_price=f(51000), realized_pnl=f(-0.5), realized_pnl_pct=f(0.25), fee=f(0.1), signal_score=i(1),
+    )  # fmt: skip
     assert (t.entry_price, t.quantity, t.leverage, t.realized_pnl, t.fee) == (
         Decimal("50000.5"), Decimal("0.01"), Decimal(3), Decimal("-0.5"), Decimal("0.1"),
     )  # fmt: skip
-    p = Position("BTCUSDT", "binance", "long", f(50000), f(0.5), i(100), T0, current_price=f(50100.25),
-                 unrealized_pnl=f(50.125), leverage=f(2), liquidation_price=f(40000))  # fmt: skip
+    p = Position(
+        "BTCUSDT", "binance", "long", f(50000), f(0.5), i(100), T0, current_price=f(50100.25),
+        unrealized_pnl=f(50.125), leverage=f(2), liquidation_price=f(40000),
+    )  # fmt: skip
     assert (p.margin, p.current_price, p.unrealized_pnl) == (Decimal(100), Decimal("50100.25"), Decimal("50.125"))
-    assert all(
-        isinstance(getattr(x, name), Decimal) for x in (b, t, p) for name in ("open", "entry_price") if hasattr(x, name)
-    )
+    assert {type(v) for v in (b.open, t.entry_price, t.signal_score, p.liquidation_price)} == {Decimal}
 
 
 def test_nat_in_optional_times_is_no_time() -> None:
