@@ -72,7 +72,7 @@ async def test_the_migration_lock_can_be_taken_inside_a_transaction(db: Database
 def test_a_lock_not_granted_is_storage_busy_on_both_drivers() -> None:
     url = make_url("postgresql+asyncpg://bot:hunter2@h/db")
     busy = sqlite3.OperationalError("database is locked")
-    busy.sqlite_errorcode = 5  # type: ignore[attr-defined]
+    busy.sqlite_errorcode = 5
     typed = translate(busy, None, busy_ms=250)
     assert isinstance(typed, StorageBusyError) and "250 ms" in str(typed) and typed.orig is busy
     for state in ("40P01", "55P03"):
@@ -89,9 +89,9 @@ def test_a_broken_connection_is_connection_lost_and_quotes_no_password() -> None
 
 def test_unique_violations_are_told_from_other_integrity_errors() -> None:
     unique = sqlite3.IntegrityError("UNIQUE constraint failed: trades.exchange, trades.trade_id")
-    unique.sqlite_errorcode = 2067  # type: ignore[attr-defined]
+    unique.sqlite_errorcode = 2067
     check = sqlite3.IntegrityError("CHECK constraint failed")
-    check.sqlite_errorcode = 275  # type: ignore[attr-defined]
+    check.sqlite_errorcode = 275
     assert is_unique_violation(unique) and not is_unique_violation(check)
     assert is_unique_violation(_PgError("duplicate key", "23505"))
     assert not is_unique_violation(_PgError("violates foreign key", "23503")) and not is_unique_violation(None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,7 +53,7 @@ def test_datetimes_become_aware_utc() -> None:
         ({"volume": None}, "volume"),
     ],
 )
-def test_bad_bars_name_the_field_and_value(fields: dict[str, object], named: str) -> None:
+def test_bad_bars_name_the_field_and_value(fields: dict[str, Any], named: str) -> None:
     with pytest.raises(ValidationError, match=named):
         bar(0, **fields)
 
@@ -129,4 +130,4 @@ def test_constructors_accept_what_they_are_typed_with() -> None:
     """The README's style, checked by mypy --strict over tests/: strings, ints and floats for money."""
     t = Trade("T-1", "BTCUSDT", "binance", "long", "open", entry_price="50000", quantity=0.01, entry_time=T0, fee=0)
     assert (t.entry_price, t.quantity, t.fee) == (Decimal("50000"), Decimal("0.01"), Decimal(0))
-    assert type(t.fee) is Decimal and dataclasses.replace(t, fee="0.5").fee == Decimal("0.5")
+    assert type(t.fee) is Decimal and dataclasses.replace(t, fee=Decimal("0.5")).fee == Decimal("0.5")

@@ -15,7 +15,7 @@ from sqlalchemy.engine import URL
 
 from factories import bar, bars
 from tradestore import DatabaseManager, OHLCVRepository
-from tradestore import manager as manager_module
+from tradestore.engine import build_engine
 from tradestore.errors import ConfigurationError, NotConnectedError, StorageBusyError, StorageError
 from tradestore.models import OHLCVModel
 
@@ -208,14 +208,14 @@ async def test_a_read_on_a_killed_connection_is_typed_and_recovers(pg_url: URL) 
 
 async def test_concurrent_connects_build_one_engine(url: URL | str, monkeypatch: pytest.MonkeyPatch) -> None:
     built: list[object] = []
-    real = manager_module.build_engine
+    real = build_engine
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         engine = real(*args, **kwargs)
         built.append(engine)
         return engine
 
-    monkeypatch.setattr(manager_module, "build_engine", counting)
+    monkeypatch.setattr("tradestore.manager.build_engine", counting)
     manager = DatabaseManager(url)
     try:
         await asyncio.gather(*(manager.connect() for _ in range(5)))
@@ -261,7 +261,7 @@ async def test_a_task_started_inside_an_in_memory_session_gets_its_own_later() -
 async def test_a_task_awaited_inside_an_in_memory_session_fails_instead_of_hanging(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(manager_module, "SQLITE_BUSY_TIMEOUT_MS", 100)
+    monkeypatch.setattr("tradestore.manager.SQLITE_BUSY_TIMEOUT_MS", 100)
     async with DatabaseManager("sqlite+aiosqlite:///:memory:") as db:
         await db.create_all()
 

@@ -20,6 +20,7 @@ from tradestore import DatabaseManager, OHLCVBar, OHLCVRepository, SeriesInfo
 from tradestore.dialects import Backend, PostgresBackend, SQLiteBackend, sqlite_functions
 from tradestore.errors import DuplicateError, NotFoundError, ValidationError
 from tradestore.models import OHLCVModel
+from tradestore.repositories.ohlcv import TABLE
 
 
 async def count_rows(db: DatabaseManager) -> int:
@@ -139,7 +140,7 @@ async def test_copy_stores_awkward_values_exactly(
     db: DatabaseManager, monkeypatch: pytest.MonkeyPatch, symbol: str
 ) -> None:
     """COPY's text format (escaped names, NULLs among values) stores what the array statement stores."""
-    awkward = [
+    awkward: list[dict[str, Any]] = [
         {"open": "1E+2", "high": "123456789012.123456789012", "low": "-0.00", "close": "1E-7", "volume": "0"},
         {"quote_volume": "1E+5", "trades_count": 2**62},
         {"quote_volume": None, "trades_count": None},
@@ -245,20 +246,25 @@ async def test_gaps_between_stored_bars(db: DatabaseManager) -> None:
         await repo.upsert_many(bars(60, symbol="ETHUSDT", skip=range(20, 30)))
         assert await repo.get_gaps("BTCUSDT", "1m") == []
         await session.execute(
-            OHLCVModel.__table__.delete().where(
+            TABLE.delete().where(
                 OHLCVModel.symbol == "BTCUSDT",
                 OHLCVModel.timestamp.in_([T0 + timedelta(minutes=m) for m in (10, 11, 12, 50)]),
             )
         )
         gaps = await repo.get_gaps("BTCUSDT", "1m")
         eth = await repo.get_gaps("ETHUSDT", "1m")
-    m = lambda n: T0 + timedelta(minutes=n)  # noqa: E731
+
+    def m(n: int) -> datetime:
+        return T0 + timedelta(minutes=n)
+
     assert gaps == [(m(10), m(12)), (m(50), m(50))]
     assert eth == [(m(20), m(29))]
 
 
 async def test_gaps_inside_a_window(db: DatabaseManager) -> None:
-    m = lambda n: T0 + timedelta(minutes=n)  # noqa: E731
+    def m(n: int) -> datetime:
+        return T0 + timedelta(minutes=n)
+
     async with db.get_session() as session:
         repo = OHLCVRepository(session)
         assert await repo.get_gaps("BTCUSDT", "1m", start=m(0), end=m(9)) == [(m(0), m(9))]
@@ -307,7 +313,10 @@ async def test_list_series(db: DatabaseManager) -> None:
         await repo.upsert_many(bars(5) + bars(3, symbol="ETHUSDT") + bars(2, exchange="bybit"))
         everything = await repo.list_series()
         bybit = await repo.list_series(exchange="bybit")
-    m = lambda n: T0 + timedelta(minutes=n)  # noqa: E731
+
+    def m(n: int) -> datetime:
+        return T0 + timedelta(minutes=n)
+
     assert everything == [
         SeriesInfo("binance", "BTCUSDT", "1m", m(0), m(4), 5),
         SeriesInfo("binance", "ETHUSDT", "1m", m(0), m(2), 3),
@@ -474,7 +483,7 @@ async def test_numpy_values_from_a_dataframe_store_exactly(db: DatabaseManager) 
     async with db.get_session() as session:
         repo = OHLCVRepository(session)
         await repo.upsert_many(made)
-        got = await repo.get_latest("BTCUSDT", "1m", limit=np.int64(5))
+        got = await repo.get_latest("BTCUSDT", "1m", limit=np.int64(5))  # type: ignore[arg-type]
     assert [(b.open, b.volume, b.trades_count) for b in got] == [
         (Decimal("42000.5"), Decimal("1.25"), 7),
         (Decimal("42001.25"), Decimal("0.1"), 9),

@@ -142,7 +142,10 @@ def reference_statistics(trades: list[Trade]) -> TradeStatistics:
     nets = [t.realized_pnl - t.fee for t in trades if t.realized_pnl is not None]
     wins = [n for n in nets if n > 0]
     losses = [-n for n in nets if n < 0]
-    q = lambda x: x.quantize(Decimal("0.00000001"), rounding=ROUND_HALF_UP)  # noqa: E731
+
+    def q(x: Decimal) -> Decimal:
+        return x.quantize(Decimal("0.00000001"), rounding=ROUND_HALF_UP)
+
     gross_profit, gross_loss = sum(wins, Decimal(0)), sum(losses, Decimal(0))
     return TradeStatistics(
         total_trades=len(nets),
@@ -207,7 +210,8 @@ async def test_statistics_without_trades_or_losses(db: DatabaseManager) -> None:
         empty = await repo.get_statistics()
         await repo.insert(trade(1, pnl="10", fee="1"))
         only_wins = await repo.get_statistics()
-    assert empty == TradeStatistics(0, 0, 0, *[Decimal(0)] * 9, profit_factor=None)
+    zero = Decimal(0)
+    assert empty == TradeStatistics(0, 0, 0, zero, zero, zero, zero, zero, zero, zero, zero, zero, None)
     assert only_wins.profit_factor is None and only_wins.avg_loss == 0 and only_wins.win_rate == 100
 
 

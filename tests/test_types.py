@@ -10,7 +10,7 @@ from sqlalchemy.dialects.sqlite import aiosqlite
 
 from tradestore.types import ExactDecimal, UTCDateTime
 
-SQLITE, PG = aiosqlite.dialect(), asyncpg.dialect()
+SQLITE, PG = aiosqlite.dialect(), asyncpg.dialect()  # type: ignore[no-untyped-call]
 
 
 def test_decimal_is_text_on_sqlite_and_numeric_on_postgres() -> None:

@@ -287,7 +287,12 @@ def to_json_object(field: str, value: object) -> dict[str, Any] | None:
         return None
     if not isinstance(value, dict):
         raise ValidationError(f"{field}: expected a JSON object (dict), got {value!r}")
-    _check_json(field, value, 0)
+    try:
+        _check_json(field, value, 0)
+    except _TooDeep:
+        raise  # repr() of the value itself would recurse too deep
+    except ValidationError as exc:
+        raise ValidationError(f"{exc}: {value!r}") from None
     try:
         text = json_dumps(value)
     except (TypeError, ValueError) as exc:
@@ -296,10 +301,14 @@ def to_json_object(field: str, value: object) -> dict[str, Any] | None:
     return result
 
 
+class _TooDeep(ValidationError):
+    pass
+
+
 def _check_json(field: str, value: object, depth: int) -> None:
     """Refuse what neither backend can store, before ``json.dumps`` recurses into it."""
     if depth > MAX_JSON_DEPTH:
-        raise ValidationError(f"{field}: nested more than {MAX_JSON_DEPTH} levels deep")
+        raise _TooDeep(f"{field}: nested more than {MAX_JSON_DEPTH} levels deep")
     if isinstance(value, str):
         _storable(field, value)
     elif isinstance(value, dict):

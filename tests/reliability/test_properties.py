@@ -72,7 +72,7 @@ async def _empty(db: DatabaseManager) -> None:
 
 # --- strategies -------------------------------------------------------------------------
 
-names = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=30)
+names = st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), min_size=1, max_size=30)
 #: Exact decimals with up to 24 integer digits and 18 places, trailing zeros kept.
 money = st.builds(
     lambda units, places: Decimal(units).scaleb(-places), st.integers(-(10**24), 10**24), st.integers(0, 18)

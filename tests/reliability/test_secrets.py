@@ -17,6 +17,7 @@ import struct
 import traceback
 from collections import Counter
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 import pytest
@@ -155,7 +156,7 @@ async def test_a_working_bot_never_shows_the_password(
             await db.drop_all()
             await db.create_all()
             async with db.get_session() as session:
-                repos = [
+                repos: list[Any] = [
                     OHLCVRepository(session),
                     TradeRepository(session),
                     PositionRepository(session),
