@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from factories import trade
@@ -387,3 +388,14 @@ async def test_decimals_read_back_identically_on_both_backends(db: DatabaseManag
         got = await repo.get_by_id(trade_id)
     assert got is not None
     assert (str(got.entry_price), str(got.fee), str(got.realized_pnl)) == ("100000", "0", "0.00")
+
+
+async def test_a_nat_stored_by_an_earlier_version_leaves_the_table_readable(db: DatabaseManager, backend: str) -> None:
+    if backend != "sqlite":
+        pytest.skip("only SQLite's text column could hold 'NaT'")
+    async with db.get_session() as session:
+        repo = TradeRepository(session)
+        trade_id = await repo.insert(trade(1))
+        await session.execute(text("UPDATE trades SET exit_time = 'NaT' WHERE id = :id"), {"id": trade_id})
+        assert [t.exit_time for t in await repo.get_recent()] == [None]
+        assert [t.exit_time for t in await repo.get_by_symbol("BTCUSDT")] == [None]

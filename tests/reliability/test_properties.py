@@ -25,6 +25,7 @@ from sqlalchemy.engine import URL
 from tradestore import (
     ALL_EXCHANGES,
     DatabaseManager,
+    NotFoundError,
     OHLCVBar,
     OHLCVRepository,
     Position,
@@ -312,6 +313,10 @@ def test_get_gaps_equals_the_reference(
             await repo.upsert_many(
                 [OHLCVBar("OTHER", "binance", timeframe, _slot(timeframe, 0), "1", "1", "1", "1", "1")]
             )
+            if not stored and (lo is None or hi is None):  # an unknown series is not "no gaps"
+                with pytest.raises(NotFoundError):
+                    await repo.get_gaps("BTCUSDT", timeframe, start=lo, end=hi)
+                return
             got = await repo.get_gaps("BTCUSDT", timeframe, start=lo, end=hi)
         assert got == reference_gaps(timeframe, set(stored), lo, hi)
 
