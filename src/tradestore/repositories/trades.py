@@ -3,37 +3,80 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, exists, select, update
-from sqlalchemy.engine import Row
+from sqlalchemy import Row, Table, bindparam, func, select, update
 from sqlalchemy.sql.expression import ColumnElement
 
-from tradestore.dialects import NetGroup, backend
-from tradestore.domain import Trade, TradeStatistics
+from tradestore.dialects import Backend, NetGroup, backend
+from tradestore.domain import ACTIONS, SIDES, Trade, TradeStatistics
 from tradestore.errors import DuplicateError, NotFoundError, ValidationError
 from tradestore.models import TradeModel
 from tradestore.repositories.base import ALL_EXCHANGES, Repository, duplicates_raise
 from tradestore.values import EXACT, since, to_count, to_id, to_text
 
+TABLE = cast(Table, TradeModel.__table__)
 _FIELDS = tuple(f.name for f in dataclasses.fields(Trade))
 #: Fields ``update()`` may change: everything but the keys and timestamps the store keeps.
 UPDATABLE = tuple(name for name in _FIELDS if name not in ("id", "created_at", "updated_at"))
-TABLE = cast(Table, TradeModel.__table__)
-_t = TABLE.c
-#: Table columns in the order of ``_FIELDS`` (the table's column names are the field names).
-_COLUMNS = tuple(_t[name] for name in _FIELDS)
 _EIGHT_PLACES = Decimal("0.00000001")
+_JUST_AFTER = timedelta(microseconds=1)
+#: A valid trade whose fields ``update()`` replaces, to validate new values exactly as
+#: ``Trade`` does without reading the stored row first.
+_TEMPLATE = Trade("-", "-", "-", SIDES[0], ACTIONS[0], Decimal(1), Decimal(1), datetime(2000, 1, 1, tzinfo=UTC))
+
+
+# The single-row statements, built once; values come as parameters (``b_…``: not columns).
+_BY_ID = select(TABLE).where(TABLE.c.id == bindparam("b_id"))
+_UPDATED_AT = select(TABLE.c.updated_at).where(TABLE.c.id == bindparam("b_id"))
+_KEY = select(TABLE.c.exchange, TABLE.c.trade_id).where(TABLE.c.id == bindparam("b_id"))
+_TAKEN = select(TABLE.c.id).where(
+    TABLE.c.exchange == bindparam("b_exchange"),
+    TABLE.c.trade_id == bindparam("b_trade_id"),
+    TABLE.c.id != bindparam("b_id"),
+)
+_UPDATE = update(TABLE).where(TABLE.c.id == bindparam("b_id"))
+#: The usual case of ``update()``: the stored ``updated_at`` is in the past.
+_UPDATE_IF_OLDER = _UPDATE.where(TABLE.c.updated_at < bindparam("b_now")).returning(TABLE.c.id)
+#: The same for an update that closes the trade without an ``exit_time``: a stored one stays.
+_CLOSE = _UPDATE.values(
+    exit_time=func.coalesce(TABLE.c.exit_time, bindparam("b_exit_time", type_=TABLE.c.exit_time.type))
+)
+_CLOSE_IF_OLDER = _CLOSE.where(TABLE.c.updated_at < bindparam("b_now")).returning(TABLE.c.id)
+#: Fields whose value, when not ``None``, closes a trade (and ``action`` other than ``open``).
+_CLOSING = ("realized_pnl", "exit_price")
+
+
+def _insert_new(db: Backend) -> Any:
+    """Insert a trade unless its key is stored: a duplicate skips the row instead of failing
+    the statement, which on PostgreSQL would abort the whole transaction."""
+    return db.insert(TABLE).on_conflict_do_nothing().returning(TABLE.c.id)
+
+
+def _row_values(trade: Trade, now: datetime) -> dict[str, Any]:
+    """The table row of a new ``trade`` (column names are the field names).
+
+    A closed trade without an ``exit_time`` gets now (its ``entry_time`` if that is later).
+    """
+    values = {name: getattr(trade, name) for name in UPDATABLE}
+    if trade.exit_time is None and trade.is_closed:
+        values["exit_time"] = max(now, trade.entry_time)
+    return values | {"created_at": now, "updated_at": now}
+
+
+def _closes(changed: Trade, fields: dict[str, Any]) -> bool:
+    """Whether an update of ``fields`` closes the trade (``changed`` holds their validated values)."""
+    return any(name in fields and getattr(changed, name) is not None for name in _CLOSING) or (
+        "action" in fields and changed.action != "open"
+    )
 
 
 def _from_row(row: Row[Any]) -> Trade:
-    return Trade(**row._mapping)
-
-
-def _select() -> Any:
-    return select(*_COLUMNS)
+    values = row._mapping
+    return Trade(**{name: values[name] for name in _FIELDS})
 
 
 def _ratio(numerator: Decimal | int, denominator: Decimal | int) -> Decimal:
@@ -48,97 +91,121 @@ def _ratio(numerator: Decimal | int, denominator: Decimal | int) -> Decimal:
     return EXACT.minus(result) if negative and result else result
 
 
-def _closed_at(trade: Trade, now: datetime) -> datetime | None:
-    """The ``exit_time`` to store: the trade's own, or now for a closed trade that has none."""
-    if trade.exit_time is not None or not trade.is_closed:
-        return trade.exit_time
-    return max(now, trade.entry_time)  # never before the entry
-
-
 class TradeRepository(Repository):
-    """Trades of one session. ``exchange=None`` means the manager's default exchange."""
+    """Trades of one session. ``exchange=None`` means the manager's default exchange.
+
+    A closed trade (``realized_pnl`` or ``exit_price`` set, or an action other than ``open``)
+    stored without ``exit_time`` gets ``exit_time`` = now (its ``entry_time`` if that is later,
+    on insert), so that :meth:`get_statistics` counts it.
+    """
 
     async def insert(self, trade: Trade) -> int:
         """Store a new trade and return its database id.
 
-        A closed trade (``realized_pnl`` or ``exit_price`` set, or an action other than
-        ``open``) stored without ``exit_time`` gets ``exit_time`` = now (or its ``entry_time``
-        if that is later), so that :meth:`get_statistics` counts it.
+        A duplicate leaves the session's transaction usable (the insert is skipped, not failed).
 
         Raises:
-            ValidationError: ``trade`` is not a ``Trade``.
             DuplicateError: the exchange already has a trade with this ``trade_id`` (also a
-                ``sqlalchemy.exc.IntegrityError``); nothing was written and the session stays usable.
+                ``sqlalchemy.exc.IntegrityError``); nothing was written.
         """
         if not isinstance(trade, Trade):
             raise ValidationError(f"trade: expected a Trade, got {trade!r}")
-        now = datetime.now(UTC)
-        values = {name: getattr(trade, name) for name in UPDATABLE}
-        values.update(exit_time=_closed_at(trade, now), created_at=now, updated_at=now)
-        # ON CONFLICT DO NOTHING: a duplicate writes nothing and leaves the transaction usable.
-        statement = (
-            backend(self.session.get_bind().dialect)
-            .insert(TABLE)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=[_t.exchange, _t.trade_id])
-            .returning(_t.id)
-        )
-        message = f"trade_id: {trade.exchange} already has a trade {trade.trade_id!r}"
-        with duplicates_raise(message):
-            found = await self._scalar(statement)
+        statement = self._built("trades.insert", _insert_new)
+        found = await self._scalar(statement, _row_values(trade, datetime.now(UTC)))
         if found is None:
-            raise DuplicateError(message)
+            raise DuplicateError(
+                f"trade_id: exchange {trade.exchange!r} already has a trade with trade_id {trade.trade_id!r}"
+            )
         return int(found)
+
+    async def insert_many(self, trades: Iterable[Trade]) -> int:
+        """Store new trades in one round trip per chunk; all of them or, on any error, none.
+
+        Returns:
+            The number of trades inserted (0 for empty input). Their ids are not returned: read
+            them back with :meth:`get_by_symbol` or insert one at a time with :meth:`insert`.
+
+        Raises:
+            ValidationError: an item is not a ``Trade``.
+            DuplicateError: a ``(exchange, trade_id)`` is already stored or repeated (also a
+                ``sqlalchemy.exc.IntegrityError``).
+        """
+        items = list(trades)
+        for index, item in enumerate(items):
+            if not isinstance(item, Trade):
+                raise ValidationError(f"trades[{index}]: expected a Trade, got {item!r}")
+        if not items:
+            return 0
+        now = datetime.now(UTC)
+        conn = await self.session.connection()
+        with duplicates_raise("trades: a (exchange, trade_id) is already stored or repeated; nothing was written"):
+            await backend(conn.dialect).write_rows(conn, TABLE, [_row_values(t, now) for t in items])
+        return len(items)
 
     async def update(self, id: int, /, **fields: Any) -> None:
         """Change some fields of the trade with database id ``id``; ``updated_at`` moves.
 
         Every field but ``id``, ``created_at`` and ``updated_at`` may change, ``trade_id``
-        included. A trade closed by this update (or already closed) without an ``exit_time``
-        gets ``exit_time`` = now, as in :meth:`insert`.
+        included. An update that closes the trade without giving ``exit_time`` sets it to now,
+        unless one is stored. One conditional ``UPDATE`` in the usual case; ``updated_at``
+        becomes now, or one microsecond after its stored value when that is not in the past.
 
         Raises:
             ValidationError: an unknown or read-only field, or a bad value (nothing is written).
             NotFoundError: no trade has this id.
-            DuplicateError: the new ``trade_id``/``exchange`` is another trade's.
+            DuplicateError: the new ``trade_id`` is another trade's on the same exchange (on
+                PostgreSQL the session's transaction must then be rolled back).
         """
         for name in fields:
             if name not in UPDATABLE:
                 raise ValidationError(f"{name}: not a field update() can change; allowed: {', '.join(UPDATABLE)}")
-        current = await self.get_by_id(id)
-        if current is None:
-            raise NotFoundError(f"id: no trade with id {id!r}")
-        changed = dataclasses.replace(current, **fields)  # validates every field again
-        now = datetime.now(UTC)
+        changed = dataclasses.replace(_TEMPLATE, **fields)  # validates each new value like Trade() does
         values = {name: getattr(changed, name) for name in fields}
-        exit_time = _closed_at(changed, now)
-        if exit_time != current.exit_time:
-            values["exit_time"] = exit_time
-        values["updated_at"] = max(now, (current.updated_at or current.entry_time) + timedelta(microseconds=1))
-        message = f"trade_id: {changed.exchange} already has a trade {changed.trade_id!r}"
-        if {"trade_id", "exchange"} & fields.keys():
-            taken = exists().where(_t.exchange == changed.exchange, _t.trade_id == changed.trade_id, _t.id != id)
-            if await self._scalar(select(taken)):
-                raise DuplicateError(message)
+        key = to_id("id", id)
+        now = datetime.now(UTC)
+        if values.get("exit_time") is None and _closes(changed, fields):
+            values.pop("exit_time", None)
+            values["b_exit_time"] = now
+            update_if_older, update_any = _CLOSE_IF_OLDER, _CLOSE
+        else:
+            update_if_older, update_any = _UPDATE_IF_OLDER, _UPDATE
+        message = f"trade_id: another trade of this exchange has the trade_id {values.get('trade_id')!r}"
+        if "trade_id" in values or "exchange" in values:
+            # A key change (rare) is checked first: on PostgreSQL a failed UPDATE would abort the
+            # whole transaction. A writer racing in between still gets the DuplicateError below.
+            key_now = await self._one_or_none(_KEY, {"b_id": key})
+            if key_now is not None:
+                exchange, trade_id = values.get("exchange", key_now[0]), values.get("trade_id", key_now[1])
+                taken = {"b_id": key, "b_exchange": exchange, "b_trade_id": trade_id}
+                if await self._scalar(_TAKEN, taken) is not None:
+                    raise DuplicateError(f"trade_id: {exchange} already has a trade {trade_id!r}")
         with duplicates_raise(message):
-            await self._execute(update(TABLE).where(_t.id == id).values(values))
+            if await self._scalar(update_if_older, {**values, "updated_at": now, "b_id": key, "b_now": now}):
+                return
+            stored = await self._scalar(_UPDATED_AT, {"b_id": key})
+            if stored is None:
+                raise NotFoundError(f"id: no trade with id {id!r}")
+            await self._execute(update_any, {**values, "updated_at": stored + _JUST_AFTER, "b_id": key})
 
     async def get_by_id(self, id: int) -> Trade | None:
         """The trade with database id ``id``, or ``None``."""
-        row = await self._one_or_none(_select().where(_t.id == to_id("id", id)))
+        row = await self._one_or_none(_BY_ID, {"b_id": to_id("id", id)})
         return None if row is None else _from_row(row)
 
     async def get_recent(self, limit: int = 100) -> list[Trade]:
         """The ``limit`` most recently entered trades of every exchange, newest first."""
-        statement = _select().order_by(_t.entry_time.desc(), _t.id.desc()).limit(to_count("limit", limit))
+        statement = select(TABLE).order_by(TABLE.c.entry_time.desc(), TABLE.c.id.desc()).limit(to_count("limit", limit))
         return [_from_row(row) for row in await self._execute(statement)]
 
     async def get_by_symbol(self, symbol: str, limit: int = 100, exchange: str | None = None) -> list[Trade]:
         """The ``limit`` most recently entered trades of ``symbol`` on ``exchange``, newest first."""
         statement = (
-            _select()
-            .where(_t.symbol == to_text("symbol", symbol), _t.exchange == to_text("exchange", self._exchange(exchange)))
-            .order_by(_t.entry_time.desc(), _t.id.desc())
+            select(TABLE)
+            .where(
+                TABLE.c.symbol == to_text("symbol", symbol),
+                TABLE.c.exchange == to_text("exchange", self._exchange(exchange)),
+            )
+            .order_by(TABLE.c.entry_time.desc(), TABLE.c.id.desc())
             .limit(to_count("limit", limit))
         )
         return [_from_row(row) for row in await self._execute(statement)]
@@ -164,23 +231,25 @@ class TradeRepository(Repository):
         when there is no loss.
 
         Raises:
-            ValidationError: ``days`` negative, not finite or not a number, or a bad filter value.
+            ValidationError: ``days`` negative, not finite, not a number or reaching before
+                year 1, or a bad filter value.
         """
-        filters: list[ColumnElement[bool]] = [_t.realized_pnl.is_not(None), _t.exit_time.is_not(None)]
+        t = TradeModel
+        filters: list[ColumnElement[bool]] = [t.realized_pnl.is_not(None), t.exit_time.is_not(None)]
         if days is not None:
-            filters.append(_t.exit_time >= since("days", days, datetime.now(UTC)))
+            filters.append(t.exit_time >= since("days", days, datetime.now(UTC)))
         if exchange != ALL_EXCHANGES:
-            filters.append(_t.exchange == to_text("exchange", self._exchange(exchange)))
+            filters.append(t.exchange == to_text("exchange", self._exchange(exchange)))
         for column, value, name in (
-            (_t.symbol, symbol, "symbol"),
-            (_t.strategy, strategy, "strategy"),
-            (_t.bot_id, bot_id, "bot_id"),
-            (_t.mode, mode, "mode"),
+            (t.symbol, symbol, "symbol"),
+            (t.strategy, strategy, "strategy"),
+            (t.bot_id, bot_id, "bot_id"),
+            (t.mode, mode, "mode"),
         ):
             if value is not None:
                 filters.append(column == to_text(name, value))
         conn = await self.session.connection()
-        groups = await backend(conn.dialect).net_by_sign(conn, _t.realized_pnl, _t.fee, filters)
+        groups = await backend(conn.dialect).net_by_sign(conn, t.realized_pnl, t.fee, filters)
         zero = Decimal(0)
         nothing = NetGroup(0, zero, zero, zero, zero)
         won, lost, flat = (groups.get(sign, nothing) for sign in (1, -1, 0))
