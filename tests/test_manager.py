@@ -215,7 +215,7 @@ async def test_concurrent_connects_build_one_engine(url: URL | str, monkeypatch:
         built.append(engine)
         return engine
 
-    monkeypatch.setattr("tradestore.manager.build_engine", counting)
+    monkeypatch.setattr("tradestore.health.build_engine", counting)  # what open_engine() builds with
     manager = DatabaseManager(url)
     try:
         await asyncio.gather(*(manager.connect() for _ in range(5)))

@@ -18,6 +18,7 @@ def test_public_names() -> None:
         "InvalidTransitionError",
         "NotConnectedError",
         "NotFoundError",
+        "Health",
         "OHLCVBar",
         "OHLCVRepository",
         "Position",

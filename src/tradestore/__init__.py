@@ -19,6 +19,7 @@ from tradestore.errors import (
     TransientError,
     ValidationError,
 )
+from tradestore.health import Health
 from tradestore.manager import DatabaseManager
 from tradestore.repositories import OHLCVRepository, PositionRepository, SystemEventRepository, TradeRepository
 from tradestore.repositories.base import ALL_EXCHANGES
@@ -32,6 +33,7 @@ __all__ = [
     "ConnectionLostError",
     "DatabaseManager",
     "DuplicateError",
+    "Health",
     "InvalidTransitionError",
     "NotConnectedError",
     "NotFoundError",

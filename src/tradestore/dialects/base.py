@@ -59,8 +59,6 @@ class Backend(ABC):
     """
 
     name: str
-    #: The query that returns the server's version, as one text value.
-    version_sql: str
     #: The dialect's ``insert()``, the one with ``on_conflict_do_update``.
     insert: Callable[..., Any]
     #: Rows per write or keyset-read round trip; large enough to amortise the round trip.

@@ -41,7 +41,6 @@ class PostgresBackend(Backend):
     """
 
     name = "postgresql"
-    version_sql = "SHOW server_version"
     #: Key of the advisory lock that lets one migration run at a time.
     migration_lock = 0x7472_6164_6573  # "trades"
     insert = staticmethod(pg_insert)

@@ -31,7 +31,6 @@ class SQLiteBackend(Backend):
     """
 
     name = "sqlite"
-    version_sql = "SELECT sqlite_version()"
     insert = staticmethod(sqlite_insert)
     encode_decimal = staticmethod(str)
     encode_datetime = staticmethod(datetime_to_sqlite)
