@@ -11,6 +11,7 @@ import asyncio
 import sys
 
 from ledger import create_orders, stream
+
 from tradestore import DatabaseManager, OrderRepository
 
 
