@@ -13,11 +13,13 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Dialect, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+from sqlalchemy.util import await_only
 
 from tradestore.dialects import register_sqlite_functions
-from tradestore.errors import ConnectionLostError, StorageBusyError, TransientError
+from tradestore.errors import ConnectionLostError, ReadOnlyError, StorageBusyError, StorageError
 from tradestore.urls import is_memory, is_sqlite, mask, scrub
 from tradestore.values import json_dumps
+from tradestore.write_queue import WriteQueue
 
 #: How long a SQLite writer waits for another one's lock before failing, in milliseconds.
 SQLITE_BUSY_TIMEOUT_MS = 5_000
@@ -29,6 +31,12 @@ _PG_BUSY_STATES = ("40P01", "55P03")
 #: server going away (57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now).
 _PG_LOST_STATES = ("08", "57P")
 _ASYNCPG_LOST_WORDS = ("connection is closed", "cannot switch to state")
+#: SQLite's result code for a write refused by a read-only connection; PostgreSQL's SQLSTATE
+#: read_only_sql_transaction (a READ ONLY transaction, or a hot standby).
+_SQLITE_READONLY = 8
+_PG_READ_ONLY_STATE = "25006"
+#: The execution option that makes a connection's transactions read-only (see ``readonly_engine``).
+READONLY = "tradestore_readonly"
 
 
 class TradestoreSQLiteConnection(sqlite3.Connection):
@@ -37,13 +45,15 @@ class TradestoreSQLiteConnection(sqlite3.Connection):
     Set up in the constructor, so it happens in aiosqlite's worker thread, on every new
     connection: WAL for file databases, ``synchronous=NORMAL``, foreign keys, a busy timeout,
     a larger page cache, the exact-decimal collation and functions, and no implicit BEGIN
-    (tradestore emits ``BEGIN IMMEDIATE`` itself, see :func:`build_engine`).
+    (tradestore begins every transaction itself, see :meth:`begin`).
     """
 
     def __init__(self, database: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(database, *args, **kwargs)
         self.isolation_level = None
         memory = str(database) in ("", ":memory:") or "mode=memory" in str(database)
+        self._queue = None if memory else WriteQueue(str(database))
+        self._query_only = False
         # The busy timeout first: switching a new file to WAL needs a lock that connections
         # opening it at the same moment must wait for, not fail on.
         self.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS:d}")
@@ -53,6 +63,47 @@ class TradestoreSQLiteConnection(sqlite3.Connection):
         self.execute("PRAGMA foreign_keys=ON")
         self.execute("PRAGMA cache_size=-65536")  # 64 MiB
         register_sqlite_functions(self)
+
+    def begin(self, readonly: bool) -> None:
+        """Begin a transaction: a write transaction in its turn, or a read that never waits.
+
+        Write: wait for this writer's turn in the file's :class:`WriteQueue` (writers of every
+        process in arrival order), then ``BEGIN IMMEDIATE``, so that a read-then-write unit of
+        work never fails half-way with "database is locked". Read-only: ``PRAGMA query_only``
+        and a deferred ``BEGIN``; in WAL mode its reads see the last commit and never wait for
+        a writer, and a write raises ``SQLITE_READONLY``.
+        """
+        if readonly != self._query_only:
+            self.execute("PRAGMA query_only=ON" if readonly else "PRAGMA query_only=OFF")
+            self._query_only = readonly
+        if readonly:
+            self.execute("BEGIN DEFERRED")
+            return
+        if self._queue is not None:
+            self._queue.acquire(SQLITE_BUSY_TIMEOUT_MS / 1000)
+        try:
+            self.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._end()
+            raise
+
+    def commit(self) -> None:
+        """Commit, then let the next writer in."""
+        try:
+            super().commit()
+        finally:
+            self._end()
+
+    def rollback(self) -> None:
+        """Roll back, then let the next writer in."""
+        try:
+            super().rollback()
+        finally:
+            self._end()
+
+    def _end(self) -> None:
+        if self._queue is not None and not self.in_transaction:
+            self._queue.release()
 
     def close(self) -> None:
         """Roll back any open transaction, then close.
@@ -66,6 +117,8 @@ class TradestoreSQLiteConnection(sqlite3.Connection):
             if self.in_transaction:
                 self.rollback()
         finally:
+            if self._queue is not None:
+                self._queue.release()
             super().close()
 
 
@@ -83,10 +136,13 @@ def prepare_sqlite_file(url: URL) -> None:
 def build_engine(url: URL, *, pool_size: int, max_overflow: int, echo: bool) -> AsyncEngine:
     """An engine for ``url`` (an async-driver URL from :func:`tradestore.urls.resolve`).
 
-    SQLite: every transaction starts with ``BEGIN IMMEDIATE``, taking the write lock up front
-    so that a read-then-write unit of work never fails half-way with "database is locked";
-    an in-memory database is one connection shared by the manager (``StaticPool``).
+    SQLite: every write transaction waits for its turn among the file's writers, then starts
+    with ``BEGIN IMMEDIATE``, taking the write lock up front so that a read-then-write unit of
+    work never fails half-way with "database is locked" (see
+    :meth:`TradestoreSQLiteConnection.begin`); an in-memory database is one connection shared
+    by the manager (``StaticPool``).
     PostgreSQL: a ``pool_size`` + ``max_overflow`` pool with pre-ping, sessions in UTC.
+    Both: :func:`readonly_engine` gives the same pool with read-only transactions.
     Both: a lock not granted in time raises :class:`StorageBusyError` and a broken or
     impossible connection :class:`ConnectionLostError`, instead of the driver's error.
     """
@@ -101,7 +157,7 @@ def build_engine(url: URL, *, pool_size: int, max_overflow: int, echo: bool) -> 
             engine = create_async_engine(
                 url, pool_size=pool_size, max_overflow=max_overflow, connect_args=connect_args, **common
             )
-        event.listen(engine.sync_engine, "begin", _begin_immediate)
+        event.listen(engine.sync_engine, "begin", _begin_sqlite)
     else:
         engine = create_async_engine(
             url,
@@ -117,8 +173,35 @@ def build_engine(url: URL, *, pool_size: int, max_overflow: int, echo: bool) -> 
     return engine
 
 
-def _begin_immediate(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+def readonly_engine(engine: AsyncEngine) -> AsyncEngine:
+    """``engine``'s pool, with every transaction read-only.
+
+    SQLite: a deferred read (see :meth:`TradestoreSQLiteConnection.begin`); PostgreSQL:
+    ``BEGIN READ ONLY``, reset when the connection goes back to the pool. A write in such a
+    transaction raises :class:`ReadOnlyError`.
+    """
+    options: dict[str, Any] = {READONLY: True}
+    if not is_sqlite(engine.url):
+        options["postgresql_readonly"] = True
+    return engine.execution_options(**options)
+
+
+def _begin_sqlite(conn: Connection) -> None:
+    """The ``begin`` hook: one call in aiosqlite's thread takes the turn and begins (see ``begin``)."""
+    readonly = bool(conn.get_execution_options().get(READONLY, False))
+    driver: Any = conn.connection.driver_connection  # aiosqlite.Connection
+    sqlite_conn = driver._conn
+    if not isinstance(sqlite_conn, TradestoreSQLiteConnection):
+        raise StorageError(f"{mask(conn.engine.url)}: not a tradestore SQLite connection ({type(sqlite_conn)!r})")
+    try:
+        # aiosqlite runs each call on the connection's own thread, in order; waiting there for
+        # the writer queue leaves the event loop free.
+        await_only(driver._execute(sqlite_conn.begin, readonly))
+    except sqlite3.Error as exc:  # not through SQLAlchemy's cursor, so not through _translate_error
+        typed = translate(exc, conn.engine.url)
+        if typed is None:
+            raise
+        raise typed from exc
 
 
 def _numeric_as_text(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
@@ -179,13 +262,19 @@ def _translate_error(context: ExceptionContext) -> BaseException | None:
     return typed
 
 
-def translate(error: Exception, url: URL | None, *, disconnect: bool = False) -> TransientError | None:
-    """The typed error for a driver's ``error``: a lock not granted or a lost connection, else ``None``.
+def translate(error: Exception, url: URL | None, *, disconnect: bool = False) -> StorageError | None:
+    """The typed error for a driver's ``error``: a write refused as read-only, a lock not granted
+    or a lost connection, else ``None``.
 
     Used by the engine hook above and by the bulk paths that talk to the driver directly.
     """
     where = mask(url) if url is not None else "the database"
     detail = scrub(_first_line(error), url) if url is not None else _first_line(error)
+    if _write_refused(error):
+        return ReadOnlyError(
+            f"{where}: a write was refused: the transaction is read-only ({detail}); writes belong in a "
+            "session of get_session(), not get_session(readonly=True) (or the file or server is read-only)"
+        )
     if _lock_not_granted(error):
         waited = f" for {SQLITE_BUSY_TIMEOUT_MS} ms" if isinstance(error, sqlite3.Error) else ""
         return StorageBusyError(
@@ -197,6 +286,12 @@ def translate(error: Exception, url: URL | None, *, disconnect: bool = False) ->
             "back, and the next session reconnects"
         )
     return None
+
+
+def _write_refused(error: Exception) -> bool:
+    if isinstance(error, sqlite3.Error):
+        return getattr(error, "sqlite_errorcode", 0) & 0xFF == _SQLITE_READONLY
+    return getattr(error, "sqlstate", None) == _PG_READ_ONLY_STATE
 
 
 def _lock_not_granted(error: Exception) -> bool:
