@@ -19,7 +19,7 @@ from tradestore.dialects import register_sqlite_functions
 from tradestore.errors import ConnectionLostError, ReadOnlyError, StorageBusyError, StorageError
 from tradestore.urls import is_memory, is_sqlite, mask, scrub
 from tradestore.values import json_dumps
-from tradestore.write_queue import WriteQueue
+from tradestore.write_queue import Checkpointer, WriteQueue
 
 #: How long a SQLite writer waits for another one's lock before failing, in milliseconds.
 SQLITE_BUSY_TIMEOUT_MS = 5_000
@@ -53,6 +53,7 @@ class TradestoreSQLiteConnection(sqlite3.Connection):
         self.isolation_level = None
         memory = str(database) in ("", ":memory:") or "mode=memory" in str(database)
         self._queue = None if memory else WriteQueue(str(database))
+        self._checkpointer = None if memory else Checkpointer.of(str(database))
         self._query_only = False
         # The busy timeout first: switching a new file to WAL needs a lock that connections
         # opening it at the same moment must wait for, not fail on.
@@ -62,6 +63,8 @@ class TradestoreSQLiteConnection(sqlite3.Connection):
         self.execute("PRAGMA synchronous=NORMAL")
         self.execute("PRAGMA foreign_keys=ON")
         self.execute("PRAGMA cache_size=-65536")  # 64 MiB
+        if not memory:  # checkpoints run in a thread of their own (see Checkpointer)
+            self.execute("PRAGMA wal_autocheckpoint=0")
         register_sqlite_functions(self)
 
     def begin(self, readonly: bool) -> None:
@@ -88,11 +91,13 @@ class TradestoreSQLiteConnection(sqlite3.Connection):
             raise
 
     def commit(self) -> None:
-        """Commit, then let the next writer in."""
+        """Commit, then let the next writer in (and the checkpointer know)."""
         try:
             super().commit()
         finally:
             self._end()
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
 
     def rollback(self) -> None:
         """Roll back, then let the next writer in."""
@@ -118,7 +123,7 @@ class TradestoreSQLiteConnection(sqlite3.Connection):
                 self.rollback()
         finally:
             if self._queue is not None:
-                self._queue.release()
+                self._queue.close()
             super().close()
 
 

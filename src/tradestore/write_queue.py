@@ -5,39 +5,75 @@ handler of the ``sqlite3`` module and tries again, with sleeps that grow to 100 
 waiting behind an importer keeps missing the short gaps between its chunks, and waited
 seconds in the measurements of issue 9 while the lock was free most of the time.
 
-tradestore puts a queue in front of ``BEGIN IMMEDIATE``: an exclusive ``flock`` on a
-sidecar file, ``<database>-lock``. The kernel keeps the processes (and the connections of
-one process, each with its own open file) that wait for it in a queue and hands the lock
-over as soon as it is released, with no polling. The SQLite lock is then taken at once;
-SQLite's busy timeout still covers writers that do not use tradestore (the ``sqlite3``
-shell, another program), and crashed holders release both locks with their process.
+tradestore puts a queue in front of ``BEGIN IMMEDIATE``, made of two ``flock`` locks on
+sidecar files that the kernel hands over without polling:
+
+- ``<database>-writer``: held by the one tradestore writer of the file, from before its
+  ``BEGIN IMMEDIATE`` until its commit or rollback;
+- ``<database>-next``: held by the writer next in line while it waits for ``-writer``.
+  Everyone else waits for ``-next`` in the kernel's queue, in arrival order. A writer that
+  has just finished and wants to write again (an importer going from one chunk to the next)
+  must queue for ``-next`` behind the one already waiting, instead of taking ``-writer``
+  back before that one has even woken up.
+
+Each connection, and so each process, has its own open files, so tasks of one process queue
+as processes do. SQLite's busy timeout still covers writers that do not use tradestore (the
+``sqlite3`` shell, another program); a crashed holder releases its locks with its process.
+
+The write-ahead log is copied back into the database by a :class:`Checkpointer` thread,
+not inside a writer's ``COMMIT``.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import sqlite3
 import threading
+import time
+from typing import ClassVar
 
-#: The sidecar file's suffix, beside SQLite's own ``-wal`` and ``-shm``.
-SUFFIX = "-lock"
+log = logging.getLogger("tradestore")
+
+#: The sidecar files' suffixes, beside SQLite's own ``-wal`` and ``-shm``.
+WRITER_SUFFIX = "-writer"
+NEXT_SUFFIX = "-next"
 #: SQLite's result code for a lock not granted, so that the engine translates it like SQLite's own.
 _SQLITE_BUSY = 5
 
 
-class _Waiter:
-    """One blocked ``flock`` call in a helper thread, abandoned when its caller gives up."""
+def _open(path: str) -> int:
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
+
+def _try_lock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+class _Waiter:
+    """The blocking part of one turn, in a helper thread, so that its caller can give up in time.
+
+    A caller that gave up leaves the files to the helper, which closes them (dropping both
+    locks) as soon as the turn it was waiting for comes.
+    """
+
+    def __init__(self, writer_fd: int, next_fd: int, *, next_held: bool) -> None:
+        self.writer_fd, self.next_fd, self.next_held = writer_fd, next_fd, next_held
         self.granted = threading.Event()
         self.abandoned = False
         self.guard = threading.Lock()
 
     def run(self) -> None:
         try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX)
+            if not self.next_held:
+                fcntl.flock(self.next_fd, fcntl.LOCK_EX)
+            fcntl.flock(self.writer_fd, fcntl.LOCK_EX)
+            fcntl.flock(self.next_fd, fcntl.LOCK_UN)
         except OSError:
             pass  # the caller times out and reports the lock as not granted
         else:
@@ -45,7 +81,8 @@ class _Waiter:
                 if not self.abandoned:
                     self.granted.set()
                     return
-        os.close(self.fd)  # granted after the caller gave up (or failed): let the next writer in
+        os.close(self.writer_fd)
+        os.close(self.next_fd)
 
     def wait(self, timeout_s: float) -> bool:
         if self.granted.wait(timeout_s):
@@ -56,20 +93,17 @@ class _Waiter:
 
 
 class WriteQueue:
-    """The writer queue of one SQLite file, used by one connection (one holder at a time).
+    """The writer queue of one SQLite file, as seen by one connection (one turn at a time).
 
     Args:
         database: the path of the SQLite database file.
     """
 
     def __init__(self, database: str) -> None:
-        self.path = os.path.abspath(database) + SUFFIX
-        self._fd: int | None = None
-
-    @property
-    def held(self) -> bool:
-        """Whether this connection holds the queue's lock."""
-        return self._fd is not None
+        path = os.path.abspath(database)
+        self.writer_path, self.next_path = path + WRITER_SUFFIX, path + NEXT_SUFFIX
+        self._fds: tuple[int, int] | None = None  # opened on the first write, kept until close()
+        self.held = False
 
     def acquire(self, timeout_s: float) -> None:
         """Wait for this writer's turn, at most ``timeout_s`` seconds; holding it already is fine.
@@ -80,29 +114,89 @@ class WriteQueue:
             sqlite3.OperationalError: not granted in time (``SQLITE_BUSY``, translated by the engine
                 into ``StorageBusyError`` like SQLite's own "database is locked").
         """
-        if self._fd is not None:
+        if self.held:
             return
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            # Wait in the kernel's queue; a helper thread does it so that the wait can time out.
-            waiter = _Waiter(fd)
-            threading.Thread(target=waiter.run, name="tradestore-write-queue", daemon=True).start()
-            if not waiter.wait(timeout_s):  # the helper closes fd when it is granted at last
-                error = sqlite3.OperationalError(
-                    f"database is locked: another tradestore writer kept {os.path.basename(self.path)} "
-                    f"for over {timeout_s * 1000:.0f} ms"
-                )
-                error.sqlite_errorcode = _SQLITE_BUSY
-                raise error from None
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
+        if self._fds is None:
+            self._fds = (_open(self.writer_path), _open(self.next_path))
+        writer_fd, next_fd = self._fds
+        next_held = _try_lock(next_fd)
+        if next_held and _try_lock(writer_fd):
+            fcntl.flock(next_fd, fcntl.LOCK_UN)
+            self.held = True
+            return
+        waiter = _Waiter(writer_fd, next_fd, next_held=next_held)
+        threading.Thread(target=waiter.run, name="tradestore-write-queue", daemon=True).start()
+        if not waiter.wait(timeout_s):
+            self._fds = None  # the helper owns (and closes) them now
+            error = sqlite3.OperationalError(
+                f"database is locked: other tradestore writers kept {os.path.basename(self.writer_path)} "
+                f"for over {timeout_s * 1000:.0f} ms"
+            )
+            error.sqlite_errorcode = _SQLITE_BUSY
+            raise error
+        self.held = True
 
     def release(self) -> None:
         """Let the next writer in; calling it again does nothing."""
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            os.close(fd)  # closing the file drops its flock
+        if self.held and self._fds is not None:
+            fcntl.flock(self._fds[0], fcntl.LOCK_UN)
+        self.held = False
+
+    def close(self) -> None:
+        """Release, and close the files."""
+        self.release()
+        fds, self._fds = self._fds, None
+        for fd in fds or ():
+            os.close(fd)
+
+
+class Checkpointer:
+    """Copies a SQLite file's write-ahead log back into the database, off the writers' path.
+
+    SQLite's automatic checkpoint runs inside the ``COMMIT`` that crosses 1,000 WAL pages:
+    that writer (often a bot) pays for copying the pages and syncing the file, and holds its
+    turn in the :class:`WriteQueue` meanwhile. tradestore connections turn it off
+    (``wal_autocheckpoint=0``) and signal this thread instead, which runs a ``PASSIVE``
+    checkpoint (it never blocks a reader or a writer) on its own connection, at most once per
+    :attr:`INTERVAL_S` while commits keep coming. One thread per file and process, started on
+    the first commit, idle (waiting for the next signal) otherwise.
+    """
+
+    INTERVAL_S = 0.5
+    _running: ClassVar[dict[tuple[int, str], Checkpointer]] = {}
+    _guard: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, database: str) -> None:
+        self.database = database
+        self._dirty = threading.Event()
+        threading.Thread(target=self._run, name="tradestore-checkpoint", daemon=True).start()
+
+    @classmethod
+    def of(cls, database: str) -> Checkpointer:
+        """The checkpointer of ``database`` in this process (a forked child gets its own)."""
+        key = (os.getpid(), os.path.abspath(database))
+        with cls._guard:
+            checkpointer = cls._running.get(key)
+            if checkpointer is None:
+                checkpointer = cls._running[key] = cls(key[1])
+            return checkpointer
+
+    def committed(self) -> None:
+        """A transaction was committed: checkpoint soon."""
+        self._dirty.set()
+
+    def _run(self) -> None:
+        while True:
+            self._dirty.wait()
+            time.sleep(self.INTERVAL_S)  # one checkpoint for all the commits of an interval
+            self._dirty.clear()
+            try:
+                # A connection of its own for each checkpoint: holding one open would keep the
+                # -wal and -shm files alive after every manager has disconnected.
+                conn = sqlite3.connect(self.database, isolation_level=None, check_same_thread=False)
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                finally:
+                    conn.close()
+            except sqlite3.Error as exc:
+                log.debug("checkpoint of %s skipped: %s", self.database, exc)
