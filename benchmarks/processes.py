@@ -143,7 +143,8 @@ class Figures:
             f"{self.load:6} bot units {self.units:5}  p50 {self.p50_ms:7.1f} ms  p99 {self.p99_ms:7.1f} ms  "
             f"max {self.max_ms:7.1f} ms  errors {sum(self.errors.values())} {self.errors or ''}  | importer "
             f"{self.chunks} chunks, p50 {self.chunk_p50_ms:.1f} ms, max {self.chunk_max_ms:.1f} ms, "
-            f"errors {sum(self.importer_errors.values())}; bot units > 2 overlapping chunks + 50 ms: {self.starved}"
+            f"errors {sum(self.importer_errors.values())}"
+            + (f"; bot units > 2 overlapping chunks + 50 ms: {self.starved}" if self.chunks else "")
         )
 
 
