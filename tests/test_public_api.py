@@ -27,3 +27,5 @@ def test_error_tree() -> None:
         errors.ConfigurationError, ValueError
     )
     assert issubclass(errors.NotFoundError, errors.StorageError) and issubclass(errors.NotFoundError, LookupError)
+    assert issubclass(errors.ReadOnlyError, errors.StorageError)
+    assert not issubclass(errors.ReadOnlyError, errors.TransientError)  # retrying never helps

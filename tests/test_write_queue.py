@@ -191,3 +191,9 @@ async def test_the_write_ahead_log_is_checkpointed_by_its_own_thread(
     while database.stat().st_size == before and time.monotonic() < deadline:
         await asyncio.sleep(0.05)  # the pages reach the database file only through a checkpoint
     assert database.stat().st_size > before
+
+
+def test_a_checkpoint_never_creates_a_database_that_was_removed(tmp_path: Path) -> None:
+    missing = tmp_path / "removed.db"
+    Checkpointer(str(missing)).checkpoint()
+    assert not missing.exists()

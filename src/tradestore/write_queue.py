@@ -32,6 +32,7 @@ import os
 import sqlite3
 import threading
 import time
+from pathlib import Path
 from typing import ClassVar
 
 log = logging.getLogger("tradestore")
@@ -156,47 +157,62 @@ class Checkpointer:
     SQLite's automatic checkpoint runs inside the ``COMMIT`` that crosses 1,000 WAL pages:
     that writer (often a bot) pays for copying the pages and syncing the file, and holds its
     turn in the :class:`WriteQueue` meanwhile. tradestore connections turn it off
-    (``wal_autocheckpoint=0``) and signal this thread instead, which runs a ``PASSIVE``
-    checkpoint (it never blocks a reader or a writer) on its own connection, at most once per
-    :attr:`INTERVAL_S` while commits keep coming. One thread per file and process, started on
-    the first commit, idle (waiting for the next signal) otherwise.
+    (``wal_autocheckpoint=0``) and signal this checkpointer instead: a thread that runs a
+    ``PASSIVE`` checkpoint (it never blocks a reader or a writer) on a connection of its own,
+    at most once per :attr:`INTERVAL_S` while commits keep coming, and ends after
+    :attr:`IDLE_S` without one. One per file and process.
     """
 
     INTERVAL_S = 0.5
-    _running: ClassVar[dict[tuple[int, str], Checkpointer]] = {}
-    _guard: ClassVar[threading.Lock] = threading.Lock()
+    IDLE_S = 10.0
+    _all: ClassVar[dict[tuple[int, str], Checkpointer]] = {}
+    _all_guard: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, database: str) -> None:
         self.database = database
         self._dirty = threading.Event()
-        threading.Thread(target=self._run, name="tradestore-checkpoint", daemon=True).start()
+        self._guard = threading.Lock()
+        self._running = False
 
     @classmethod
     def of(cls, database: str) -> Checkpointer:
         """The checkpointer of ``database`` in this process (a forked child gets its own)."""
         key = (os.getpid(), os.path.abspath(database))
-        with cls._guard:
-            checkpointer = cls._running.get(key)
+        with cls._all_guard:
+            checkpointer = cls._all.get(key)
             if checkpointer is None:
-                checkpointer = cls._running[key] = cls(key[1])
+                checkpointer = cls._all[key] = cls(key[1])
             return checkpointer
 
     def committed(self) -> None:
         """A transaction was committed: checkpoint soon."""
-        self._dirty.set()
+        with self._guard:
+            self._dirty.set()
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._run, name="tradestore-checkpoint", daemon=True).start()
 
     def _run(self) -> None:
         while True:
-            self._dirty.wait()
+            if not self._dirty.wait(self.IDLE_S):
+                with self._guard:
+                    if not self._dirty.is_set():
+                        self._running = False
+                        return
             time.sleep(self.INTERVAL_S)  # one checkpoint for all the commits of an interval
             self._dirty.clear()
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """One ``PASSIVE`` checkpoint; a failure (the file is gone, say) is logged and skipped."""
+        try:
+            # mode=rw: never create a database that was removed meanwhile. A connection of its own
+            # each time: holding one open would keep the -wal and -shm files after every
+            # manager has disconnected.
+            conn = sqlite3.connect(f"{Path(self.database).as_uri()}?mode=rw", uri=True, check_same_thread=False)
             try:
-                # A connection of its own for each checkpoint: holding one open would keep the
-                # -wal and -shm files alive after every manager has disconnected.
-                conn = sqlite3.connect(self.database, isolation_level=None, check_same_thread=False)
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                finally:
-                    conn.close()
-            except sqlite3.Error as exc:
-                log.debug("checkpoint of %s skipped: %s", self.database, exc)
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            log.debug("checkpoint of %s skipped: %s", self.database, exc)
