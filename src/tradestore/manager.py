@@ -56,6 +56,21 @@ async def _shielded(awaitable: Awaitable[T]) -> T:
     return task.result()
 
 
+async def _end(session: AsyncSession, *, commit: bool) -> None:
+    """Commit (or roll back) ``session``, then close it: one shielded task for both."""
+    try:
+        if commit:
+            try:
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+        else:
+            await session.rollback()
+    finally:
+        await session.close()
+
+
 class DatabaseManager:
     """The entry point: one per database, shared by the whole bot.
 
@@ -298,7 +313,7 @@ class DatabaseManager:
         if not readonly:
             return sessions(info=info)
         for replica in self._replicas.in_turn():
-            session = sessions(bind=replica.readonly, info=info)
+            session = sessions(bind=replica.engine, info=info)
             try:
                 await session.connection()  # a dead replica fails here, before the caller's block
             except Exception as exc:
@@ -340,13 +355,11 @@ class DatabaseManager:
             session = await self._open(sessions, readonly)
             try:
                 yield session
-                # Shielded: a commit cut off half-way would leave its outcome unknown.
-                await _shielded(session.commit())
             except BaseException:
-                await _shielded(session.rollback())
+                await _shielded(_end(session, commit=False))
                 raise
-            finally:
-                await _shielded(session.close())
+            # Shielded: a commit cut off half-way would leave its outcome unknown.
+            await _shielded(_end(session, commit=True))
 
     async def create_all(self) -> None:
         """Create every table and index that does not exist yet, and record the head schema revision.

@@ -20,7 +20,7 @@ from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from tradestore.engine import build_engine, readonly_engine
+from tradestore.engine import build_engine
 from tradestore.urls import mask, scrub
 
 log = logging.getLogger("tradestore")
@@ -48,12 +48,11 @@ def lsn_to_int(lsn: str | None) -> int | None:
 
 
 class Replica:
-    """One standby: its pool, its read-only view of the pool, and when it last failed."""
+    """One standby: its pool (every transaction read-only), and when it last failed."""
 
     def __init__(self, url: URL, engine: AsyncEngine) -> None:
         self.url = url
         self.engine = engine
-        self.readonly = readonly_engine(engine)
         self.failed_at: float | None = None
         self.error: str | None = None
 
@@ -142,7 +141,7 @@ class Replicas:
         self.members = []
         for url in self.urls:
             engine = build_engine(url, pool_size=pool_size, max_overflow=max_overflow, echo=echo)
-            event.listen(engine.sync_engine, "do_connect", _connect_timeout, insert=True)
+            event.listen(engine.sync_engine, "do_connect", _replica_connection, insert=True)
             self.members.append(Replica(url, engine))
 
     async def stop(self) -> None:
@@ -162,6 +161,13 @@ class Replicas:
                 yield replica
 
 
-def _connect_timeout(dialect: Dialect, record: ConnectionPoolEntry, cargs: Any, cparams: Any) -> None:
-    """A ``do_connect`` hook: a standby that does not answer is given up quickly (reads go elsewhere)."""
+def _replica_connection(dialect: Dialect, record: ConnectionPoolEntry, cargs: Any, cparams: Any) -> None:
+    """A ``do_connect`` hook: connections to a replica.
+
+    Given up quickly when the standby does not answer (reads go elsewhere), and read-only from
+    the start (``default_transaction_read_only``), so the transaction begun at checkout needs
+    no second round trip to become read-only: a standby refuses writes anyway, and so does a
+    primary listed as a replica.
+    """
     cparams.setdefault("timeout", CONNECT_TIMEOUT_S)
+    cparams["server_settings"] = {**cparams.get("server_settings", {}), "default_transaction_read_only": "on"}
