@@ -40,6 +40,7 @@ from tradestore.admin.inventory import open_engine, row_counts, sqlite_path
 from tradestore.errors import ConfigurationError, SchemaError, StorageError
 from tradestore.models import Base
 from tradestore.urls import backend_name, is_memory, mask
+from tradestore.write_queue import NEXT_SUFFIX, WRITER_SUFFIX
 
 #: Rows read and written per round trip.
 DEFAULT_CHUNK_ROWS = 5_000
@@ -231,7 +232,7 @@ async def copy_database(
                 await source.dispose()
     except BaseException:
         if new_file and path is not None:  # leave no empty database behind where there was none
-            for leftover in (path, path + "-wal", path + "-shm"):
+            for leftover in (path, path + "-wal", path + "-shm", path + WRITER_SUFFIX, path + NEXT_SUFFIX):
                 with contextlib.suppress(OSError):
                     os.unlink(leftover)
         raise
