@@ -8,9 +8,13 @@ def test_public_names() -> None:
     assert tradestore.__all__ == sorted(tradestore.__all__)
     assert set(tradestore.__all__) == {
         "DatabaseManager",
+        "Fill",
         "Health",
         "OHLCVBar",
         "OHLCVRepository",
+        "Order",
+        "OrderRepository",
+        "OrderStatusChange",
         "Position",
         "PositionRepository",
         "SeriesInfo",

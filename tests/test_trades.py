@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 import pytest
 from sqlalchemy.exc import IntegrityError
 
 from factories import trade
 from tradestore import DatabaseManager, Trade, TradeRepository, TradeStatistics
-from tradestore.errors import NotFoundError, ValidationError
+from tradestore.errors import InvalidTransitionError, NotFoundError, ValidationError
 
 
 async def test_insert_and_read_back_exactly(db: DatabaseManager) -> None:
@@ -93,6 +94,7 @@ async def test_update_changes_fields_and_moves_updated_at(db: DatabaseManager) -
         ({"side": "sideways"}, "side"),
         ({"exit_price": "NaN"}, "exit_price"),
         ({"fee": float("inf")}, "fee"),
+        ({"status": "closed"}, "status"),
     ],
 )
 async def test_update_rejects_bad_fields_and_writes_nothing(
@@ -249,3 +251,146 @@ async def test_insert_many_is_all_or_nothing(db: DatabaseManager) -> None:
             await repo.insert_many([trade(4), None])  # type: ignore[list-item]
         # The session is still usable and nothing of the failed calls was kept.
         assert [t.trade_id for t in await repo.get_recent()] == ["T5"]
+
+
+# --- the whole lifecycle: status, close, cancel, find (issue 10) ---------------------------
+
+
+async def test_new_fields_round_trip_and_every_mode_is_accepted(db: DatabaseManager) -> None:
+    async with db.get_session() as session:
+        repo = TradeRepository(session)
+        ids = [
+            await repo.insert(
+                trade(n, mode=mode, stop_loss="49000.5", take_profit="0.00000001", timeframe="4h", exit_reason=None)
+            )
+            for n, mode in enumerate(("live", "paper", "backtest", "optimization", "test"))
+        ]
+        got = [await repo.get_by_id(i) for i in ids]
+    assert [t.mode for t in got if t is not None] == ["live", "paper", "backtest", "optimization", "test"]
+    first = got[0]
+    assert first is not None and first.status == "open" and first.timeframe == "4h"
+    assert (first.stop_loss, first.take_profit) == (Decimal("49000.5"), Decimal("0.00000001"))
+    with pytest.raises(ValidationError, match="timeframe"):
+        trade(1, timeframe="7m")
+    with pytest.raises(ValidationError, match="status"):
+        trade(1, status="done")
+
+
+@pytest.mark.parametrize(("side", "expected"), [("long", Decimal("10.00000000")), ("short", Decimal("-10.00000000"))])
+async def test_close_computes_the_pnl_exactly(db: DatabaseManager, side: str, expected: Decimal) -> None:
+    async with db.get_session() as session:
+        repo = TradeRepository(session)
+        trade_id = await repo.insert(trade(1, side=side, entry_price="50000.00000001", quantity="0.01"))
+        before = datetime.now(UTC)
+        closed = await repo.close(trade_id, exit_price="51000.00000001", fee="0.2", exit_reason="take_profit")
+        assert closed == await repo.get_by_id(trade_id)
+    assert closed.status == "closed" and closed.action == "close" and closed.exit_reason == "take_profit"
+    assert closed.realized_pnl == expected and closed.exit_price == Decimal("51000.00000001")
+    assert closed.fee == Decimal("0.2") and closed.exit_time is not None and closed.exit_time >= before
+
+
+async def test_close_with_given_figures_and_its_errors(db: DatabaseManager) -> None:
+    async with db.get_session() as session:
+        repo = TradeRepository(session)
+        trade_id = await repo.insert(trade(1, fee="0.1"))
+        exit_time = datetime.now(UTC)
+        with pytest.raises(ValidationError, match="exit_price"):
+            await repo.close(trade_id, exit_price="NaN")
+        with pytest.raises(ValidationError, match="exit_time"):
+            await repo.close(trade_id, exit_price="1", exit_time=exit_time - timedelta(days=1))
+        closed = await repo.close(trade_id, exit_price="1", exit_time=exit_time, realized_pnl="-3.5")
+        assert closed.realized_pnl == Decimal("-3.5") and closed.exit_time == exit_time and closed.fee == Decimal("0.1")
+        with pytest.raises(InvalidTransitionError, match=rf"trade {trade_id}.*'closed'.*'closed'"):
+            await repo.close(trade_id, exit_price="2")
+        with pytest.raises(InvalidTransitionError, match=r"'closed'.*'cancelled'"):
+            await repo.cancel(trade_id)
+        assert await repo.get_by_id(trade_id) == closed
+        with pytest.raises(NotFoundError):
+            await repo.close(trade_id + 100, exit_price="1")
+        with pytest.raises(NotFoundError):
+            await repo.cancel(trade_id + 100)
+
+
+async def test_cancel(db: DatabaseManager) -> None:
+    async with db.get_session() as session:
+        repo = TradeRepository(session)
+        trade_id = await repo.insert(trade(1))
+        cancelled = await repo.cancel(trade_id, reason="order rejected")
+        assert cancelled.status == "cancelled" and cancelled.exit_reason == "order rejected"
+        assert cancelled.realized_pnl is None and cancelled.exit_time is None
+        with pytest.raises(InvalidTransitionError):
+            await repo.close(trade_id, exit_price="1")
+
+
+async def test_two_racing_closes_one_wins(fresh_url: str) -> None:
+    import asyncio
+
+    async with DatabaseManager(fresh_url) as db:
+        await db.create_all()
+        async with db.get_session() as session:
+            trade_id = await TradeRepository(session).insert(trade(1))
+
+        async def close(price: str) -> str:
+            try:
+                async with db.get_session() as session:
+                    await TradeRepository(session).close(trade_id, exit_price=price)
+                return price
+            except InvalidTransitionError:
+                return "lost"
+
+        results = await asyncio.gather(close("51000"), close("49000"))
+        assert results.count("lost") == 1
+        async with db.get_session() as session:
+            stored = await TradeRepository(session).get_by_id(trade_id)
+        assert stored is not None and stored.exit_price == Decimal(next(r for r in results if r != "lost"))
+
+
+async def test_get_by_trade_id_uses_the_managers_exchange(url: Any) -> None:
+    async with DatabaseManager(url, exchange="kraken") as db:
+        await db.drop_all()
+        await db.create_all()
+        try:
+            async with db.get_session() as session:
+                repo = TradeRepository(session)
+                await repo.insert(trade(1, exchange="kraken", quantity="1"))
+                await repo.insert(trade(1, exchange="binance", quantity="2"))
+                assert (await repo.get_by_trade_id("T1")).quantity == 1  # type: ignore[union-attr]
+                assert (await repo.get_by_trade_id("T1", "binance")).quantity == 2  # type: ignore[union-attr]
+                assert await repo.get_by_trade_id("T2") is None
+        finally:
+            await db.drop_all()
+
+
+async def test_find_filters_newest_first(db: DatabaseManager) -> None:
+    day = lambda n: datetime(2024, 1, n, tzinfo=UTC)  # noqa: E731
+    async with db.get_session() as session:
+        repo = TradeRepository(session)
+        await repo.insert(trade(1, entry_time=day(1), bot_id="b1", strategy="s1"))
+        await repo.insert(trade(2, entry_time=day(2), bot_id="b1", mode="paper"))
+        await repo.insert(trade(3, entry_time=day(3), symbol="ETHUSDT", exchange="bybit"))
+        await repo.insert(trade(4, entry_time=day(4), bot_id="b2", mode="test"))
+        t5 = await repo.insert(trade(5, entry_time=day(5), bot_id="b1"))
+        await repo.close(t5, exit_price="51000")
+        t6 = await repo.insert(trade(6, entry_time=day(6)))
+        await repo.cancel(t6)
+
+        async def ids(**filters: Any) -> list[str]:
+            return [t.trade_id for t in await repo.find(**filters)]
+
+        assert await ids() == ["T6", "T5", "T4", "T3", "T2", "T1"]
+        assert await ids(limit=2) == ["T6", "T5"]
+        assert await ids(exchange="bybit") == ["T3"]
+        assert await ids(symbol="ETHUSDT") == ["T3"]
+        assert await ids(bot_id="b1") == ["T5", "T2", "T1"]
+        assert await ids(bot_id="b1", mode="live") == ["T5", "T1"]
+        assert await ids(mode="test") == ["T4"]
+        assert await ids(status="open") == ["T4", "T3", "T2", "T1"]
+        assert await ids(status="closed") == ["T5"] and await ids(status="cancelled") == ["T6"]
+        assert await ids(strategy="s1") == ["T1"]
+        assert await ids(since=day(2), until=day(4)) == ["T3", "T2"]  # since <= entry_time < until
+        with pytest.raises(ValidationError, match="status"):
+            await repo.find(status="done")
+        with pytest.raises(ValidationError, match="mode"):
+            await repo.find(mode="demo")
+        with pytest.raises(ValidationError, match="limit"):
+            await repo.find(limit=-1)

@@ -12,7 +12,8 @@ from tradestore.values import (
 
 SIDES = ("long", "short")
 ACTIONS = ("open", "close", "liquidated")
-MODES = ("live", "paper", "backtest")
+MODES = ("live", "paper", "backtest", "optimization", "test")
+TRADE_STATUSES = ("open", "closed", "cancelled")
 SEVERITIES = ("debug", "info", "warning", "error", "critical")
 POSITION_STATUSES = ("open", "closed")
 

@@ -7,7 +7,18 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from tradestore.domain.common import ACTIONS, MODES, POSITION_STATUSES, SIDES, _not_negative, _optional_id, _positive
+from tradestore import timeframes
+from tradestore.domain.common import (
+    ACTIONS,
+    MODES,
+    POSITION_STATUSES,
+    SIDES,
+    TRADE_STATUSES,
+    _not_negative,
+    _optional_id,
+    _positive,
+)
+from tradestore.errors import InvalidTransitionError
 from tradestore.values import (
     to_decimal,
     to_json_object,
@@ -18,10 +29,38 @@ from tradestore.values import (
     to_utc,
 )
 
+#: Every move a trade may make: state → the states it may move to.
+TRADE_TRANSITIONS: dict[str, frozenset[str]] = {
+    "open": frozenset({"closed", "cancelled"}),
+    "closed": frozenset(),
+    "cancelled": frozenset(),
+}
+
+
+def trade_move_sources(target: str) -> tuple[str, ...]:
+    """The states a trade may move to ``target`` from."""
+    return tuple(sorted(s for s, targets in TRADE_TRANSITIONS.items() if target in targets))
+
+
+def check_trade_move(trade_id: int, current: str, target: str) -> None:
+    """Raise unless a trade in state ``current`` may move to ``target``.
+
+    Raises:
+        InvalidTransitionError: naming the trade, its state and the state asked for.
+    """
+    if target not in TRADE_TRANSITIONS.get(current, frozenset()):
+        raise InvalidTransitionError(
+            f"trade {trade_id}: cannot move from {current!r} to {target!r}; only open trades are closed or cancelled"
+        )
+
 
 @dataclass
 class Trade:
-    """A trade: opened at ``entry_time``, closed (when it is) at ``exit_time`` with its PnL."""
+    """A trade: opened at ``entry_time``, closed (when it is) at ``exit_time`` with its PnL.
+
+    ``status`` is ``open`` until ``TradeRepository.close()`` or ``cancel()`` moves it to
+    ``closed`` or ``cancelled``; ``timeframe`` is the bar size the strategy traded on.
+    """
 
     trade_id: str
     symbol: str
@@ -42,6 +81,11 @@ class Trade:
     bot_id: str | None = None
     mode: str = "live"
     metadata: dict[str, Any] | None = None
+    status: str = "open"
+    stop_loss: Decimal | None = None
+    take_profit: Decimal | None = None
+    exit_reason: str | None = None
+    timeframe: str | None = None
     id: int | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
@@ -69,6 +113,11 @@ class Trade:
         self.id = _optional_id(self.id)
         self.created_at = to_optional_utc("created_at", self.created_at)
         self.updated_at = to_optional_utc("updated_at", self.updated_at)
+        self.status = to_text("status", self.status, choices=TRADE_STATUSES)
+        self.stop_loss = to_optional_decimal("stop_loss", self.stop_loss)
+        self.take_profit = to_optional_decimal("take_profit", self.take_profit)
+        self.exit_reason = to_optional_text("exit_reason", self.exit_reason)
+        self.timeframe = None if self.timeframe is None else timeframes.check(self.timeframe)
 
 
 @dataclass

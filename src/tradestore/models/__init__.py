@@ -7,6 +7,7 @@ into the exact column types of :mod:`tradestore.types`. Models never import the 
 from tradestore.models.base import NAMING_CONVENTION, Base, Key
 from tradestore.models.candles import OHLCVModel
 from tradestore.models.events import SystemEventModel
+from tradestore.models.orders import FillModel, OrderHistoryModel, OrderModel
 from tradestore.models.trading import BOT_KEY, OPEN, PositionModel, TradeModel
 
 __all__ = [
@@ -14,8 +15,11 @@ __all__ = [
     "NAMING_CONVENTION",
     "OPEN",
     "Base",
+    "FillModel",
     "Key",
     "OHLCVModel",
+    "OrderHistoryModel",
+    "OrderModel",
     "PositionModel",
     "SystemEventModel",
     "TradeModel",

@@ -12,11 +12,21 @@ from sqlalchemy import Row, Table, bindparam, select, update
 from sqlalchemy.sql.expression import ColumnElement
 
 from tradestore.dialects import Backend, NetGroup, backend
-from tradestore.domain import ACTIONS, SIDES, Trade, TradeStatistics
-from tradestore.errors import DuplicateError, NotFoundError, ValidationError
+from tradestore.domain import ACTIONS, MODES, SIDES, TRADE_STATUSES, Trade, TradeStatistics
+from tradestore.domain.trading import check_trade_move, trade_move_sources
+from tradestore.errors import DuplicateError, InvalidTransitionError, NotFoundError, ValidationError
 from tradestore.models import TradeModel
 from tradestore.repositories.base import Repository
-from tradestore.values import EXACT, to_count, to_id, to_text
+from tradestore.values import (
+    EXACT,
+    to_count,
+    to_decimal,
+    to_id,
+    to_optional_decimal,
+    to_optional_utc,
+    to_text,
+    to_utc,
+)
 
 TABLE = cast(Table, TradeModel.__table__)
 _FIELDS = tuple(f.name for f in dataclasses.fields(Trade))
@@ -37,6 +47,23 @@ _UPDATED_AT = select(TABLE.c.updated_at).where(TABLE.c.id == bindparam("b_id"))
 _UPDATE = update(TABLE).where(TABLE.c.id == bindparam("b_id"))
 #: The usual case of ``update()``: the stored ``updated_at`` is in the past.
 _UPDATE_IF_OLDER = _UPDATE.where(TABLE.c.updated_at < bindparam("b_now")).returning(TABLE.c.id)
+_BY_TRADE_ID = select(TABLE).where(
+    TABLE.c.exchange == bindparam("b_exchange"), TABLE.c.trade_id == bindparam("b_trade")
+)
+_STATUS = select(TABLE.c.status).where(TABLE.c.id == bindparam("b_id"))
+#: What ``close()`` computes from, the row locked until the transaction ends.
+_LOCK_FOR_CLOSE = (
+    select(TABLE.c.status, TABLE.c.side, TABLE.c.entry_price, TABLE.c.quantity, TABLE.c.entry_time)
+    .where(TABLE.c.id == bindparam("b_id"))
+    .with_for_update()
+)
+#: ``close()`` and ``cancel()``: ONE conditional UPDATE from the states the trade table allows.
+_MOVE = {
+    target: update(TABLE)
+    .where(TABLE.c.id == bindparam("b_id"), TABLE.c.status.in_(trade_move_sources(target)))
+    .returning(*TABLE.c)
+    for target in ("closed", "cancelled")
+}
 
 
 def _insert_new(db: Backend) -> Any:
@@ -118,9 +145,12 @@ class TradeRepository(Repository):
         microsecond after its stored value when that is not in the past (clocks that step back).
 
         Raises:
-            ValidationError: an unknown or read-only field, or a bad value (nothing is written).
+            ValidationError: an unknown or read-only field (``status`` moves by ``close()`` and
+                ``cancel()`` only), or a bad value (nothing is written).
             NotFoundError: no trade has this id.
         """
+        if "status" in fields:  # the state machine has one door: close() and cancel()
+            raise ValidationError(f"status: changed by close() and cancel() only, got {fields['status']!r}")
         for name in fields:
             if name not in UPDATABLE:
                 raise ValidationError(f"{name}: not a field update() can change; allowed: {', '.join(UPDATABLE)}")
@@ -215,3 +245,119 @@ class TradeRepository(Repository):
             largest_loss=EXACT.minus(lost.smallest) if losses else zero,
             profit_factor=_ratio(gross_profit, gross_loss) if gross_loss else None,
         )
+
+    async def close(
+        self,
+        id: int,
+        *,
+        exit_price: Decimal | int | str | float,
+        exit_time: datetime | None = None,
+        realized_pnl: Decimal | int | str | float | None = None,
+        fee: Decimal | int | str | float | None = None,
+        exit_reason: str | None = None,
+    ) -> Trade:
+        """Close an open trade and return it as it now is: status ``closed``, action ``close``.
+
+        ``exit_time`` defaults to now. Without ``realized_pnl`` it is computed exactly as
+        (exit_price - entry_price) * quantity, negated for shorts. ``fee``, when given,
+        replaces the trade's fee (the total paid on the trade).
+
+        Raises:
+            ValidationError: a bad value, or an ``exit_time`` before the entry (nothing written).
+            InvalidTransitionError: the trade is not open (closing twice keeps the first exit).
+            NotFoundError: no trade has this id.
+        """
+        trade_id = to_id("id", id)
+        price = to_decimal("exit_price", exit_price)
+        moment = to_optional_utc("exit_time", exit_time) or datetime.now(UTC)
+        pnl = to_optional_decimal("realized_pnl", realized_pnl)
+        values: dict[str, Any] = {"status": "closed", "action": "close", "exit_price": price, "exit_time": moment}
+        if fee is not None:
+            values["fee"] = to_decimal("fee", fee)
+        if exit_reason is not None:
+            values["exit_reason"] = to_text("exit_reason", exit_reason)
+        row = await self._one_or_none(_LOCK_FOR_CLOSE, {"b_id": trade_id})
+        if row is None:
+            raise NotFoundError(f"id: no trade with id {trade_id}")
+        check_trade_move(trade_id, row.status, "closed")
+        if moment < row.entry_time:
+            raise ValidationError(f"exit_time: {moment.isoformat()} is before the entry {row.entry_time.isoformat()}")
+        if pnl is None:
+            pnl = EXACT.multiply(EXACT.subtract(price, row.entry_price), row.quantity)
+            pnl = EXACT.minus(pnl) if row.side == "short" else pnl
+        values["realized_pnl"] = pnl
+        return await self._move(trade_id, "closed", values)
+
+    async def cancel(self, id: int, reason: str | None = None) -> Trade:
+        """Cancel an open trade (one that never really traded) and return it; ``reason`` is kept as ``exit_reason``.
+
+        Raises:
+            InvalidTransitionError: the trade is not open.
+            NotFoundError: no trade has this id.
+        """
+        trade_id = to_id("id", id)
+        values: dict[str, Any] = {"status": "cancelled"}
+        if reason is not None:
+            values["exit_reason"] = to_text("reason", reason)
+        return await self._move(trade_id, "cancelled", values)
+
+    async def _move(self, trade_id: int, status: str, values: dict[str, Any]) -> Trade:
+        """Apply a move of the trade state table with one conditional ``UPDATE``."""
+        values["updated_at"] = datetime.now(UTC)
+        row = await self._one_or_none(_MOVE[status], values | {"b_id": trade_id})
+        if row is None:
+            current = await self._scalar(_STATUS, {"b_id": trade_id})
+            if current is None:
+                raise NotFoundError(f"id: no trade with id {trade_id}")
+            check_trade_move(trade_id, current, status)
+            raise InvalidTransitionError(f"trade {trade_id}: moved to {current!r} meanwhile; not {status!r}")
+        return _from_row(row)
+
+    async def get_by_trade_id(self, trade_id: str, exchange: str | None = None) -> Trade | None:
+        """The trade with your ``trade_id`` on ``exchange`` (default: the manager's), or ``None``."""
+        exchange = to_text("exchange", self._exchange(exchange))
+        row = await self._one_or_none(_BY_TRADE_ID, {"b_exchange": exchange, "b_trade": to_text("trade_id", trade_id)})
+        return None if row is None else _from_row(row)
+
+    async def find(
+        self,
+        *,
+        exchange: str | None = None,
+        symbol: str | None = None,
+        bot_id: str | None = None,
+        mode: str | None = None,
+        status: str | None = None,
+        strategy: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+    ) -> list[Trade]:
+        """Up to ``limit`` trades matching every filter given, newest entry first.
+
+        A filter left at ``None`` means no filter. ``since <= entry_time < until``.
+
+        Raises:
+            ValidationError: a bad filter value (an unknown mode or status, a non-datetime time).
+        """
+        t = TABLE.c
+        filters: list[ColumnElement[bool]] = []
+        for column, value, name in (
+            (t.exchange, exchange, "exchange"),
+            (t.symbol, symbol, "symbol"),
+            (t.bot_id, bot_id, "bot_id"),
+            (t.strategy, strategy, "strategy"),
+        ):
+            if value is not None:
+                filters.append(column == to_text(name, value))
+        if mode is not None:
+            filters.append(t.mode == to_text("mode", mode, choices=MODES))
+        if status is not None:
+            filters.append(t.status == to_text("status", status, choices=TRADE_STATUSES))
+        if since is not None:
+            filters.append(t.entry_time >= to_utc("since", since))
+        if until is not None:
+            filters.append(t.entry_time < to_utc("until", until))
+        statement = (
+            select(*TABLE.c).where(*filters).order_by(t.entry_time.desc(), t.id.desc()).limit(to_count("limit", limit))
+        )
+        return [_from_row(row) for row in await self._execute(statement)]
