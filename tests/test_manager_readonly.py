@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from factories import bar, bars, trade
 from tradestore import DatabaseManager, OHLCVRepository, SystemEventRepository, TradeRepository
@@ -64,7 +65,7 @@ async def test_a_read_only_session_reads_what_was_committed(shared: DatabaseMana
 async def test_every_write_in_a_read_only_session_is_refused_and_nothing_is_written(any_url: str) -> None:
     async with DatabaseManager(any_url) as db:
         await db.create_all()
-        writes = {
+        writes: dict[str, Callable[[AsyncSession], Awaitable[object]]] = {
             "upsert_many": lambda s: OHLCVRepository(s).upsert_many(bars(3)),
             "insert": lambda s: TradeRepository(s).insert(trade(1)),
             "log_event": lambda s: SystemEventRepository(s).log_event("tick", "info", "hello"),

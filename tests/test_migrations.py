@@ -9,7 +9,7 @@ import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from alembic import command
@@ -17,7 +17,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Integer, String, column, delete, insert, inspect, select, table, text
+from sqlalchemy import Integer, String, Table, column, delete, insert, inspect, select, table, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 
@@ -138,7 +138,7 @@ _OLD_TRADES = table(
 )
 T = datetime(2024, 1, 1, tzinfo=UTC)
 #: Trades as an older tradestore stored them, and the status revision 0002 gives each.
-OLD_TRADES = [
+OLD_TRADES: list[tuple[dict[str, Any], str]] = [
     ({"trade_id": "still-open", "action": "open"}, "open"),
     ({"trade_id": "exited", "action": "open", "exit_time": T, "exit_price": Decimal("2")}, "closed"),
     ({"trade_id": "pnl-only", "action": "open", "realized_pnl": Decimal("-1.5")}, "closed"),
@@ -191,7 +191,7 @@ def test_0002_keeps_every_row_and_its_downgrade_removes_only_what_it_added(url: 
         async def fill(conn: Any) -> list[Any]:
             await conn.execute(insert(_OLD_TRADES), [_old_trade(fields) for fields, _ in OLD_TRADES])
             await conn.execute(
-                insert(PositionModel.__table__),
+                insert(cast(Table, PositionModel.__table__)),
                 [{k: v for k, v in vars(position()).items() if k != "id"} | {"updated_at": T}],
             )
             return await _old_rows(conn)
@@ -212,7 +212,8 @@ def test_0002_keeps_every_row_and_its_downgrade_removes_only_what_it_added(url: 
         assert tables == tables_before | {"orders", "order_history", "fills"}
 
         async def columns(conn: Any) -> set[str]:
-            return await conn.run_sync(lambda sync: {c["name"] for c in inspect(sync).get_columns("trades")})
+            names: set[str] = await conn.run_sync(lambda sync: {c["name"] for c in inspect(sync).get_columns("trades")})
+            return names
 
         assert {"status", "stop_loss", "take_profit", "exit_reason", "timeframe"} <= asyncio.run(_run(target, columns))
         command.downgrade(config, previous)

@@ -93,7 +93,7 @@ async def test_create_and_read_back_exactly(db: DatabaseManager) -> None:
     assert got.id == order_id and got.status == "new" and got.trade_id == trade_id
     assert got.quantity == Decimal("0.123456789012345678") and got.price == Decimal("123456789012.12345678")
     assert got.stop_price == Decimal("0.00000001") and got.reduce_only is True and got.time_in_force == "post_only"
-    assert (got.filled_quantity, got.average_fill_price, got.fee_total) == (0, None, 0)
+    assert (got.filled_quantity, got.average_fill_price, got.fee_total) == (Decimal(0), None, Decimal(0))
     assert got.metadata == {"signal": "0.85"} and got.created_at is not None and got.created_at.tzinfo is UTC
 
 
@@ -558,7 +558,8 @@ def test_every_number_of_orders_and_fills_refuses_non_numbers(bad: object) -> No
         if bad is None and field != "quantity":
             continue  # optional
         with pytest.raises(ValidationError, match=field):
-            order(**({"order_type": "stop_limit", "stop_price": "1"} | {field: bad}))
+            changed: dict[str, Any] = {"order_type": "stop_limit", "stop_price": "1", field: bad}
+            order(**changed)
     for field in ("price", "quantity", "fee"):
         with pytest.raises(ValidationError, match=field):
             _changed(fill("t1", "1"), {field: bad})

@@ -181,6 +181,6 @@ def test_replicas_are_postgresql_standbys_of_a_postgresql_primary() -> None:
     with pytest.raises(ConfigurationError, match="replicas"):
         DatabaseManager("postgresql://u:p@h/db", replicas=["sqlite:///x.db"])
     with pytest.raises(ConfigurationError, match="list"):
-        DatabaseManager("postgresql://u:p@h/db", replicas="postgresql://u:p@h2/db")  # type: ignore[arg-type]
+        DatabaseManager("postgresql://u:p@h/db", replicas="postgresql://u:p@h2/db")
     db = DatabaseManager("postgresql://u:pw@h/db", replicas=["postgresql://u:s3cr%40t%3Apw@h2/db"])
     assert db.replicas == ["postgresql+asyncpg://u:***@h2/db"] and "s3cr" not in repr(db)

@@ -1,4 +1,8 @@
-"""tradestore: the async storage layer for trading bots, on SQLite or PostgreSQL."""
+"""tradestore: the async storage layer for trading bots, on SQLite or PostgreSQL.
+
+Everything a bot needs is importable from here: the manager, the repositories, the domain
+objects and every error class (see :mod:`tradestore.errors` for the tree).
+"""
 
 from tradestore.domain import (
     Fill,
@@ -11,6 +15,21 @@ from tradestore.domain import (
     Trade,
     TradeStatistics,
 )
+from tradestore.errors import (
+    ConfigurationError,
+    ConflictError,
+    ConnectionLostError,
+    DuplicateError,
+    InvalidTransitionError,
+    NotConnectedError,
+    NotFoundError,
+    ReadOnlyError,
+    SchemaError,
+    StorageBusyError,
+    StorageError,
+    TransientError,
+    ValidationError,
+)
 from tradestore.health import Health
 from tradestore.manager import DatabaseManager
 from tradestore.repositories import (
@@ -20,13 +39,22 @@ from tradestore.repositories import (
     SystemEventRepository,
     TradeRepository,
 )
+from tradestore.repositories.base import ALL_EXCHANGES
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ALL_EXCHANGES",
+    "ConfigurationError",
+    "ConflictError",
+    "ConnectionLostError",
     "DatabaseManager",
+    "DuplicateError",
     "Fill",
     "Health",
+    "InvalidTransitionError",
+    "NotConnectedError",
+    "NotFoundError",
     "OHLCVBar",
     "OHLCVRepository",
     "Order",
@@ -34,10 +62,16 @@ __all__ = [
     "OrderStatusChange",
     "Position",
     "PositionRepository",
+    "ReadOnlyError",
+    "SchemaError",
     "SeriesInfo",
+    "StorageBusyError",
+    "StorageError",
     "SystemEvent",
     "SystemEventRepository",
     "Trade",
     "TradeRepository",
     "TradeStatistics",
+    "TransientError",
+    "ValidationError",
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import signal
 import sys
@@ -22,7 +23,6 @@ from pathlib import Path
 
 from ledger import FILLS, create_orders, expected, state, stream
 from support import open_db, pg_idle_in_transaction, sqlite_integrity
-
 from tradestore import DatabaseManager, OrderRepository
 from tradestore.errors import StorageBusyError
 
@@ -75,7 +75,12 @@ async def _run_child(url: str, prefix: str, kill_after: float | None) -> tuple[i
     Returns the fills it reported recorded and the seconds it ran after ``ready``.
     """
     child = await asyncio.create_subprocess_exec(
-        sys.executable, str(CHILD), url, prefix, stdout=asyncio.subprocess.PIPE, cwd=CHILD.parent
+        sys.executable,
+        str(CHILD),
+        url,
+        prefix,
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(CHILD.parents[1])},  # ledger.py lives in tests/
     )
     assert child.stdout is not None
     try:

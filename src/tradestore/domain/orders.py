@@ -16,6 +16,8 @@ from typing import Any
 from tradestore.domain.common import MODES, _not_negative, _optional_id, _positive
 from tradestore.errors import InvalidTransitionError, ValidationError
 from tradestore.values import (
+    DecimalInput,
+    IntInput,
     to_decimal,
     to_id,
     to_json_object,
@@ -125,7 +127,7 @@ def fee_in_quote(symbol: str, currency: str | None) -> bool:
     return "/" not in symbol and len(currency) < len(symbol) and symbol.endswith(currency)
 
 
-@dataclass
+@dataclass(init=False)
 class Order:
     """An order a bot placed; ``client_order_id`` is the bot's id, unique per exchange.
 
@@ -139,60 +141,87 @@ class Order:
     side: str
     order_type: str
     quantity: Decimal
-    price: Decimal | None = None
-    stop_price: Decimal | None = None
-    status: str = "new"
-    exchange_order_id: str | None = None
-    trade_id: int | None = None
-    bot_id: str | None = None
-    mode: str = "live"
-    time_in_force: str | None = None
-    reduce_only: bool = False
-    reason: str | None = None
-    metadata: dict[str, Any] | None = None
-    filled_quantity: Decimal = Decimal(0)
-    average_fill_price: Decimal | None = None
-    fee_total: Decimal = Decimal(0)
-    id: int | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
+    price: Decimal | None
+    stop_price: Decimal | None
+    status: str
+    exchange_order_id: str | None
+    trade_id: int | None
+    bot_id: str | None
+    mode: str
+    time_in_force: str | None
+    reduce_only: bool
+    reason: str | None
+    metadata: dict[str, Any] | None
+    filled_quantity: Decimal
+    average_fill_price: Decimal | None
+    fee_total: Decimal
+    id: int | None
+    created_at: datetime | None
+    updated_at: datetime | None
 
-    def __post_init__(self) -> None:
-        self.client_order_id = to_text("client_order_id", self.client_order_id)
-        self.symbol = to_text("symbol", self.symbol)
-        self.exchange = to_text("exchange", self.exchange)
-        self.side = to_text("side", self.side, choices=ORDER_SIDES)
-        self.order_type = to_text("order_type", self.order_type, choices=ORDER_TYPES)
-        self.quantity = _positive("quantity", to_decimal("quantity", self.quantity))
-        self.price = to_optional_decimal("price", self.price)
+    def __init__(
+        self,
+        client_order_id: str,
+        symbol: str,
+        exchange: str,
+        side: str,
+        order_type: str,
+        quantity: DecimalInput,
+        price: DecimalInput | None = None,
+        stop_price: DecimalInput | None = None,
+        status: str = "new",
+        exchange_order_id: str | None = None,
+        trade_id: IntInput | None = None,
+        bot_id: str | None = None,
+        mode: str = "live",
+        time_in_force: str | None = None,
+        reduce_only: bool = False,
+        reason: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        filled_quantity: DecimalInput = 0,
+        average_fill_price: DecimalInput | None = None,
+        fee_total: DecimalInput = 0,
+        id: IntInput | None = None,
+        created_at: datetime | None = None,
+        updated_at: datetime | None = None,
+    ) -> None:
+        self.client_order_id = to_text("client_order_id", client_order_id)
+        self.symbol = to_text("symbol", symbol)
+        self.exchange = to_text("exchange", exchange)
+        self.side = to_text("side", side, choices=ORDER_SIDES)
+        self.order_type = to_text("order_type", order_type, choices=ORDER_TYPES)
+        self.quantity = _positive("quantity", to_decimal("quantity", quantity))
+        self.price = to_optional_decimal("price", price)
         if self.price is not None:
             _positive("price", self.price)
         elif self.order_type in PRICED_TYPES:
             raise ValidationError(f"price: a {self.order_type} order needs a price, got None")
-        self.stop_price = to_optional_decimal("stop_price", self.stop_price)
+        self.stop_price = to_optional_decimal("stop_price", stop_price)
         if self.stop_price is not None:
             _positive("stop_price", self.stop_price)
         elif self.order_type in TRIGGERED_TYPES:
             raise ValidationError(f"stop_price: a {self.order_type} order needs a stop_price, got None")
-        self.status = to_text("status", self.status, choices=ORDER_STATUSES)
-        self.exchange_order_id = to_optional_text("exchange_order_id", self.exchange_order_id)
-        self.trade_id = None if self.trade_id is None else to_id("trade_id", self.trade_id)
-        self.bot_id = to_optional_text("bot_id", self.bot_id)
-        self.mode = to_text("mode", self.mode, choices=MODES)
-        if self.time_in_force is not None:
-            self.time_in_force = to_text("time_in_force", self.time_in_force, choices=TIME_IN_FORCE)
-        if not isinstance(self.reduce_only, bool):
-            raise ValidationError(f"reduce_only: expected True or False, got {self.reduce_only!r}")
-        self.reason = to_optional_text("reason", self.reason)
-        self.metadata = to_json_object("metadata", self.metadata)
-        self.filled_quantity = _not_negative("filled_quantity", to_decimal("filled_quantity", self.filled_quantity))
+        self.status = to_text("status", status, choices=ORDER_STATUSES)
+        self.exchange_order_id = to_optional_text("exchange_order_id", exchange_order_id)
+        self.trade_id = None if trade_id is None else to_id("trade_id", trade_id)
+        self.bot_id = to_optional_text("bot_id", bot_id)
+        self.mode = to_text("mode", mode, choices=MODES)
+        self.time_in_force = (
+            None if time_in_force is None else to_text("time_in_force", time_in_force, choices=TIME_IN_FORCE)
+        )
+        if not isinstance(reduce_only, bool):
+            raise ValidationError(f"reduce_only: expected True or False, got {reduce_only!r}")
+        self.reduce_only = reduce_only
+        self.reason = to_optional_text("reason", reason)
+        self.metadata = to_json_object("metadata", metadata)
+        self.filled_quantity = _not_negative("filled_quantity", to_decimal("filled_quantity", filled_quantity))
         if self.filled_quantity > self.quantity:
             raise ValidationError(f"filled_quantity: {self.filled_quantity} is above quantity {self.quantity}")
-        self.average_fill_price = to_optional_decimal("average_fill_price", self.average_fill_price)
-        self.fee_total = to_decimal("fee_total", self.fee_total)
-        self.id = _optional_id(self.id)
-        self.created_at = to_optional_utc("created_at", self.created_at)
-        self.updated_at = to_optional_utc("updated_at", self.updated_at)
+        self.average_fill_price = to_optional_decimal("average_fill_price", average_fill_price)
+        self.fee_total = to_decimal("fee_total", fee_total)
+        self.id = _optional_id(id)
+        self.created_at = to_optional_utc("created_at", created_at)
+        self.updated_at = to_optional_utc("updated_at", updated_at)
 
     @property
     def is_open(self) -> bool:
@@ -200,7 +229,7 @@ class Order:
         return self.status in OPEN_ORDER_STATUSES
 
 
-@dataclass
+@dataclass(init=False)
 class Fill:
     """One execution of an order, as the exchange reports it.
 
@@ -217,28 +246,42 @@ class Fill:
     price: Decimal
     quantity: Decimal
     timestamp: datetime
-    fee: Decimal = Decimal(0)
-    fee_currency: str | None = None
-    liquidity: str | None = None
-    id: int | None = None
-    order_id: int | None = None
+    fee: Decimal
+    fee_currency: str | None
+    liquidity: str | None
+    id: int | None
+    order_id: int | None
 
-    def __post_init__(self) -> None:
-        self.exchange = to_text("exchange", self.exchange)
-        self.symbol = to_text("symbol", self.symbol)
-        self.client_order_id = to_text("client_order_id", self.client_order_id)
-        self.exchange_trade_id = to_text("exchange_trade_id", self.exchange_trade_id)
-        self.side = to_text("side", self.side, choices=ORDER_SIDES)
-        self.price = _positive("price", to_decimal("price", self.price))
-        self.quantity = _positive("quantity", to_decimal("quantity", self.quantity))
-        self.timestamp = to_utc("timestamp", self.timestamp)
+    def __init__(
+        self,
+        exchange: str,
+        symbol: str,
+        client_order_id: str,
+        exchange_trade_id: str,
+        side: str,
+        price: DecimalInput,
+        quantity: DecimalInput,
+        timestamp: datetime,
+        fee: DecimalInput = 0,
+        fee_currency: str | None = None,
+        liquidity: str | None = None,
+        id: IntInput | None = None,
+        order_id: IntInput | None = None,
+    ) -> None:
+        self.exchange = to_text("exchange", exchange)
+        self.symbol = to_text("symbol", symbol)
+        self.client_order_id = to_text("client_order_id", client_order_id)
+        self.exchange_trade_id = to_text("exchange_trade_id", exchange_trade_id)
+        self.side = to_text("side", side, choices=ORDER_SIDES)
+        self.price = _positive("price", to_decimal("price", price))
+        self.quantity = _positive("quantity", to_decimal("quantity", quantity))
+        self.timestamp = to_utc("timestamp", timestamp)
         # A negative fee is a rebate (maker rebates exist), so any finite fee is accepted.
-        self.fee = to_decimal("fee", self.fee)
-        self.fee_currency = to_optional_text("fee_currency", self.fee_currency)
-        if self.liquidity is not None:
-            self.liquidity = to_text("liquidity", self.liquidity, choices=LIQUIDITY)
-        self.id = _optional_id(self.id)
-        self.order_id = None if self.order_id is None else to_id("order_id", self.order_id)
+        self.fee = to_decimal("fee", fee)
+        self.fee_currency = to_optional_text("fee_currency", fee_currency)
+        self.liquidity = None if liquidity is None else to_text("liquidity", liquidity, choices=LIQUIDITY)
+        self.id = _optional_id(id)
+        self.order_id = None if order_id is None else to_id("order_id", order_id)
 
 
 @dataclass(frozen=True)
