@@ -96,6 +96,7 @@ async def test_read_only_sessions_nest_inside_write_and_read_only_sessions(share
     assert await stored_bars(shared) == 3
 
 
+@pytest.mark.sqlite
 async def test_a_write_session_inside_a_write_session_on_a_sqlite_file_fails_at_once(
     sqlite_file: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -114,6 +115,7 @@ async def test_a_write_session_inside_a_write_session_on_a_sqlite_file_fails_at_
             pass
 
 
+@pytest.mark.sqlite
 async def test_write_sessions_of_other_tasks_still_queue_behind_each_other(sqlite_file: str) -> None:
     async with DatabaseManager(sqlite_file) as db:
         await db.create_all()
@@ -141,6 +143,7 @@ conn.execute("ROLLBACK")
 """
 
 
+@pytest.mark.sqlite
 async def test_a_read_only_session_on_a_sqlite_file_never_waits_for_a_writer(
     sqlite_file: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -165,6 +168,7 @@ async def test_a_read_only_session_on_a_sqlite_file_never_waits_for_a_writer(
             holder.communicate("release\n", timeout=10)
 
 
+@pytest.mark.sqlite
 async def test_read_only_on_in_memory_sqlite_takes_turns_and_refuses_nesting() -> None:
     """One connection is one transaction at a time: a read-only session takes its turn like any other."""
     async with DatabaseManager(MEMORY) as db:
@@ -193,6 +197,7 @@ async def test_read_only_on_in_memory_sqlite_takes_turns_and_refuses_nesting() -
         assert await stored_bars(db) == 4
 
 
+@pytest.mark.postgres
 async def test_postgres_read_only_sessions_are_read_only_transactions_and_do_not_leak(pg_url: URL) -> None:
     async with DatabaseManager(pg_url, pool_size=1, max_overflow=0) as db:
         for _ in range(2):
