@@ -27,6 +27,7 @@ def test_public_names() -> None:
         "OrderStatusChange",
         "Position",
         "PositionRepository",
+        "ReadOnlyError",
         "SchemaError",
         "SeriesInfo",
         "StorageBusyError",
@@ -54,6 +55,8 @@ def test_error_tree() -> None:
         errors.ConfigurationError, ValueError
     )
     assert issubclass(errors.NotFoundError, errors.StorageError) and issubclass(errors.NotFoundError, LookupError)
+    assert issubclass(errors.ReadOnlyError, errors.StorageError)
+    assert not issubclass(errors.ReadOnlyError, errors.TransientError)  # retrying never helps
     assert issubclass(errors.ConflictError, errors.ValidationError)
     assert issubclass(errors.InvalidTransitionError, errors.ValidationError)
 

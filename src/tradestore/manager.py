@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
-from collections.abc import AsyncIterator, Awaitable
+import os
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -14,22 +16,27 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tradestore import schema
-from tradestore.engine import SQLITE_BUSY_TIMEOUT_MS, check_pool
+from tradestore.engine import SQLITE_BUSY_TIMEOUT_MS, check_pool, readonly_engine
 from tradestore.errors import ConfigurationError, NotConnectedError, StorageBusyError, StorageError, ValidationError
 from tradestore.health import Health, check, open_engine, unhealthy
 from tradestore.models import Base
+from tradestore.replicas import Replicas, lsn_to_int
 from tradestore.repositories.base import DEFAULT_EXCHANGE, SESSION_EXCHANGE
-from tradestore.urls import backend_name, describe, is_memory, mask, resolve
+from tradestore.urls import backend_name, describe, is_memory, is_sqlite, mask, resolve
 from tradestore.values import to_text
 
 log = logging.getLogger("tradestore")
 T = TypeVar("T")
 
+#: The primary's current WAL position, to measure how far each replica is behind.
+_WAL_POSITION_SQL = "SELECT pg_current_wal_lsn()::text"
 #: Set while a task holds the in-memory database: the manager and that task. Tasks started
 #: inside the session inherit it, which is how a nested session is told from a waiting one.
 _holding_memory_db: ContextVar[tuple[DatabaseManager, asyncio.Task[Any] | None] | None] = ContextVar(
     "_holding_memory_db", default=None
 )
+#: (task, SQLite file) of every write session open in this process, to refuse a nested one.
+_writing: set[tuple[asyncio.Task[Any], str]] = set()
 
 
 async def _shielded(awaitable: Awaitable[T]) -> T:
@@ -87,10 +94,13 @@ class DatabaseManager:
             call names none (default ``"binance"``, as in the seed bots).
         auto_migrate: on ``connect()``, upgrade a database whose schema revision is older
             than this code's (or that is empty) instead of refusing it.
+        replicas: URLs of PostgreSQL streaming standbys of this (PostgreSQL) database: read-only
+            sessions go to them in turn, and to the primary when none answers (see ``get_session``).
 
     Raises:
         ConfigurationError: for a URL that cannot be parsed or has an unsupported scheme, a
             ``pool_size`` below 1, a ``max_overflow`` below 0, or an empty ``exchange``.
+            Also for replicas that are not PostgreSQL standbys of a PostgreSQL primary.
     """
 
     def __init__(
@@ -102,9 +112,19 @@ class DatabaseManager:
         echo: bool = False,
         auto_migrate: bool = False,
         exchange: str = DEFAULT_EXCHANGE,
+        replicas: Sequence[str | URL] = (),
     ) -> None:
         self.url: URL = resolve(database_url)
         self.backend: str = backend_name(self.url)
+        if isinstance(replicas, str | URL):
+            raise ConfigurationError("replicas: expected a list of URLs, got one URL")
+        replica_urls = [resolve(url) for url in replicas]
+        if replica_urls and (is_sqlite(self.url) or any(map(is_sqlite, replica_urls))):
+            raise ConfigurationError(
+                "replicas: PostgreSQL streaming standbys of a PostgreSQL primary only, got "
+                + ", ".join(mask(url) for url in [self.url, *replica_urls])
+            )
+        self._replicas = Replicas(replica_urls)
         self.pool_size, self.max_overflow = check_pool(pool_size, max_overflow)
         self.echo = echo
         self.auto_migrate = auto_migrate
@@ -113,6 +133,7 @@ class DatabaseManager:
         except ValidationError as exc:
             raise ConfigurationError(str(exc)) from None
         self._engine: AsyncEngine | None = None
+        self._readonly: AsyncEngine | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
         # In-memory SQLite is one connection: sessions take turns on it (see get_session).
         self._memory_lock: asyncio.Lock | None = None
@@ -131,6 +152,11 @@ class DatabaseManager:
     def database(self) -> str:
         """The URL with its password masked: safe to print or log."""
         return mask(self.url)
+
+    @property
+    def replicas(self) -> list[str]:
+        """The replicas' URLs, passwords masked."""
+        return [mask(url) for url in self._replicas.urls]
 
     @property
     def engine(self) -> AsyncEngine:
@@ -180,7 +206,10 @@ class DatabaseManager:
             await _shielded(engine.dispose())
             raise
         self._engine = engine
+        self._readonly = readonly_engine(engine)
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        # Replicas are not required to answer now: reads go to the primary while they do not.
+        self._replicas.start(pool_size=self.pool_size, max_overflow=self.max_overflow, echo=self.echo)
         self._memory_lock = asyncio.Lock() if is_memory(self.url) else None
         self._loop = asyncio.get_running_loop()
         log.info("connected to %s", self.database)
@@ -189,8 +218,9 @@ class DatabaseManager:
         """Close every pooled connection; calling it again does nothing."""
         if self._engine is not None:
             self._follow_loop()  # connections of a finished event loop cannot be closed from this one
-        engine, self._engine, self._sessions = self._engine, None, None
+        engine, self._engine, self._sessions, self._readonly = self._engine, None, None, None
         if engine is not None:
+            await _shielded(self._replicas.stop())
             await _shielded(engine.dispose())
             log.info("disconnected from %s", self.database)
 
@@ -234,6 +264,8 @@ class DatabaseManager:
             self._memory_lock = asyncio.Lock()
         else:
             self._engine.sync_engine.dispose(close=False)
+            for replica in self._replicas.members:
+                replica.engine.sync_engine.dispose(close=False)
         log.info("%s: new event loop, new connection pool", self.database)
 
     @contextlib.asynccontextmanager
@@ -276,8 +308,57 @@ class DatabaseManager:
             lock.release()
 
     @contextlib.asynccontextmanager
-    async def get_session(self) -> AsyncIterator[AsyncSession]:
+    async def _one_writer(self, readonly: bool) -> AsyncIterator[None]:
+        """Refuse a write session inside another of the same task on the same SQLite file.
+
+        The inner one would wait for the outer one's write lock, which is released only when
+        the inner one is done: it would wait out the busy timeout and fail.
+        """
+        task = asyncio.current_task()
+        if readonly or self.backend != "sqlite" or self._memory_lock is not None or task is None:
+            yield
+            return
+        key = (task, os.path.abspath(self.url.database or ""))
+        if key in _writing:
+            raise StorageError(
+                f"a write session was opened inside another write session of the same task on {self.database}: "
+                "SQLite has one writer at a time, so the inner one would wait for the outer one forever; "
+                "use the outer session, or open the inner one with get_session(readonly=True) to read"
+            )
+        _writing.add(key)
+        try:
+            yield
+        finally:
+            _writing.discard(key)
+
+    async def _open(self, sessions: async_sessionmaker[AsyncSession], readonly: bool) -> AsyncSession:
+        """A new session: on the primary, or for a read-only one the next replica that answers."""
+        info = {SESSION_EXCHANGE: self.exchange}
+        if not readonly:
+            return sessions(info=info)
+        for replica in self._replicas.in_turn():
+            session = sessions(bind=replica.engine, info=info)
+            try:
+                await session.connection()  # a dead replica fails here, before the caller's block
+            except Exception as exc:
+                await _shielded(session.close())
+                replica.failed(exc)
+                continue
+            replica.answered()
+            return session
+        return sessions(bind=self._readonly, info=info)
+
+    @contextlib.asynccontextmanager
+    async def get_session(self, *, readonly: bool = False) -> AsyncIterator[AsyncSession]:
         """A session in its own transaction: committed when the block ends, rolled back if it raises.
+
+        ``readonly=True`` gives a read-only transaction: on a SQLite file a deferred read that
+        never waits for a writer (WAL) and sees the last commit; on PostgreSQL ``READ ONLY``,
+        on the next replica that answers, else on the primary. A write in it raises
+        ``ReadOnlyError``. Read-only sessions may be opened inside any other session; a write
+        session inside another write session of the same task on a SQLite file is refused at
+        once (it could only wait for the outer one). On in-memory SQLite (one connection)
+        every session, read-only or not, takes its turn and none may be nested.
 
         Cancelling the task (or an ``asyncio.timeout``) while the block runs rolls the whole
         transaction back; once the commit has started it is finished first, then the
@@ -287,13 +368,16 @@ class DatabaseManager:
 
         Raises:
             NotConnectedError: before ``connect()`` or after ``disconnect()``.
+            StorageError: a write session nested in another of the same task on a SQLite file; any
+                session nested in one on in-memory SQLite.
+            ReadOnlyError: a write in a read-only session (nothing of it is written).
             StorageBusyError: the SQLite write lock (or a PostgreSQL row lock) was not granted
                 in time; nothing was written (a ``TransientError``: retry the unit of work).
             ConnectionLostError: the connection broke or could not be made (a ``TransientError``).
         """
         _, sessions = self._require()
-        async with self._turn():
-            session = sessions(info={SESSION_EXCHANGE: self.exchange})
+        async with self._turn(), self._one_writer(readonly):
+            session = await self._open(sessions, readonly)
             try:
                 yield session
             except BaseException:
@@ -321,20 +405,33 @@ class DatabaseManager:
             await conn.exec_driver_sql(f"DROP TABLE IF EXISTS {schema.VERSION_TABLE}")
 
     async def health_check(self) -> Health:
-        """Whether the database answers, how fast, and whether its schema is current; never raises.
+        """Whether the database and its replicas answer, how fast, and whether its schema is current; never raises.
 
         Returns:
             A :class:`~tradestore.health.Health` report, which also reads as a dict:
             ``report["status"]`` is ``'healthy'`` or ``'unhealthy'``; ``backend``, ``database``
             (password masked), ``latency_ms``, ``server_version``, ``schema_revision``,
-            ``schema_head``, ``schema_status``, ``size_bytes`` and, when unhealthy, ``error``.
+            ``schema_head``, ``schema_status``, ``size_bytes``, when unhealthy ``error``, and with
+            replicas ``replicas``: one report per replica (see
+            :meth:`tradestore.replicas.Replica.status`: status, latency, replay lag in seconds and
+            bytes). A dead replica does not make the report unhealthy: reads go to the primary.
         """
+        primary_lsn = None
         try:
             engine, _ = self._require()
             async with self._turn(), engine.connect() as conn:
-                return await check(conn, self.url)
+                report = await check(conn, self.url)
+                if self._replicas:
+                    primary_lsn = (await conn.exec_driver_sql(_WAL_POSITION_SQL)).scalar()
         except Exception as exc:
-            return unhealthy(self.url, self._scrub(exc))
+            report = unhealthy(self.url, self._scrub(exc))
+        if not self._replicas:
+            return report
+        if self._engine is None:
+            replicas = [{"database": url, "status": "unhealthy", "error": "not connected"} for url in self.replicas]
+        else:
+            replicas = [await replica.status(lsn_to_int(primary_lsn)) for replica in self._replicas.members]
+        return dataclasses.replace(report, replicas=tuple(replicas))
 
     def _scrub(self, exc: BaseException) -> str:
         """The text of ``exc`` on one line, with the password cut out."""

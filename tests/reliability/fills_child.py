@@ -11,7 +11,6 @@ import asyncio
 import sys
 
 from ledger import create_orders, stream
-
 from tradestore import DatabaseManager, OrderRepository
 
 
