@@ -15,6 +15,7 @@ ACTIONS = ("open", "close", "liquidated")
 MODES = ("live", "paper", "backtest")
 SEVERITIES = ("debug", "info", "warning", "error", "critical")
 POSITION_STATUSES = ("open", "closed")
+BOT_STATUSES = ("starting", "running", "stopped", "error")
 
 
 #: The largest count a BIGINT column (and SQLite's INTEGER) holds.

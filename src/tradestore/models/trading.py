@@ -22,6 +22,7 @@ class TradeModel(Base):
         Index(None, "exchange", "symbol", "entry_time"),
         Index(None, "exit_time"),
         Index(None, "entry_time"),
+        Index(None, "bot_id", "mode"),
     )
 
     id: Mapped[int] = mapped_column(Key, primary_key=True)
@@ -89,4 +90,5 @@ class PositionModel(Base):
             sqlite_where=literal_column("status") == OPEN,
         ),
         Index(None, "status", "exchange"),
+        Index(None, "bot_id", "mode"),
     )

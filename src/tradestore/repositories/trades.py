@@ -15,7 +15,7 @@ from tradestore.dialects import NetGroup, backend
 from tradestore.domain import Trade, TradeStatistics
 from tradestore.errors import NotFoundError, ValidationError
 from tradestore.models import TradeModel
-from tradestore.values import EXACT, to_count, to_id, to_text
+from tradestore.values import EXACT, to_count, to_id, to_text, to_utc
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(Trade))
 _COLUMN = {name: ("metadata_" if name == "metadata" else name) for name in _FIELDS}
@@ -117,10 +117,13 @@ class TradeRepository:
         strategy: str | None = None,
         bot_id: str | None = None,
         mode: str | None = "live",
+        start: datetime | None = None,
+        end: datetime | None = None,
     ) -> TradeStatistics:
         """Performance of the trades closed (``realized_pnl`` set) in the last ``days`` days.
 
-        ``days=None`` means all time, and any other filter set to ``None`` means no filter.
+        ``days=None`` means all time, and any other filter set to ``None`` means no filter;
+        ``start``/``end`` bound ``exit_time`` (inclusive) on top of ``days``.
         Per trade, net = realized_pnl - fee; a trade wins when net > 0 and loses when net < 0.
         Sums, counts and extremes are exact; ``win_rate`` (percent), ``avg_win``, ``avg_loss``
         and ``profit_factor`` are rounded half-up to 8 places. Losses are reported positive.
@@ -132,6 +135,10 @@ class TradeRepository:
             if isinstance(days, bool) or not isinstance(days, int | float) or days < 0:
                 raise ValidationError(f"days: expected a non-negative number or None, got {days!r}")
             filters.append(t.exit_time >= datetime.now(UTC) - timedelta(days=days))
+        if start is not None:
+            filters.append(t.exit_time >= to_utc("start", start))
+        if end is not None:
+            filters.append(t.exit_time <= to_utc("end", end))
         for column, value, name in (
             (t.exchange, exchange, "exchange"),
             (t.symbol, symbol, "symbol"),

@@ -1,0 +1,89 @@
+"""Bots: who is running, in which mode and status, and what a restarting bot needs back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from tradestore.domain.common import BOT_STATUSES, MODES
+from tradestore.domain.equity import EquitySnapshot
+from tradestore.domain.trading import Position, Trade
+from tradestore.values import (
+    to_json_object,
+    to_optional_decimal,
+    to_optional_text,
+    to_optional_utc,
+    to_text,
+)
+
+#: The status state machine: for each status, the statuses a bot may move to from it.
+#: ``register()`` is the restart and may start a bot from any status; a move to the status a
+#: bot already has is allowed (idempotent) everywhere.
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "starting": ("starting", "running", "stopped", "error"),
+    "running": ("running", "stopped", "error"),
+    "error": ("error", "starting", "running", "stopped"),
+    "stopped": ("stopped", "starting"),
+}
+
+
+def sources_of(status: str) -> tuple[str, ...]:
+    """The statuses from which a bot may move to ``status``."""
+    return tuple(source for source, targets in TRANSITIONS.items() if status in targets)
+
+
+@dataclass
+class Bot:
+    """A bot instance, keyed by the caller's ``bot_id``; ``config`` and ``metadata`` are JSON objects."""
+
+    bot_id: str
+    mode: str = "live"
+    status: str = "running"
+    strategy: str | None = None
+    version: str | None = None
+    config: dict[str, Any] | None = None
+    balance: Decimal | None = None
+    started_at: datetime | None = None
+    last_heartbeat: datetime | None = None
+    metadata: dict[str, Any] | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        self.bot_id = to_text("bot_id", self.bot_id)
+        self.mode = to_text("mode", self.mode, choices=MODES)
+        self.status = to_text("status", self.status, choices=BOT_STATUSES)
+        self.strategy = to_optional_text("strategy", self.strategy)
+        self.version = to_optional_text("version", self.version)
+        self.config = to_json_object("config", self.config)
+        self.balance = to_optional_decimal("balance", self.balance)
+        self.started_at = to_optional_utc("started_at", self.started_at)
+        self.last_heartbeat = to_optional_utc("last_heartbeat", self.last_heartbeat)
+        self.metadata = to_json_object("metadata", self.metadata)
+        self.created_at = to_optional_utc("created_at", self.created_at)
+        self.updated_at = to_optional_utc("updated_at", self.updated_at)
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What a restarting bot needs, as one consistent snapshot of the database.
+
+    Attributes:
+        bot: the bot as stored.
+        positions: its open positions, most recently updated first.
+        trades: its open trades (no ``exit_time``), oldest entry first.
+        equity: its newest equity snapshot, or ``None``.
+        balance: the last known balance: from the heartbeat or the equity snapshot, whichever
+            is newer and has one; ``None`` when neither does.
+        balance_at: when that balance was reported.
+    """
+
+    bot: Bot
+    positions: list[Position] = field(default_factory=list)
+    trades: list[Trade] = field(default_factory=list)
+    equity: EquitySnapshot | None = None
+    balance: Decimal | None = None
+    balance_at: datetime | None = None
+
