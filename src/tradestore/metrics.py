@@ -5,8 +5,10 @@ and hands back at most one row per calendar day plus the largest drawdown; this 
 that into the figures of :class:`tradestore.domain.PerformanceReport`. Its work grows with the
 number of days, never with the number of snapshots. No database code lives here.
 
-Arithmetic runs in a 50-digit decimal context (square roots and powers correctly rounded
-there), so the figures, rounded half-up to 8 places, agree with an exact computation.
+Arithmetic runs in a 150-digit decimal context (square roots and powers correctly rounded
+there): every figure up to :data:`LARGEST` keeps its 8th decimal place exact after rounding
+half-up, as an exact computation would give it. ``max_drawdown`` is given to 50 significant
+digits (exact whenever its decimal expansion ends within them).
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Context, Decimal, DecimalExc
 from tradestore.dialects import EquitySummary
 from tradestore.values import EXACT
 
-#: Working precision: 50 significant digits, far beyond the 8 places reported.
-CONTEXT = Context(prec=50, rounding=ROUND_HALF_EVEN)
+#: Working precision: 100 digits before the point for the largest figure, and 50 more.
+CONTEXT = Context(prec=150, rounding=ROUND_HALF_EVEN)
+#: ``max_drawdown`` is a fraction of at most 1: 50 significant digits.
+DRAWDOWN = Context(prec=50, rounding=ROUND_HALF_EVEN)
 PLACES = Decimal("0.00000001")
 #: Figures larger than this (a CAGR annualising a few minutes' gain) are reported as ``None``.
 LARGEST = Decimal("1e100")
@@ -91,11 +95,13 @@ def figures(
     start, starting = summary.first
     total_return = None if starting == 0 else CONTEXT.subtract(CONTEXT.divide(ending, starting), _ONE)
     cagr = _cagr(starting, ending, start, end)
-    max_drawdown = _ZERO
+    max_drawdown, calmar = _ZERO, None
     if summary.peak is not None and summary.trough is not None:
         peak = summary.peak[1]
-        max_drawdown = CONTEXT.divide(EXACT.subtract(peak, summary.trough[1]), peak)
-    calmar = None if cagr is None or max_drawdown == 0 else CONTEXT.divide(cagr, max_drawdown)
+        drop = EXACT.subtract(peak, summary.trough[1])
+        max_drawdown = DRAWDOWN.divide(drop, peak)
+        # cagr / (drop / peak), from the exact fraction rather than the 50-digit drawdown
+        calmar = None if cagr is None else CONTEXT.divide(CONTEXT.multiply(cagr, peak), drop)
     volatility = sharpe = sortino = None
     found = daily_returns(summary.closes)
     periods = (summary.closes[-1][0].date() - summary.closes[0][0].date()).days
