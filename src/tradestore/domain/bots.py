@@ -19,13 +19,14 @@ from tradestore.values import (
 )
 
 #: The status state machine: for each status, the statuses a bot may move to from it.
-#: ``register()`` is the restart and may start a bot from any status; a move to the status a
-#: bot already has is allowed (idempotent) everywhere.
+#: ``register()`` is the restart and may start a bot from any status. A move to the status a
+#: bot already has is not a move (two supervisors starting one stopped bot: one wins); a
+#: heartbeat may repeat the status it reports.
 TRANSITIONS: dict[str, tuple[str, ...]] = {
-    "starting": ("starting", "running", "stopped", "error"),
-    "running": ("running", "stopped", "error"),
-    "error": ("error", "starting", "running", "stopped"),
-    "stopped": ("stopped", "starting"),
+    "starting": ("running", "stopped", "error"),
+    "running": ("stopped", "error"),
+    "error": ("starting", "running", "stopped"),
+    "stopped": ("starting",),
 }
 
 

@@ -40,9 +40,9 @@ class BotRepository(Repository):
 
     ``status`` is a state machine (:data:`tradestore.domain.TRANSITIONS`): ``starting`` →
     ``running`` | ``stopped`` | ``error``; ``running`` → ``stopped`` | ``error``; ``error`` →
-    ``starting`` | ``running`` | ``stopped``; ``stopped`` → ``starting``. Staying in a status is
-    always allowed; :meth:`register` restarts a bot from any status. Every move is one
-    conditional ``UPDATE``: of two callers racing from one status, exactly one wins.
+    ``starting`` | ``running`` | ``stopped``; ``stopped`` → ``starting``. A move to the current
+    status is refused (a heartbeat may repeat it); :meth:`register` restarts a bot from any
+    status. Every move is one conditional ``UPDATE``: of two callers racing, exactly one wins.
     """
 
     async def register(self, bot: Bot) -> Bot:
@@ -89,8 +89,9 @@ class BotRepository(Repository):
     ) -> None:
         """Record that the bot is alive at ``at`` (default now), with its balance and status if given.
 
-        A ``status`` follows the state machine like :meth:`set_status`, but logs no event: use
-        ``set_status`` for a change worth a reason. One conditional ``UPDATE``.
+        A ``status`` follows the state machine like :meth:`set_status` (repeating the current
+        one is allowed here) but logs no event: use ``set_status`` for a change worth a reason.
+        One conditional ``UPDATE``.
 
         Raises:
             NotFoundError: no bot has this ``bot_id``.
@@ -105,7 +106,7 @@ class BotRepository(Repository):
         statement = update(TABLE).where(_c.bot_id == name)
         if status is not None:
             values["status"] = _status(status)
-            statement = statement.where(_c.status.in_(sources_of(status)))
+            statement = statement.where(_c.status.in_((status, *sources_of(status))))
         if await self._scalar(statement.values(values).returning(_c.id)) is None:
             await self._refuse(name, status)
 
