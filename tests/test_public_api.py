@@ -7,11 +7,17 @@ from tradestore import errors
 def test_public_names() -> None:
     assert tradestore.__all__ == sorted(tradestore.__all__)
     assert set(tradestore.__all__) == {
+        "Bot",
+        "BotRepository",
         "DatabaseManager",
+        "EquityRepository",
+        "EquitySnapshot",
         "OHLCVBar",
         "OHLCVRepository",
+        "PerformanceReport",
         "Position",
         "PositionRepository",
+        "Recovery",
         "SeriesInfo",
         "SystemEvent",
         "SystemEventRepository",
