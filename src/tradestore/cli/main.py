@@ -128,10 +128,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("dest", type=Path, metavar="DEST", help="the backup file, or a folder for a time-stamped one")
     sub.add_argument("--force", action="store_true", help="replace an existing file")
 
-    sub = command(commands, "prune", upkeep_commands.prune, "remove old events and old candles")
-    sub.add_argument("--events-older-than", type=duration, metavar="AGE", help="e.g. 30d")
-    sub.add_argument("--bars-older-than", type=duration, metavar="AGE", help="e.g. 365d (needs --timeframe)")
+    sub = command(commands, "prune", upkeep_commands.prune, "remove old rows: one retention rule per table")
+    sub.add_argument("--events-older-than", type=duration, metavar="AGE", help="system events, e.g. 30d")
+    sub.add_argument("--bars-older-than", type=duration, metavar="AGE", help="candles, e.g. 365d (needs --timeframe)")
     sub.add_argument("--timeframe", type=timeframe, help="the timeframe whose old bars go")
+    sub.add_argument("--trades-older-than", type=duration, metavar="AGE", help="closed trades (open ones stay)")
+    sub.add_argument("--positions-older-than", type=duration, metavar="AGE", help="closed positions (open ones stay)")
+    sub.add_argument("--equity-older-than", type=duration, metavar="AGE", help="equity snapshots")
+    sub.add_argument(
+        "--equity-keep-daily", action="store_true", help="keep each day's last old snapshot instead of deleting it"
+    )
+    sub.add_argument("--reports-older-than", type=duration, metavar="AGE", help="stored performance reports")
+    sub.add_argument("--bots-older-than", type=duration, metavar="AGE", help="stopped bots not updated since")
     sub.add_argument("--dry-run", action="store_true", help="count what would go, remove nothing")
 
     command(commands, "optimize", upkeep_commands.optimize, "VACUUM/ANALYZE (SQLite), ANALYZE (PostgreSQL)")

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Integer
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import SQLCoreOperations
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
 from tradestore import timeframes
@@ -133,7 +134,7 @@ def _epoch_floor(element: epoch_floor, compiler: SQLCompiler, **kw: Any) -> str:
 _WEEK_ORIGIN = 4 * 86_400
 
 
-def period_index(column: ColumnElement[datetime], timeframe: str) -> ColumnElement[int]:
+def period_index(column: SQLCoreOperations[datetime], timeframe: str) -> ColumnElement[int]:
     """The number of the ``timeframe`` period (see :mod:`tradestore.timeframes`) holding each timestamp.
 
     Consecutive periods have consecutive numbers; fixed timeframes count from the epoch (``1w``

@@ -1,0 +1,140 @@
+"""Retention: one policy per table (``tradestore.admin.maintenance.prune``), on both backends."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select, update
+
+from factories import position, trade
+from tradestore import (
+    Bot,
+    BotRepository,
+    DatabaseManager,
+    EquityRepository,
+    EquitySnapshot,
+    PositionRepository,
+    SystemEventRepository,
+    TradeRepository,
+)
+from tradestore.admin.maintenance import RetentionPolicy, prune
+from tradestore.errors import ValidationError
+from tradestore.models import (
+    BotModel,
+    EquitySnapshotModel,
+    PerformanceReportModel,
+    PositionModel,
+    SystemEventModel,
+    TradeModel,
+)
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+OLD = datetime.combine((NOW - timedelta(days=100)).date(), datetime.min.time(), UTC)  # a midnight
+TABLES = {
+    "bots": BotModel,
+    "equity_snapshots": EquitySnapshotModel,
+    "performance_reports": PerformanceReportModel,
+    "positions": PositionModel,
+    "system_events": SystemEventModel,
+    "trades": TradeModel,
+}
+
+
+async def counts(db: DatabaseManager) -> dict[str, int]:
+    async with db.get_session() as session:
+        return {
+            name: int(await session.scalar(select(func.count()).select_from(model)) or 0)
+            for name, model in TABLES.items()
+        }
+
+
+async def old_and_new(db: DatabaseManager) -> None:
+    """Two of everything: one old, one recent; plus rows retention must never touch."""
+    async with db.get_session() as session:
+        trades = TradeRepository(session)
+        await trades.insert(trade(1, pnl="1", exit_time=OLD))  # closed long ago: goes
+        await trades.insert(trade(2, pnl="1", exit_time=NOW))  # closed now: stays
+        await trades.insert(trade(3, entry_time=OLD - timedelta(days=1)))  # open since long ago: stays
+        positions = PositionRepository(session)
+        gone = await positions.update_position(position(symbol="OLD"))
+        await positions.close_position(gone)
+        await session.execute(update(PositionModel).where(PositionModel.id == gone).values(closed_at=OLD))
+        await positions.update_position(position(symbol="OPEN", entry_time=OLD))  # open: stays
+        events = SystemEventRepository(session)
+        await events.log_event("x", "info", "new")
+        old_event = await events.log_event("x", "info", "old")
+        await session.execute(update(SystemEventModel).where(SystemEventModel.id == old_event).values(created_at=OLD))
+        equity = EquityRepository(session)
+        # 100 days ago, every 6 hours for 3 days (12 snapshots, 3 daily closes), and one now
+        await equity.record_many(
+            [EquitySnapshot("alpha", OLD + timedelta(hours=6 * i), 100 + i) for i in range(12)]
+            + [EquitySnapshot("alpha", NOW, 200)]
+        )
+        report = await equity.performance("alpha")
+        await equity.store_report(report)
+        await equity.store_report(report.__class__(**{**vars(report), "calculated_at": OLD}))
+        bots = BotRepository(session)
+        for name in ("stopped-old", "running-old", "stopped-new"):
+            await bots.register(Bot(name))
+        await bots.set_status("stopped-old", "stopped")
+        await bots.set_status("stopped-new", "stopped")
+        await session.execute(
+            update(BotModel).where(BotModel.bot_id.in_(["stopped-old", "running-old"])).values(updated_at=OLD)
+        )
+
+
+async def test_each_policy_removes_only_its_old_rows(db: DatabaseManager) -> None:
+    await old_and_new(db)
+    start = await counts(db)
+    ninety = timedelta(days=90)
+    policy = RetentionPolicy(events=ninety, trades=ninety, positions=ninety, equity=ninety, reports=ninety, bots=ninety)
+    async with db.get_session() as session:
+        dry = await prune(session, policy, dry_run=True)
+    expected = {
+        "system_events": 1,
+        "trades": 1,
+        "positions": 1,
+        "equity_snapshots": 12,
+        "performance_reports": 1,
+        "bots": 1,
+    }
+    assert {p.table: p.rows for p in dry} == expected and not any(p.removed for p in dry)
+    assert await counts(db) == start  # a dry run removes nothing
+    async with db.get_session() as session:
+        done = await prune(session, policy)
+    assert {p.table: p.rows for p in done} == expected and all(p.removed for p in done)
+    after = await counts(db)
+    assert after == {name: start[name] - expected[name] for name in start}
+    async with db.get_session() as session:
+        assert sorted(t.trade_id for t in await TradeRepository(session).get_recent()) == ["T2", "T3"]
+        assert [p.symbol for p in await PositionRepository(session).get_open_positions()] == ["OPEN"]
+        assert [b.bot_id for b in await BotRepository(session).list_bots()] == ["running-old", "stopped-new"]
+
+
+async def test_equity_can_keep_one_snapshot_per_day(db: DatabaseManager) -> None:
+    await old_and_new(db)
+    policy = RetentionPolicy(equity=timedelta(days=90), equity_keep_daily=True)
+    async with db.get_session() as session:
+        before = await EquityRepository(session).performance("alpha")
+        (dry,) = await prune(session, policy, dry_run=True)
+        assert dry.rows == 9
+    async with db.get_session() as session:
+        (done,) = await prune(session, policy)
+        assert done.rows == 9
+        curve = await EquityRepository(session).get_curve("alpha")
+        # each old day's last snapshot (18:00) and the recent one
+        assert [s.timestamp for s in curve] == [OLD + timedelta(hours=18 + 24 * d) for d in range(3)] + [NOW]
+        after = await EquityRepository(session).performance("alpha")
+        # the daily returns do not change: they read only the daily closes ...
+        assert (after.sharpe, after.volatility, after.periods) == (before.sharpe, before.volatility, before.periods)
+        # ... but the first snapshot of the thinned curve is the first day's close
+        assert after.starting_equity == 103
+
+
+def test_policy_validation() -> None:
+    with pytest.raises(ValidationError, match="events"):
+        RetentionPolicy(events=30)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="timeframe"):
+        RetentionPolicy(bars=timedelta(days=1))
+    assert RetentionPolicy().empty and not RetentionPolicy(reports=timedelta(0)).empty
