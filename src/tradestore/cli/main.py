@@ -12,6 +12,8 @@ import contextlib
 import logging
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
@@ -19,9 +21,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from tradestore import __version__, timeframes
 from tradestore.admin.transfer import DEFAULT_CHUNK_ROWS
-from tradestore.cli import file_commands, report_commands, schema_commands, upkeep_commands
-from tradestore.cli.arguments import duration, moment, positive, timeframe
+from tradestore.cli import bot_commands, file_commands, report_commands, schema_commands, upkeep_commands
+from tradestore.cli.arguments import duration, moment, number, positive, timeframe
 from tradestore.cli.console import CommandError, Console
+from tradestore.domain import BOT_STATUSES, MODES
 from tradestore.errors import ConfigurationError, StorageError
 from tradestore.files.ohlcv import FORMATS
 from tradestore.urls import DEFAULT_URL, ENV_VAR, resolve
@@ -99,6 +102,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command(commands, "gaps", report_commands.gaps, "the missing bars of one candle series")
     _series_arguments(sub, positional=True)
     _window_arguments(sub)
+
+    sub = command(commands, "bots", bot_commands.bots, "every bot: status, mode, heartbeat age; stale ones marked")
+    sub.add_argument("--status", choices=BOT_STATUSES, help="only bots with this status")
+    sub.add_argument("--mode", choices=MODES, help="only bots of this mode")
+    sub.add_argument(
+        "--stale-after", type=duration, default=timedelta(minutes=5), metavar="AGE",
+        help="a running bot silent for longer is stale (default 5m)",
+    )  # fmt: skip
+    sub = command(commands, "performance", bot_commands.performance, "performance figures of one bot's equity curve")
+    sub.add_argument("bot_id", metavar="BOT_ID")
+    sub.add_argument("--mode", choices=MODES, help="default: the one mode the bot has equity in")
+    sub.add_argument("--start", type=moment, help="first snapshot time, inclusive (ISO-8601 or epoch s/ms; UTC)")
+    sub.add_argument("--end", type=moment, help="last snapshot time, inclusive")
+    sub.add_argument("--periods-per-year", type=number, default=Decimal(365), help="annualisation (default 365)")
+    sub.add_argument("--risk-free-rate", type=number, default=Decimal(0), help="yearly, e.g. 0.04 (default 0)")
+    sub.add_argument("--plot", type=Path, metavar="FILE.png", help="draw the equity curve and drawdown (matplotlib)")
 
     imports = commands.add_parser("import", help="load candles from files")
     import_kinds = imports.add_subparsers(dest="kind", required=True, metavar="KIND")
