@@ -13,10 +13,13 @@ from tradestore.models.base import Base, Key
 
 
 class EquitySnapshotModel(Base):
-    """A bot's account at one moment; unique per bot, mode and timestamp (the curve's index)."""
+    """A bot's account at one moment; unique per bot, mode and timestamp (the curve's index).
+
+    No other index: every read is one bot's curve, and each index would slow the bulk writes.
+    """
 
     __tablename__ = "equity_snapshots"
-    __table_args__ = (UniqueConstraint("bot_id", "mode", "timestamp"), Index(None, "timestamp"))
+    __table_args__ = (UniqueConstraint("bot_id", "mode", "timestamp"),)
 
     id: Mapped[int] = mapped_column(Key, primary_key=True)
     bot_id: Mapped[str]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, literal, null, or_, select, union_all, update
+from sqlalchemy import Table, bindparam, literal, null, or_, select, union_all, update
 from sqlalchemy import cast as sql_cast
 
 from tradestore.dialects import backend
@@ -29,6 +30,19 @@ _GIVEN = ("bot_id", "mode", "strategy", "version", "config", "balance", "metadat
 
 def _bot(values: Any) -> Bot:
     return Bot(**{name: values[name] for name in _FIELDS})
+
+
+@functools.cache
+def _heartbeat(balance: bool, status: bool) -> Any:
+    """The heartbeat ``UPDATE`` (built once per shape; each call only binds its values)."""
+    values: dict[str, Any] = {"last_heartbeat": bindparam("last_heartbeat"), "updated_at": bindparam("updated_at")}
+    statement = update(TABLE).where(_c.bot_id == bindparam("bot"))
+    if balance:
+        values["balance"] = bindparam("balance")
+    if status:
+        values["status"] = bindparam("status")
+        statement = statement.where(_c.status.in_(bindparam("sources", expanding=True)))
+    return statement.values(values).returning(_c.id)
 
 
 def _status(value: object) -> str:
@@ -100,14 +114,13 @@ class BotRepository(Repository):
         """
         name = to_text("bot_id", bot_id)
         now = datetime.now(UTC)
-        values: dict[str, Any] = {"last_heartbeat": to_optional_utc("at", at) or now, "updated_at": now}
+        values: dict[str, Any] = {"bot": name, "last_heartbeat": to_optional_utc("at", at) or now, "updated_at": now}
         if balance is not None:
             values["balance"] = to_decimal("balance", balance)
-        statement = update(TABLE).where(_c.bot_id == name)
         if status is not None:
             values["status"] = _status(status)
-            statement = statement.where(_c.status.in_((status, *sources_of(status))))
-        if await self._scalar(statement.values(values).returning(_c.id)) is None:
+            values["sources"] = (status, *sources_of(status))
+        if await self._scalar(_heartbeat(balance is not None, status is not None), values) is None:
             await self._refuse(name, status)
 
     async def set_status(self, bot_id: str, status: str, *, reason: str | None = None) -> Bot:

@@ -10,7 +10,7 @@ from itertools import repeat
 from operator import attrgetter
 from typing import Any, cast
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.sql.expression import ColumnElement
 
 from tradestore import metrics, timeframes
@@ -41,6 +41,8 @@ _REPORT_FIELDS = tuple(f.name for f in dataclasses.fields(PerformanceReport))
 _STAT_FIELDS = {f.name: f.type for f in dataclasses.fields(TradeStatistics)}
 _key = attrgetter(*KEY)
 _c = TABLE.c
+#: The single-row upsert of ``record``, per dialect name.
+_RECORD: dict[str, Any] = {}
 
 
 def _checked(snapshots: Iterable[EquitySnapshot]) -> list[EquitySnapshot]:
@@ -91,13 +93,15 @@ class EquityRepository(Repository):
         """Store one snapshot (replacing one with the same key) and return its id. One statement."""
         if not isinstance(snapshot, EquitySnapshot):
             raise ValidationError(f"snapshot: expected an EquitySnapshot, got {snapshot!r}")
-        values = {name: getattr(snapshot, name) for name in WRITE_COLUMNS}
         conn = await self.session.connection()
-        statement = backend(conn.dialect).insert(TABLE).values(values)
-        statement = statement.on_conflict_do_update(
-            index_elements=list(KEY), set_={name: statement.excluded[name] for name in values if name not in KEY}
-        ).returning(_c.id)
-        return int(await self._scalar(statement))
+        statement = _RECORD.get(conn.dialect.name)
+        if statement is None:  # built once per dialect: each call only binds its values
+            insert = backend(conn.dialect).insert(TABLE).values({name: bindparam(name) for name in WRITE_COLUMNS})
+            statement = _RECORD[conn.dialect.name] = insert.on_conflict_do_update(
+                index_elements=list(KEY),
+                set_={name: insert.excluded[name] for name in WRITE_COLUMNS if name not in KEY},
+            ).returning(_c.id)
+        return int(await self._scalar(statement, {name: getattr(snapshot, name) for name in WRITE_COLUMNS}))
 
     async def record_many(self, snapshots: Iterable[EquitySnapshot]) -> int:
         """Store snapshots in bulk (the candles' bulk path); all of them or, on error, none.

@@ -64,9 +64,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_equity_snapshots")),
         sa.UniqueConstraint("bot_id", "mode", "timestamp", name=op.f("uq_equity_snapshots_bot_id_mode_timestamp")),
     )
-    with op.batch_alter_table("equity_snapshots", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_equity_snapshots_timestamp"), ["timestamp"], unique=False)
-
     op.create_table(
         "performance_reports",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -118,9 +115,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_performance_reports_bot_id_mode_calculated_at"))
 
     op.drop_table("performance_reports")
-    with op.batch_alter_table("equity_snapshots", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_equity_snapshots_timestamp"))
-
     op.drop_table("equity_snapshots")
     with op.batch_alter_table("bots", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_bots_status_last_heartbeat"))
