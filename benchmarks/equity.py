@@ -26,7 +26,7 @@ from typing import Any
 
 import aiosqlite
 import asyncpg
-from sqlalchemy import delete
+from sqlalchemy import delete, text
 from sqlalchemy.engine import make_url
 
 from benchmarks.data import make_bars
@@ -288,6 +288,27 @@ async def one_backend(name: str, url: str, args: argparse.Namespace) -> list[str
                 f"| {name} | {label} (one per transaction) | {a:,.0f} µs | raw driver {b:,.0f} µs "
                 f"(ratio {a / b:.2f}) | |"
             )
+        # the same calls inside one open session: the statement alone, beside SQLAlchemy's floor
+        async with db.get_session() as session:
+            bots, equity = BotRepository(session), EquityRepository(session)
+
+            async def in_heartbeat() -> None:
+                await bots.heartbeat("ts", balance="1000.25")
+
+            async def in_record() -> None:
+                tick[0] += 1
+                await equity.record(EquitySnapshot("ts", T0 + timedelta(seconds=tick[0]), Decimal(1000)))
+
+            async def floor() -> None:
+                await session.execute(text("SELECT 1"))
+
+            base = await median_us(args.calls, floor)
+            for label, action in (("`heartbeat`", in_heartbeat), ("`record`", in_record)):
+                a = await median_us(args.calls, action)
+                lines.append(
+                    f"| {name} | {label} (in an open session) | {a:,.0f} µs | SQLAlchemy `SELECT 1` {base:,.0f} µs "
+                    f"(ratio {a / base:.2f}) | |"
+                )
     finally:
         await raw.close()
         await db.disconnect()
