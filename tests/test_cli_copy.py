@@ -14,7 +14,11 @@ import pytest
 from cli_runner import fails, ok, seed
 from factories import bars, position, trade
 from tradestore import (
+    Bot,
+    BotRepository,
     DatabaseManager,
+    EquityRepository,
+    EquitySnapshot,
     OHLCVRepository,
     PositionRepository,
     SystemEventRepository,
@@ -41,6 +45,14 @@ async def fill(url: str) -> None:
         await trades.insert(trade(2))
         await PositionRepository(session).update_position(position(margin="100.10"))
         await SystemEventRepository(session).log_event("start", "info", "bot started", {"at": Decimal("1.50")})
+        await BotRepository(session).register(Bot("grid-1", config={"pairs": ["BTC/USDT"]}, balance="1000.000000001"))
+        equity = EquityRepository(session)
+        t0 = datetime(2024, 1, 1, tzinfo=UTC)
+        await equity.record_many(
+            EquitySnapshot("grid-1", t0 + timedelta(hours=h), Decimal("1000.123456789") + h, metadata={"h": h})
+            for h in range(3)
+        )
+        await equity.store_report(await equity.performance("grid-1"))
 
 
 async def contents(url: str) -> dict[str, Any]:
@@ -51,6 +63,9 @@ async def contents(url: str) -> dict[str, Any]:
         trades = await TradeRepository(session).get_recent()
         positions = await PositionRepository(session).get_open_positions()
         events = await SystemEventRepository(session).get_recent_events()
+        bots = await BotRepository(session).list_bots()
+        curve = await EquityRepository(session).get_curve("grid-1")
+        reports = await EquityRepository(session).get_reports("grid-1")
     strip = ("id", "created_at", "updated_at")
     return {
         "ohlcv": [(b.timestamp, b.open, b.close, b.volume) for b in candles],
@@ -58,6 +73,9 @@ async def contents(url: str) -> dict[str, Any]:
         "trades": sorted(({k: v for k, v in vars(t).items() if k not in strip} for t in trades), key=str),
         "positions": [{k: v for k, v in vars(p).items() if k not in strip} for p in positions],
         "events": [(e.event_type, e.message, e.details) for e in events],
+        "bots": [(b.bot_id, b.status, b.config, b.balance, b.started_at) for b in bots],
+        "equity": [{k: v for k, v in vars(s).items() if k != "id"} for s in curve],
+        "reports": [{k: v for k, v in vars(r).items() if k != "id"} for r in reports],
     }
 
 
@@ -68,11 +86,14 @@ def test_copy_moves_every_table_and_verifies_it(
     source, target = new_database(source_kind), new_database(target_kind)
     asyncio.run(fill(source))
     result = ok("copy", source, target, "--json").json
-    assert result["verified"] and result["created_schema"] and result["copied"] == 47 + 2 + 1 + 1
+    assert result["verified"] and result["created_schema"] and result["copied"] == 47 + 2 + 1 + 2 + 1 + 3 + 1
     assert {t["table"]: (t["source_rows"], t["target_rows"]) for t in result["tables"]} == {
+        "bots": (1, 1),
+        "equity_snapshots": (3, 3),
         "ohlcv": (47, 47),
+        "performance_reports": (1, 1),
         "positions": (1, 1),
-        "system_events": (1, 1),
+        "system_events": (2, 2),
         "trades": (2, 2),
     }
     assert asyncio.run(contents(target)) == asyncio.run(contents(source))

@@ -141,7 +141,8 @@ async def _fill(url: URL | str) -> None:
                         open="1.5", high="2", low="1", close="1.75", volume="10.000000001", created_at=now,
                     )
                 )  # fmt: skip
-            t = {k: v for k, v in vars(trade(1, pnl="12.5", bot_id="alpha")).items() if k not in ("id", "metadata", "created_at", "updated_at")}
+            skip = ("id", "metadata", "created_at", "updated_at")
+            t = {k: v for k, v in vars(trade(1, pnl="12.5", bot_id="alpha")).items() if k not in skip}
             await conn.execute(insert(Base.metadata.tables["trades"]).values(**t, created_at=now, updated_at=now))
             p = {k: v for k, v in vars(position(bot_id="alpha")).items() if k != "id"}
             await conn.execute(insert(PositionModel).values(**p | {"updated_at": now}))
