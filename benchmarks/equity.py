@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import shutil
 import sqlite3
 import statistics
@@ -332,7 +333,9 @@ async def amain(args: argparse.Namespace) -> int:
                 lines += await one_backend("postgresql", url, args)
             finally:
                 await drop_pg_database(args.pg_url, url)
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"tradestore equity benchmarks: {', '.join(header)}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    print(f"{os.cpu_count()} CPUs; load average at the end (1, 5, 15 min): {load}")
     print(f"command: python -m benchmarks.equity {' '.join(sys.argv[1:])}".rstrip())
     print()
     print("| backend | operation | tradestore | baseline | candles |")
