@@ -111,7 +111,8 @@ def test_copy_prints_a_table_and_the_verdict(new_database: Callable[[str], str],
     seed(source, tmp_path, [0, 1, 2])
     lines = ok("copy", source, target).out.splitlines()
     assert lines[0].split() == ["table", "source", "rows", "copied", "target", "rows", "checksum", "verified"]
-    assert lines[2].split()[:4] == ["ohlcv", "3", "3", "3"] and lines[2].split()[-1] == "yes"
+    (ohlcv,) = [line.split() for line in lines[2:] if line.startswith("ohlcv ")]
+    assert ohlcv[:4] == ["ohlcv", "3", "3", "3"] and ohlcv[-1] == "yes"
     assert "verified: row counts and checksums match" in lines[-1]
 
 
@@ -128,7 +129,8 @@ def test_a_non_empty_target_is_refused_unless_appending(fresh_url: str, tmp_path
     other = f"sqlite:///{tmp_path / 'other.db'}"
     seed(other, tmp_path, [7, 8], symbol="SOLUSDT")
     result = ok("copy", other, fresh_url, "--append", "--json").json
-    assert result["verified"] and result["tables"][0]["target_rows"] == 4
+    tables = {t["table"]: t for t in result["tables"]}
+    assert result["verified"] and tables["ohlcv"]["target_rows"] == 4
 
 
 def test_the_source_must_be_current_and_the_target_not_newer(
@@ -156,7 +158,7 @@ def test_a_failed_verification_writes_nothing(
     seed(source, tmp_path, [0, 1, 2])
     monkeypatch.setattr(transfer.Tally, "plus", lambda self, other: transfer.Tally(self.rows + other.rows, 42))
     line = fails("copy", source, f"sqlite:///{target}")
-    assert "verification failed for ohlcv" in line and "nothing was written" in line
+    assert "verification failed for bots" in line and "nothing was written" in line  # the first table
     assert not target.exists()  # a target file the copy created is removed again
 
 
