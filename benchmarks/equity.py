@@ -43,6 +43,7 @@ from tradestore import (
 from tradestore.values import datetime_to_sqlite
 
 T0 = datetime(2022, 1, 1, tzinfo=UTC)
+PARTS = ("bulk", "performance", "latency")
 _STARTED = time.perf_counter()
 
 
@@ -183,133 +184,136 @@ async def one_backend(name: str, url: str, args: argparse.Namespace) -> list[str
     await raw.open()
     try:
         # --- bulk: record_many beside the candles' bulk path and the raw driver
-        log(f"{name}: building {args.bulk:,} snapshots and bars")
-        snapshots = make_snapshots(args.bulk, bot="bulk")
-        bars = make_bars(args.bulk)
+        if "bulk" in args.only:
+            log(f"{name}: building {args.bulk:,} snapshots and bars")
+            snapshots = make_snapshots(args.bulk, bot="bulk")
+            bars = make_bars(args.bulk)
 
-        async def empty_all() -> None:
-            from tradestore.models import EquitySnapshotModel, OHLCVModel
+            async def empty_all() -> None:
+                from tradestore.models import EquitySnapshotModel, OHLCVModel
 
-            async with db.get_session() as session:
-                await session.execute(delete(EquitySnapshotModel))
-                await session.execute(delete(OHLCVModel))
+                async with db.get_session() as session:
+                    await session.execute(delete(EquitySnapshotModel))
+                    await session.execute(delete(OHLCVModel))
 
-        async def ts_record_many() -> None:
-            async with db.get_session() as session:
-                await EquityRepository(session).record_many(snapshots)
+            async def ts_record_many() -> None:
+                async with db.get_session() as session:
+                    await EquityRepository(session).record_many(snapshots)
 
-        async def ts_candles() -> None:
-            async with db.get_session() as session:
-                await OHLCVRepository(session).upsert_many(bars)
+            async def ts_candles() -> None:
+                async with db.get_session() as session:
+                    await OHLCVRepository(session).upsert_many(bars)
 
-        log(f"{name}: record_many / upsert_many / raw bulk insert, best of {args.repeat}")
-        t_equity = await best(args.repeat, ts_record_many, empty_all)
-        t_candles = await best(args.repeat, ts_candles, empty_all)
-        t_raw = await best(args.repeat, lambda: raw.insert(snapshots), empty_all)
-        n = args.bulk
-        lines.append(
-            f"| {name} | `record_many` ({n:,} new snapshots) | {n / t_equity:,.0f} rows/s | raw driver "
-            f"{n / t_raw:,.0f} rows/s (ratio {t_raw / t_equity:.2f}) | candles `upsert_many` {n / t_candles:,.0f} "
-            f"rows/s (ratio {t_candles / t_equity:.2f}) |"
-        )
-        snapshots, bars = [], []  # free them before the million-snapshot curve
-        await empty_all()
+            log(f"{name}: record_many / upsert_many / raw bulk insert, best of {args.repeat}")
+            t_equity = await best(args.repeat, ts_record_many, empty_all)
+            t_candles = await best(args.repeat, ts_candles, empty_all)
+            t_raw = await best(args.repeat, lambda: raw.insert(snapshots), empty_all)
+            n = args.bulk
+            lines.append(
+                f"| {name} | `record_many` ({n:,} new snapshots) | {n / t_equity:,.0f} rows/s | raw driver "
+                f"{n / t_raw:,.0f} rows/s (ratio {t_raw / t_equity:.2f}) | candles `upsert_many` {n / t_candles:,.0f} "
+                f"rows/s (ratio {t_candles / t_equity:.2f}) |"
+            )
+            snapshots, bars = [], []  # free them before the million-snapshot curve
+            await empty_all()
 
         # --- performance() over many snapshots
-        log(f"{name}: writing {args.snapshots:,} snapshots for performance()")
-        curve = make_snapshots(args.snapshots)
-        for chunk_start in range(0, len(curve), 200_000):
-            async with db.get_session() as session:
-                await EquityRepository(session).record_many(curve[chunk_start : chunk_start + 200_000])
-        curve = []
-        async with db.engine.connect() as conn:
-            if name == "sqlite":
-                await conn.exec_driver_sql("ANALYZE")
-                await conn.commit()
-            else:
-                autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                await autocommit.exec_driver_sql("VACUUM ANALYZE equity_snapshots")
+        if "performance" in args.only:
+            log(f"{name}: writing {args.snapshots:,} snapshots for performance()")
+            curve = make_snapshots(args.snapshots)
+            for chunk_start in range(0, len(curve), 200_000):
+                async with db.get_session() as session:
+                    await EquityRepository(session).record_many(curve[chunk_start : chunk_start + 200_000])
+            curve = []
+            async with db.engine.connect() as conn:
+                if name == "sqlite":
+                    await conn.exec_driver_sql("ANALYZE")
+                    await conn.commit()
+                else:
+                    autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                    await autocommit.exec_driver_sql("VACUUM ANALYZE equity_snapshots")
 
-        async def ts_performance() -> Any:
-            async with db.get_session() as session:
-                return await EquityRepository(session).performance("bench")
+            async def ts_performance() -> Any:
+                async with db.get_session() as session:
+                    return await EquityRepository(session).performance("bench")
 
-        report = await ts_performance()
-        samples = []
-        for _ in range(args.repeat):
+            report = await ts_performance()
+            samples = []
+            for _ in range(args.repeat):
+                gc.collect()
+                started = time.perf_counter()
+                await ts_performance()
+                samples.append(time.perf_counter() - started)
             gc.collect()
             started = time.perf_counter()
-            await ts_performance()
-            samples.append(time.perf_counter() - started)
-        gc.collect()
-        started = time.perf_counter()
-        days, worst = client_side(await raw.curve("bench"))
-        t_client = time.perf_counter() - started
-        assert days == report.periods + 1, (days, report.periods)
-        assert worst.quantize(Decimal("1e-20")) == report.max_drawdown.quantize(Decimal("1e-20"))
-        median = statistics.median(samples)
-        lines.append(
-            f"| {name} | `performance()` over {report.snapshots:,} snapshots ({report.periods} days) | "
-            f"{median * 1000:,.0f} ms (median of {args.repeat}; goal < 1,000 ms: {'met' if median < 1 else 'MISSED'})"
-            " | "
-            f"raw driver fetching every row + Python: {t_client * 1000:,.0f} ms | |"
-        )
+            days, worst = client_side(await raw.curve("bench"))
+            t_client = time.perf_counter() - started
+            assert days == report.periods + 1, (days, report.periods)
+            assert worst.quantize(Decimal("1e-20")) == report.max_drawdown.quantize(Decimal("1e-20"))
+            median = statistics.median(samples)
+            lines.append(
+                f"| {name} | `performance()` over {report.snapshots:,} snapshots ({report.periods} days) | "
+                f"{median * 1000:,.0f} ms (median of {args.repeat}; goal < 1,000 ms: "
+                f"{'met' if median < 1 else 'MISSED'}) | "
+                f"raw driver fetching every row + Python: {t_client * 1000:,.0f} ms | |"
+            )
 
         # --- single-row calls, one per transaction
-        log(f"{name}: heartbeat / record latency, median of {args.calls}")
-        async with db.get_session() as session:
-            await BotRepository(session).register(Bot("ts"))
-            await BotRepository(session).register(Bot("raw"))
-        tick = [0]
-
-        async def ts_heartbeat() -> None:
+        if "latency" in args.only:
+            log(f"{name}: heartbeat / record latency, median of {args.calls}")
             async with db.get_session() as session:
-                await BotRepository(session).heartbeat("ts", balance="1000.25")
+                await BotRepository(session).register(Bot("ts"))
+                await BotRepository(session).register(Bot("raw"))
+            tick = [0]
 
-        async def ts_record() -> None:
-            tick[0] += 1
-            async with db.get_session() as session:
-                await EquityRepository(session).record(
-                    EquitySnapshot("ts", T0 + timedelta(seconds=tick[0]), Decimal("1000.25"), balance=Decimal(1000))
-                )
+            async def ts_heartbeat() -> None:
+                async with db.get_session() as session:
+                    await BotRepository(session).heartbeat("ts", balance="1000.25")
 
-        async def raw_record() -> None:
-            tick[0] += 1
-            await raw.record(
-                EquitySnapshot("raw", T0 + timedelta(seconds=tick[0]), Decimal("1000.25"), balance=Decimal(1000))
-            )
-
-        for label, mine, theirs in (
-            ("`heartbeat`", ts_heartbeat, lambda: raw.heartbeat(datetime.now(UTC))),
-            ("`record`", ts_record, raw_record),
-        ):
-            a = await median_us(args.calls, mine)
-            b = await median_us(args.calls, theirs)
-            lines.append(
-                f"| {name} | {label} (one per transaction) | {a:,.0f} µs | raw driver {b:,.0f} µs "
-                f"(ratio {a / b:.2f}) | |"
-            )
-        # the same calls inside one open session: the statement alone, beside SQLAlchemy's floor
-        async with db.get_session() as session:
-            bots, equity = BotRepository(session), EquityRepository(session)
-
-            async def in_heartbeat() -> None:
-                await bots.heartbeat("ts", balance="1000.25")
-
-            async def in_record() -> None:
+            async def ts_record() -> None:
                 tick[0] += 1
-                await equity.record(EquitySnapshot("ts", T0 + timedelta(seconds=tick[0]), Decimal(1000)))
+                async with db.get_session() as session:
+                    await EquityRepository(session).record(
+                        EquitySnapshot("ts", T0 + timedelta(seconds=tick[0]), Decimal("1000.25"), balance=Decimal(1000))
+                    )
 
-            async def floor() -> None:
-                await session.execute(text("SELECT 1"))
-
-            base = await median_us(args.calls, floor)
-            for label, action in (("`heartbeat`", in_heartbeat), ("`record`", in_record)):
-                a = await median_us(args.calls, action)
-                lines.append(
-                    f"| {name} | {label} (in an open session) | {a:,.0f} µs | SQLAlchemy `SELECT 1` {base:,.0f} µs "
-                    f"(ratio {a / base:.2f}) | |"
+            async def raw_record() -> None:
+                tick[0] += 1
+                await raw.record(
+                    EquitySnapshot("raw", T0 + timedelta(seconds=tick[0]), Decimal("1000.25"), balance=Decimal(1000))
                 )
+
+            for label, mine, theirs in (
+                ("`heartbeat`", ts_heartbeat, lambda: raw.heartbeat(datetime.now(UTC))),
+                ("`record`", ts_record, raw_record),
+            ):
+                a = await median_us(args.calls, mine)
+                b = await median_us(args.calls, theirs)
+                lines.append(
+                    f"| {name} | {label} (one per transaction) | {a:,.0f} µs | raw driver {b:,.0f} µs "
+                    f"(ratio {a / b:.2f}) | |"
+                )
+            # the same calls inside one open session: the statement alone, beside SQLAlchemy's floor
+            async with db.get_session() as session:
+                bots, equity = BotRepository(session), EquityRepository(session)
+
+                async def in_heartbeat() -> None:
+                    await bots.heartbeat("ts", balance="1000.25")
+
+                async def in_record() -> None:
+                    tick[0] += 1
+                    await equity.record(EquitySnapshot("ts", T0 + timedelta(seconds=tick[0]), Decimal(1000)))
+
+                async def floor() -> None:
+                    await session.execute(text("SELECT 1"))
+
+                base = await median_us(args.calls, floor)
+                for label, action in (("`heartbeat`", in_heartbeat), ("`record`", in_record)):
+                    a = await median_us(args.calls, action)
+                    lines.append(
+                        f"| {name} | {label} (in an open session) | {a:,.0f} µs | SQLAlchemy `SELECT 1` {base:,.0f} µs "
+                        f"(ratio {a / base:.2f}) | |"
+                    )
     finally:
         await raw.close()
         await db.disconnect()
@@ -351,6 +355,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per contender")
     parser.add_argument("--calls", type=int, default=300, help="single-row calls per latency median")
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument(
+        "--only", nargs="+", choices=PARTS, default=list(PARTS), help="measure only these parts (default: all)"
+    )
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="server where a scratch database is made")
     return asyncio.run(amain(parser.parse_args(argv)))
 
