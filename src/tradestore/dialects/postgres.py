@@ -187,7 +187,8 @@ class PostgresBackend(Backend):
             .where(*where)
             .subquery("curve")
         )
-        closing = or_(curve.c.nt.is_(None), _utc_day(curve.c.nt) != _utc_day(curve.c.ts))
+        # the next row is on a later UTC day (timestamps are strictly increasing): one date_bin per row
+        closing = or_(curve.c.nt.is_(None), curve.c.nt >= _utc_day(curve.c.ts) + literal_column("interval '1 day'"))
         marked = select(
             curve.c.ts, curve.c.e, curve.c.pk, case((closing, curve.c.ts), else_=None).label("ct")
         ).subquery("marked")
