@@ -11,7 +11,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, literal, null, or_, select, union_all, update
 from sqlalchemy import cast as sql_cast
 
-from tradestore.dialects import backend
+from tradestore.dialects import Backend
 from tradestore.domain import TRANSITIONS, Bot, EquitySnapshot, Position, Recovery, Trade
 from tradestore.domain.bots import sources_of
 from tradestore.domain.common import BOT_STATUSES, MODES
@@ -30,6 +30,16 @@ _GIVEN = ("bot_id", "mode", "strategy", "version", "config", "balance", "metadat
 
 def _bot(values: Any) -> Bot:
     return Bot(**{name: values[name] for name in _FIELDS})
+
+
+def _register(db: Backend) -> Any:
+    """Insert a bot, or restart the stored one: every written column but ``created_at`` replaced."""
+    written = (*_GIVEN, "status", "started_at", "last_heartbeat", "created_at", "updated_at")
+    insert = db.insert(TABLE).values({name: bindparam(name) for name in written})
+    return insert.on_conflict_do_update(
+        index_elements=["bot_id"],
+        set_={name: insert.excluded[name] for name in written if name not in ("bot_id", "created_at")},
+    ).returning(*(_c[name] for name in _FIELDS))
 
 
 @functools.cache
@@ -77,13 +87,7 @@ class BotRepository(Repository):
             created_at=now,
             updated_at=now,
         )
-        conn = await self.session.connection()
-        statement = backend(conn.dialect).insert(TABLE).values(values)
-        statement = statement.on_conflict_do_update(
-            index_elements=["bot_id"],
-            set_={name: statement.excluded[name] for name in values if name not in ("bot_id", "created_at")},
-        ).returning(*(_c[name] for name in _FIELDS))
-        stored = _bot((await self._execute(statement)).mappings().one())
+        stored = _bot((await self._execute(self._built("bots.register", _register), values)).mappings().one())
         restarted = stored.created_at != stored.updated_at
         await SystemEventRepository(self.session).log_event(
             "bot_restarted" if restarted else "bot_started",

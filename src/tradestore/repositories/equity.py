@@ -41,8 +41,14 @@ _REPORT_FIELDS = tuple(f.name for f in dataclasses.fields(PerformanceReport))
 _STAT_FIELDS = {f.name: f.type for f in dataclasses.fields(TradeStatistics)}
 _key = attrgetter(*KEY)
 _c = TABLE.c
-#: The single-row upsert of ``record``, per dialect name.
-_RECORD: dict[str, Any] = {}
+
+
+def _record(db: Backend) -> Any:
+    """The upsert of one snapshot, its values bound per call."""
+    insert = db.insert(TABLE).values({name: bindparam(name) for name in WRITE_COLUMNS})
+    return insert.on_conflict_do_update(
+        index_elements=list(KEY), set_={name: insert.excluded[name] for name in WRITE_COLUMNS if name not in KEY}
+    ).returning(_c.id)
 
 
 def _checked(snapshots: Iterable[EquitySnapshot]) -> list[EquitySnapshot]:
@@ -93,14 +99,7 @@ class EquityRepository(Repository):
         """Store one snapshot (replacing one with the same key) and return its id. One statement."""
         if not isinstance(snapshot, EquitySnapshot):
             raise ValidationError(f"snapshot: expected an EquitySnapshot, got {snapshot!r}")
-        conn = await self.session.connection()
-        statement = _RECORD.get(conn.dialect.name)
-        if statement is None:  # built once per dialect: each call only binds its values
-            insert = backend(conn.dialect).insert(TABLE).values({name: bindparam(name) for name in WRITE_COLUMNS})
-            statement = _RECORD[conn.dialect.name] = insert.on_conflict_do_update(
-                index_elements=list(KEY),
-                set_={name: insert.excluded[name] for name in WRITE_COLUMNS if name not in KEY},
-            ).returning(_c.id)
+        statement = self._built("equity.record", _record)
         return int(await self._scalar(statement, {name: getattr(snapshot, name) for name in WRITE_COLUMNS}))
 
     async def record_many(self, snapshots: Iterable[EquitySnapshot]) -> int:
