@@ -1,33 +1,80 @@
-"""Retention: one policy per table (``tradestore.admin.maintenance.prune``), on both backends."""
+"""``tradestore.admin.maintenance`` through its Python API, on both backends."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 
-from factories import position, trade
+from factories import T0, bars, position, trade
 from tradestore import (
     Bot,
     BotRepository,
     DatabaseManager,
     EquityRepository,
     EquitySnapshot,
+    OHLCVRepository,
     PositionRepository,
     SystemEventRepository,
     TradeRepository,
 )
-from tradestore.admin.maintenance import RetentionPolicy, prune
+from tradestore.admin.maintenance import RetentionPolicy, optimize, prune, prune_bars, prune_events
 from tradestore.errors import ValidationError
 from tradestore.models import (
     BotModel,
     EquitySnapshotModel,
+    OHLCVModel,
     PerformanceReportModel,
     PositionModel,
     SystemEventModel,
     TradeModel,
 )
+
+
+async def counts(db: DatabaseManager) -> tuple[int, int]:
+    async with db.get_session() as session:
+        events = await session.scalar(select(func.count()).select_from(SystemEventModel))
+        candles = await session.scalar(select(func.count()).select_from(OHLCVModel))
+    return int(events or 0), int(candles or 0)
+
+
+async def test_prune_counts_on_a_dry_run_then_removes(db: DatabaseManager) -> None:
+    now = datetime.now(UTC)
+    async with db.get_session() as session:
+        for age in (40, 40, 5):
+            await session.execute(
+                insert(SystemEventModel).values(
+                    event_type="x", severity="info", message="m", created_at=now - timedelta(days=age)
+                )
+            )
+        await OHLCVRepository(session).upsert_many(bars(10))  # 1m bars from T0
+    cutoff = T0 + timedelta(minutes=4)
+    async with db.get_session() as session:
+        dry = [await prune_events(session, now - timedelta(days=30), dry_run=True),
+               await prune_bars(session, "1m", cutoff, dry_run=True)]  # fmt: skip
+    assert [(p.table, p.rows, p.removed) for p in dry] == [("system_events", 2, False), ("ohlcv", 4, False)]
+    assert await counts(db) == (3, 10)
+    async with db.get_session() as session:
+        done = await prune_bars(session, "1m", cutoff)
+        assert (done.rows, done.removed, done.cutoff) == (4, True, cutoff)
+        assert (await prune_bars(session, "1h", cutoff)).rows == 0  # other timeframes are kept
+    assert await counts(db) == (3, 6)
+    async with db.get_session() as session:
+        with pytest.raises(ValidationError, match="timeframe"):
+            await prune_bars(session, "7m", cutoff)
+
+
+async def test_optimize_runs_the_backends_statements(db: DatabaseManager, backend: str) -> None:
+    async with db.get_session() as session:
+        await OHLCVRepository(session).upsert_many(bars(5))
+    ran = await optimize(db.engine)
+    assert ran == (["VACUUM", "ANALYZE", "PRAGMA optimize", "PRAGMA wal_checkpoint(TRUNCATE)"] if backend == "sqlite"
+                   else ["ANALYZE"])  # fmt: skip
+    assert await counts(db) == (0, 5)
+
+
+# --- one policy per table (issue 11) ---------------------------------------------------
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 OLD = datetime.combine((NOW - timedelta(days=100)).date(), datetime.min.time(), UTC)  # a midnight
@@ -41,7 +88,7 @@ TABLES = {
 }
 
 
-async def counts(db: DatabaseManager) -> dict[str, int]:
+async def table_counts(db: DatabaseManager) -> dict[str, int]:
     async with db.get_session() as session:
         return {
             name: int(await session.scalar(select(func.count()).select_from(model)) or 0)
@@ -86,7 +133,7 @@ async def old_and_new(db: DatabaseManager) -> None:
 
 async def test_each_policy_removes_only_its_old_rows(db: DatabaseManager) -> None:
     await old_and_new(db)
-    start = await counts(db)
+    start = await table_counts(db)
     ninety = timedelta(days=90)
     policy = RetentionPolicy(events=ninety, trades=ninety, positions=ninety, equity=ninety, reports=ninety, bots=ninety)
     async with db.get_session() as session:
@@ -100,11 +147,11 @@ async def test_each_policy_removes_only_its_old_rows(db: DatabaseManager) -> Non
         "bots": 1,
     }
     assert {p.table: p.rows for p in dry} == expected and not any(p.removed for p in dry)
-    assert await counts(db) == start  # a dry run removes nothing
+    assert await table_counts(db) == start  # a dry run removes nothing
     async with db.get_session() as session:
         done = await prune(session, policy)
     assert {p.table: p.rows for p in done} == expected and all(p.removed for p in done)
-    after = await counts(db)
+    after = await table_counts(db)
     assert after == {name: start[name] - expected[name] for name in start}
     async with db.get_session() as session:
         assert sorted(t.trade_id for t in await TradeRepository(session).get_recent()) == ["T2", "T3"]

@@ -12,6 +12,7 @@ def test_public_names() -> None:
         "DatabaseManager",
         "EquityRepository",
         "EquitySnapshot",
+        "Health",
         "OHLCVBar",
         "OHLCVRepository",
         "PerformanceReport",

@@ -12,6 +12,7 @@ from tradestore.domain import (
     Trade,
     TradeStatistics,
 )
+from tradestore.health import Health
 from tradestore.manager import DatabaseManager
 from tradestore.repositories import (
     BotRepository,
@@ -30,6 +31,7 @@ __all__ = [
     "DatabaseManager",
     "EquityRepository",
     "EquitySnapshot",
+    "Health",
     "OHLCVBar",
     "OHLCVRepository",
     "PerformanceReport",
