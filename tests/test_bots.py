@@ -20,7 +20,7 @@ from tradestore import (
     SystemEventRepository,
     TradeRepository,
 )
-from tradestore.domain import TRANSITIONS
+from tradestore.domain import BOT_TRANSITIONS
 from tradestore.errors import InvalidTransitionError, NotFoundError, ValidationError
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -81,7 +81,7 @@ async def test_status_state_machine_every_move(db: DatabaseManager) -> None:
                     if source == "starting":
                         await bots.set_status(name, "starting")
                 assert (await bots.get(name)).status == source
-                if target in TRANSITIONS[source]:
+                if target in BOT_TRANSITIONS[source]:
                     assert (await bots.set_status(name, target, reason="test")).status == target
                 else:
                     with pytest.raises(InvalidTransitionError, match=f"'{name}'.*'{source}' to '{target}'"):

@@ -27,7 +27,10 @@ def test_stats_counts_rows_per_table_and_series(fresh_url: str, tmp_path: Path) 
     assert stats["rows"] == {
         "bots": 0,
         "equity_snapshots": 0,
+        "fills": 0,
         "ohlcv": 6,
+        "order_history": 0,
+        "orders": 0,
         "performance_reports": 0,
         "positions": 0,
         "system_events": 0,

@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from factories import trade
 from performance_reference import expected
-from tradestore import DatabaseManager, EquityRepository, EquitySnapshot, TradeRepository
+from tradestore import DatabaseManager, EquityRepository, EquitySnapshot, PerformanceReport, TradeRepository
 from tradestore.errors import NotFoundError, ValidationError
 from tradestore.models import EquitySnapshotModel
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
-def snap(hours: float, equity: str | int | Decimal, *, bot: str = "b1", **fields: object) -> EquitySnapshot:
-    return EquitySnapshot(bot, T0 + timedelta(hours=hours), equity, **fields)  # type: ignore[arg-type]
+def snap(hours: float, equity: str | int | float | Decimal, *, bot: str = "b1", **fields: Any) -> EquitySnapshot:
+    return EquitySnapshot(bot, T0 + timedelta(hours=hours), equity, **fields)
 
 
 async def test_record_replaces_the_same_key_and_round_trips_exactly(db: DatabaseManager) -> None:
@@ -77,12 +79,13 @@ async def test_get_curve_every_keeps_the_last_snapshot_of_each_period(db: Databa
         await repo.record_many([snap(h, h) for h in range(0, 480, 5)])
         await repo.record(EquitySnapshot("b1", T0 + timedelta(days=3) - timedelta(milliseconds=500), "777"))
         curve = await repo.get_curve("b1")
-        for every, key in [
+        periods: list[tuple[str, Callable[[datetime], object]]] = [
             ("1d", lambda t: t.date()),
             ("6h", lambda t: (t.date(), t.hour // 6)),
             ("1w", lambda t: t.isocalendar()[:2]),
             ("1M", lambda t: (t.year, t.month)),
-        ]:
+        ]
+        for every, key in periods:
             last: dict[object, EquitySnapshot] = {}
             for s in curve:
                 last[key(s.timestamp)] = s
@@ -136,9 +139,9 @@ async def test_performance_by_hand(db: DatabaseManager) -> None:
     assert windowed.trades.total_trades == 1 and windowed.trades.net_pnl == Decimal(4)
 
 
-async def _performance(db: DatabaseManager, bot: str, **kwargs: object) -> object:
+async def _performance(db: DatabaseManager, bot: str, **kwargs: Any) -> PerformanceReport:
     async with db.get_session() as session:
-        return await EquityRepository(session).performance(bot, **kwargs)  # type: ignore[arg-type]
+        return await EquityRepository(session).performance(bot, **kwargs)
 
 
 async def test_undefined_figures_are_none(db: DatabaseManager) -> None:

@@ -39,7 +39,10 @@ def test_inventory_counts_rows_series_and_reads_the_schema(fresh_url: str) -> No
     assert found.rows == {
         "bots": 0,
         "equity_snapshots": 0,
+        "fills": 0,
         "ohlcv": 8,
+        "order_history": 0,
+        "orders": 0,
         "performance_reports": 0,
         "positions": 0,
         "system_events": 0,

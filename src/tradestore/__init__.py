@@ -1,9 +1,16 @@
-"""tradestore: the async storage layer for trading bots, on SQLite or PostgreSQL."""
+"""tradestore: the async storage layer for trading bots, on SQLite or PostgreSQL.
+
+Everything a bot needs is importable from here: the manager, the repositories, the domain
+objects and every error class (see :mod:`tradestore.errors` for the tree).
+"""
 
 from tradestore.domain import (
     Bot,
     EquitySnapshot,
+    Fill,
     OHLCVBar,
+    Order,
+    OrderStatusChange,
     PerformanceReport,
     Position,
     Recovery,
@@ -12,36 +19,69 @@ from tradestore.domain import (
     Trade,
     TradeStatistics,
 )
+from tradestore.errors import (
+    ConfigurationError,
+    ConflictError,
+    ConnectionLostError,
+    DuplicateError,
+    InvalidTransitionError,
+    NotConnectedError,
+    NotFoundError,
+    SchemaError,
+    StorageBusyError,
+    StorageError,
+    TransientError,
+    ValidationError,
+)
 from tradestore.health import Health
 from tradestore.manager import DatabaseManager
 from tradestore.repositories import (
     BotRepository,
     EquityRepository,
     OHLCVRepository,
+    OrderRepository,
     PositionRepository,
     SystemEventRepository,
     TradeRepository,
 )
+from tradestore.repositories.base import ALL_EXCHANGES
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ALL_EXCHANGES",
     "Bot",
     "BotRepository",
+    "ConfigurationError",
+    "ConflictError",
+    "ConnectionLostError",
     "DatabaseManager",
+    "DuplicateError",
     "EquityRepository",
     "EquitySnapshot",
+    "Fill",
     "Health",
+    "InvalidTransitionError",
+    "NotConnectedError",
+    "NotFoundError",
     "OHLCVBar",
     "OHLCVRepository",
+    "Order",
+    "OrderRepository",
+    "OrderStatusChange",
     "PerformanceReport",
     "Position",
     "PositionRepository",
     "Recovery",
+    "SchemaError",
     "SeriesInfo",
+    "StorageBusyError",
+    "StorageError",
     "SystemEvent",
     "SystemEventRepository",
     "Trade",
     "TradeRepository",
     "TradeStatistics",
+    "TransientError",
+    "ValidationError",
 ]

@@ -153,7 +153,8 @@ def _reason(exc: IntegrityError) -> str:
 
 
 def _tables() -> list[Table]:
-    return [Base.metadata.tables[name] for name in schema.TABLES]
+    """Every tradestore table, each after the tables its foreign keys refer to (trades before orders)."""
+    return [table for table in Base.metadata.sorted_tables if table.name in schema.TABLES]
 
 
 def _content(table: Table) -> list[str]:
@@ -296,6 +297,14 @@ async def _copy(
         filled = ", ".join(f"{name}: {rows:,} rows" for name, rows in before.items() if rows)
         raise StorageError(f"target {report.target} is not empty ({filled}): pass --append to add to it")
     totals = await row_counts(sconn)
+    if report.append:
+        # Appended rows get new ids, so the ids their foreign keys hold would point elsewhere.
+        linked = [t.name for t in _tables() if t.foreign_keys and totals[t.name]]
+        if linked:
+            raise StorageError(
+                f"--append gives rows new ids, and rows of {', '.join(linked)} refer to other rows by id: "
+                "copy into an empty target instead; nothing was written"
+            )
     everything, done = sum(totals.values()), 0
     if progress is not None:
         progress(0, everything)

@@ -11,6 +11,7 @@ from tradestore.domain.common import BOT_STATUSES, MODES
 from tradestore.domain.equity import EquitySnapshot
 from tradestore.domain.trading import Position, Trade
 from tradestore.values import (
+    DecimalInput,
     to_json_object,
     to_optional_decimal,
     to_optional_text,
@@ -22,7 +23,7 @@ from tradestore.values import (
 #: ``register()`` is the restart and may start a bot from any status. A move to the status a
 #: bot already has is not a move (two supervisors starting one stopped bot: one wins); a
 #: heartbeat may repeat the status it reports.
-TRANSITIONS: dict[str, tuple[str, ...]] = {
+BOT_TRANSITIONS: dict[str, tuple[str, ...]] = {
     "starting": ("running", "stopped", "error"),
     "running": ("stopped", "error"),
     "error": ("starting", "running", "stopped"),
@@ -32,39 +33,53 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
 
 def sources_of(status: str) -> tuple[str, ...]:
     """The statuses from which a bot may move to ``status``."""
-    return tuple(source for source, targets in TRANSITIONS.items() if status in targets)
+    return tuple(source for source, targets in BOT_TRANSITIONS.items() if status in targets)
 
 
-@dataclass
+@dataclass(init=False)
 class Bot:
     """A bot instance, keyed by the caller's ``bot_id``; ``config`` and ``metadata`` are JSON objects."""
 
     bot_id: str
-    mode: str = "live"
-    status: str = "running"
-    strategy: str | None = None
-    version: str | None = None
-    config: dict[str, Any] | None = None
-    balance: Decimal | None = None
-    started_at: datetime | None = None
-    last_heartbeat: datetime | None = None
-    metadata: dict[str, Any] | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
+    mode: str
+    status: str
+    strategy: str | None
+    version: str | None
+    config: dict[str, Any] | None
+    balance: Decimal | None
+    started_at: datetime | None
+    last_heartbeat: datetime | None
+    metadata: dict[str, Any] | None
+    created_at: datetime | None
+    updated_at: datetime | None
 
-    def __post_init__(self) -> None:
-        self.bot_id = to_text("bot_id", self.bot_id)
-        self.mode = to_text("mode", self.mode, choices=MODES)
-        self.status = to_text("status", self.status, choices=BOT_STATUSES)
-        self.strategy = to_optional_text("strategy", self.strategy)
-        self.version = to_optional_text("version", self.version)
-        self.config = to_json_object("config", self.config)
-        self.balance = to_optional_decimal("balance", self.balance)
-        self.started_at = to_optional_utc("started_at", self.started_at)
-        self.last_heartbeat = to_optional_utc("last_heartbeat", self.last_heartbeat)
-        self.metadata = to_json_object("metadata", self.metadata)
-        self.created_at = to_optional_utc("created_at", self.created_at)
-        self.updated_at = to_optional_utc("updated_at", self.updated_at)
+    def __init__(
+        self,
+        bot_id: str,
+        mode: str = "live",
+        status: str = "running",
+        strategy: str | None = None,
+        version: str | None = None,
+        config: dict[str, Any] | None = None,
+        balance: DecimalInput | None = None,
+        started_at: datetime | None = None,
+        last_heartbeat: datetime | None = None,
+        metadata: dict[str, Any] | None = None,
+        created_at: datetime | None = None,
+        updated_at: datetime | None = None,
+    ) -> None:
+        self.bot_id = to_text("bot_id", bot_id)
+        self.mode = to_text("mode", mode, choices=MODES)
+        self.status = to_text("status", status, choices=BOT_STATUSES)
+        self.strategy = to_optional_text("strategy", strategy)
+        self.version = to_optional_text("version", version)
+        self.config = to_json_object("config", config)
+        self.balance = to_optional_decimal("balance", balance)
+        self.started_at = to_optional_utc("started_at", started_at)
+        self.last_heartbeat = to_optional_utc("last_heartbeat", last_heartbeat)
+        self.metadata = to_json_object("metadata", metadata)
+        self.created_at = to_optional_utc("created_at", created_at)
+        self.updated_at = to_optional_utc("updated_at", updated_at)
 
 
 @dataclass(frozen=True)

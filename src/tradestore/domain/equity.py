@@ -10,6 +10,8 @@ from typing import Any
 from tradestore.domain.common import MODES, _not_negative, _optional_count, _optional_id
 from tradestore.domain.trading import TradeStatistics
 from tradestore.values import (
+    DecimalInput,
+    IntInput,
     to_decimal,
     to_json_object,
     to_optional_decimal,
@@ -18,7 +20,7 @@ from tradestore.values import (
 )
 
 
-@dataclass
+@dataclass(init=False)
 class EquitySnapshot:
     """The account of ``bot_id`` at ``timestamp``; unique per (bot_id, mode, timestamp).
 
@@ -29,23 +31,34 @@ class EquitySnapshot:
     bot_id: str
     timestamp: datetime
     equity: Decimal
-    balance: Decimal | None = None
-    unrealized_pnl: Decimal | None = None
-    open_positions: int | None = None
-    mode: str = "live"
-    metadata: dict[str, Any] | None = None
-    id: int | None = None
+    balance: Decimal | None
+    unrealized_pnl: Decimal | None
+    open_positions: int | None
+    mode: str
+    metadata: dict[str, Any] | None
+    id: int | None
 
-    def __post_init__(self) -> None:
-        self.bot_id = to_text("bot_id", self.bot_id)
-        self.timestamp = to_utc("timestamp", self.timestamp)
-        self.equity = _not_negative("equity", to_decimal("equity", self.equity))
-        self.balance = to_optional_decimal("balance", self.balance)
-        self.unrealized_pnl = to_optional_decimal("unrealized_pnl", self.unrealized_pnl)
-        self.open_positions = _optional_count("open_positions", self.open_positions)
-        self.mode = to_text("mode", self.mode, choices=MODES)
-        self.metadata = to_json_object("metadata", self.metadata)
-        self.id = _optional_id(self.id)
+    def __init__(
+        self,
+        bot_id: str,
+        timestamp: datetime,
+        equity: DecimalInput,
+        balance: DecimalInput | None = None,
+        unrealized_pnl: DecimalInput | None = None,
+        open_positions: IntInput | None = None,
+        mode: str = "live",
+        metadata: dict[str, Any] | None = None,
+        id: IntInput | None = None,
+    ) -> None:
+        self.bot_id = to_text("bot_id", bot_id)
+        self.timestamp = to_utc("timestamp", timestamp)
+        self.equity = _not_negative("equity", to_decimal("equity", equity))
+        self.balance = to_optional_decimal("balance", balance)
+        self.unrealized_pnl = to_optional_decimal("unrealized_pnl", unrealized_pnl)
+        self.open_positions = _optional_count("open_positions", open_positions)
+        self.mode = to_text("mode", mode, choices=MODES)
+        self.metadata = to_json_object("metadata", metadata)
+        self.id = _optional_id(id)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from tradestore.models.bots import BotModel
 from tradestore.models.candles import OHLCVModel
 from tradestore.models.equity import EquitySnapshotModel, PerformanceReportModel
 from tradestore.models.events import SystemEventModel
+from tradestore.models.orders import FillModel, OrderHistoryModel, OrderModel
 from tradestore.models.trading import BOT_KEY, OPEN, PositionModel, TradeModel
 
 __all__ = [
@@ -18,8 +19,11 @@ __all__ = [
     "Base",
     "BotModel",
     "EquitySnapshotModel",
+    "FillModel",
     "Key",
     "OHLCVModel",
+    "OrderHistoryModel",
+    "OrderModel",
     "PerformanceReportModel",
     "PositionModel",
     "SystemEventModel",

@@ -4,6 +4,7 @@ from tradestore.repositories.bots import BotRepository
 from tradestore.repositories.equity import EquityRepository
 from tradestore.repositories.events import SystemEventRepository
 from tradestore.repositories.ohlcv import OHLCVRepository
+from tradestore.repositories.orders import OrderRepository
 from tradestore.repositories.positions import PositionRepository
 from tradestore.repositories.trades import TradeRepository
 
@@ -11,6 +12,7 @@ __all__ = [
     "BotRepository",
     "EquityRepository",
     "OHLCVRepository",
+    "OrderRepository",
     "PositionRepository",
     "SystemEventRepository",
     "TradeRepository",

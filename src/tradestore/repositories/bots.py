@@ -12,7 +12,7 @@ from sqlalchemy import Table, bindparam, literal, null, or_, select, union_all, 
 from sqlalchemy import cast as sql_cast
 
 from tradestore.dialects import Backend
-from tradestore.domain import TRANSITIONS, Bot, EquitySnapshot, Position, Recovery, Trade
+from tradestore.domain import BOT_TRANSITIONS, Bot, EquitySnapshot, Position, Recovery, Trade
 from tradestore.domain.bots import sources_of
 from tradestore.domain.common import BOT_STATUSES, MODES
 from tradestore.errors import InvalidTransitionError, NotFoundError, ValidationError
@@ -62,7 +62,7 @@ def _status(value: object) -> str:
 class BotRepository(Repository):
     """Bots of one session, keyed by their ``bot_id``.
 
-    ``status`` is a state machine (:data:`tradestore.domain.TRANSITIONS`): ``starting`` →
+    ``status`` is a state machine (:data:`tradestore.domain.BOT_TRANSITIONS`): ``starting`` →
     ``running`` | ``stopped`` | ``error``; ``running`` → ``stopped`` | ``error``; ``error`` →
     ``starting`` | ``running`` | ``stopped``; ``stopped`` → ``starting``. A move to the current
     status is refused (a heartbeat may repeat it); :meth:`register` restarts a bot from any
@@ -163,7 +163,7 @@ class BotRepository(Repository):
         current = await self._scalar(select(_c.status).where(_c.bot_id == bot_id))
         if current is None:
             raise NotFoundError(f"bot_id: no bot {bot_id!r}")
-        allowed = ", ".join(TRANSITIONS.get(current, ()))
+        allowed = ", ".join(BOT_TRANSITIONS.get(current, ()))
         raise InvalidTransitionError(
             f"bot {bot_id!r}: status cannot move from {current!r} to {status!r} (from {current!r}: {allowed})"
         )

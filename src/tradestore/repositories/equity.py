@@ -19,7 +19,7 @@ from tradestore.domain import EquitySnapshot, PerformanceReport, TradeStatistics
 from tradestore.domain.common import MODES
 from tradestore.errors import NotFoundError, ValidationError
 from tradestore.models import EquitySnapshotModel, PerformanceReportModel
-from tradestore.repositories.base import Repository
+from tradestore.repositories.base import ALL_EXCHANGES, Repository
 from tradestore.repositories.trades import TradeRepository
 from tradestore.values import (
     chunked,
@@ -216,7 +216,7 @@ class EquityRepository(Repository):
         last_at, ending = summary.closes[-1]
         found = metrics.figures(summary, ending, last_at, periods_per_year=per_year, risk_free_rate=rate)
         trades = await TradeRepository(self.session).get_statistics(
-            days=None, exchange=None, bot_id=bot_id, mode=chosen, start=start, end=end
+            days=None, exchange=ALL_EXCHANGES, bot_id=bot_id, mode=chosen, start=start, end=end
         )
         return PerformanceReport(
             bot_id=bot_id,

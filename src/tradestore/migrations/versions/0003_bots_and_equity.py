@@ -4,7 +4,7 @@ Other tables name a bot by value (``bot_id``), indexed here, never by a foreign 
 trades or equity may be imported before the bot is registered.
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-26 11:11:45
 """
 
@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql
 import tradestore.types
 
 revision: str = "0003"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -103,11 +103,9 @@ def upgrade() -> None:
 
     # Plain CREATE INDEX, not batch mode: the existing tables (and their rows) are never copied.
     op.create_index(op.f("ix_positions_bot_id_mode"), "positions", ["bot_id", "mode"], unique=False)
-    op.create_index(op.f("ix_trades_bot_id_mode"), "trades", ["bot_id", "mode"], unique=False)
 
 
 def downgrade() -> None:
-    op.drop_index(op.f("ix_trades_bot_id_mode"), table_name="trades")
     op.drop_index(op.f("ix_positions_bot_id_mode"), table_name="positions")
 
     with op.batch_alter_table("performance_reports", schema=None) as batch_op:
