@@ -16,6 +16,8 @@ from tradestore import (
     DatabaseManager,
     EquityRepository,
     EquitySnapshot,
+    Order,
+    OrderRepository,
     PositionRepository,
     SystemEventRepository,
     TradeRepository,
@@ -148,6 +150,13 @@ async def test_recover_reads_one_consistent_snapshot(db: DatabaseManager) -> Non
         await trades.insert(trade(1, bot_id="alpha"))
         await trades.insert(trade(2, bot_id="alpha", pnl="3"))  # closed: not recovered
         await trades.insert(trade(3, bot_id="alpha", mode="paper"))
+        orders = OrderRepository(session)
+        await orders.create(Order("o-open", "BTC/USDT", "binance", "buy", "limit", "1", price="50000", bot_id="alpha"))
+        gone = await orders.create(
+            Order("o-gone", "BTC/USDT", "binance", "buy", "limit", "1", price="1", bot_id="alpha")
+        )
+        await orders.transition(gone, "rejected", reason="test")
+        await orders.create(Order("o-other", "BTC/USDT", "binance", "buy", "limit", "1", price="1", bot_id="other"))
         equity = EquityRepository(session)
         await equity.record(EquitySnapshot("alpha", T0, "510", balance="505"))
         await equity.record(EquitySnapshot("alpha", T0 + timedelta(hours=1), "520", balance="506", metadata={"k": 1}))

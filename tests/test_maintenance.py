@@ -14,7 +14,10 @@ from tradestore import (
     DatabaseManager,
     EquityRepository,
     EquitySnapshot,
+    Fill,
     OHLCVRepository,
+    Order,
+    OrderRepository,
     PositionRepository,
     SystemEventRepository,
     TradeRepository,
@@ -24,7 +27,10 @@ from tradestore.errors import ValidationError
 from tradestore.models import (
     BotModel,
     EquitySnapshotModel,
+    FillModel,
     OHLCVModel,
+    OrderHistoryModel,
+    OrderModel,
     PerformanceReportModel,
     PositionModel,
     SystemEventModel,
@@ -80,6 +86,9 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 OLD = datetime.combine((NOW - timedelta(days=100)).date(), datetime.min.time(), UTC)  # a midnight
 TABLES = {
     "bots": BotModel,
+    "fills": FillModel,
+    "order_history": OrderHistoryModel,
+    "orders": OrderModel,
     "equity_snapshots": EquitySnapshotModel,
     "performance_reports": PerformanceReportModel,
     "positions": PositionModel,
@@ -121,6 +130,12 @@ async def old_and_new(db: DatabaseManager) -> None:
         report = await equity.performance("alpha")
         await equity.store_report(report)
         await equity.store_report(report.__class__(**{**vars(report), "calculated_at": OLD}))
+        orders = OrderRepository(session)
+        filled = await orders.create(Order("o-filled", "BTC/USDT", "binance", "buy", "limit", "1", price="100"))
+        await orders.transition(filled, "submitted")
+        await orders.record_fill(Fill("binance", "BTC/USDT", "o-filled", "x-1", "buy", "100", "1", OLD, fee="0.1"))
+        await orders.create(Order("o-open", "BTC/USDT", "binance", "buy", "limit", "1", price="90"))
+        await session.execute(update(OrderModel).values(updated_at=OLD))  # both old: only the final one goes
         bots = BotRepository(session)
         for name in ("stopped-old", "running-old", "stopped-new"):
             await bots.register(Bot(name))
@@ -135,10 +150,15 @@ async def test_each_policy_removes_only_its_old_rows(db: DatabaseManager) -> Non
     await old_and_new(db)
     start = await table_counts(db)
     ninety = timedelta(days=90)
-    policy = RetentionPolicy(events=ninety, trades=ninety, positions=ninety, equity=ninety, reports=ninety, bots=ninety)
+    policy = RetentionPolicy(
+        events=ninety, trades=ninety, orders=ninety, positions=ninety, equity=ninety, reports=ninety, bots=ninety
+    )
     async with db.get_session() as session:
         dry = await prune(session, policy, dry_run=True)
     expected = {
+        "fills": 1,
+        "order_history": 3,  # new, submitted, filled
+        "orders": 1,
         "system_events": 1,
         "trades": 1,
         "positions": 1,

@@ -312,10 +312,7 @@ async def _indexes(url: URL | str) -> set[str]:
             def names(sync_conn: Any) -> set[str]:
                 inspector = inspect(sync_conn)
                 return {
-                    i["name"]
-                    for t in ("trades", "positions")
-                    for i in inspector.get_indexes(t)
-                    if "bot_id" in i["name"]
+                    i["name"] for i in inspector.get_indexes("positions") if i["name"] == "ix_positions_bot_id_mode"
                 }
 
             return await conn.run_sync(names)

@@ -1,7 +1,7 @@
 """Upkeep: retention (one policy per table, :func:`prune`) and ``optimize`` (VACUUM/ANALYZE).
 
-What retention never removes: open trades (no ``exit_time``), open positions, bots that are
-not stopped, and (with ``equity_keep_daily``) the last equity snapshot of each bot, mode and
+What retention never removes: open trades (no ``exit_time``), open orders, open positions, bots
+that are not stopped, and (with ``equity_keep_daily``) the last equity snapshot of each bot, mode and
 UTC day.
 """
 
@@ -17,11 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from tradestore import timeframes
 from tradestore.dialects import period_index
 from tradestore.dialects.operations import operations
+from tradestore.domain import OPEN_ORDER_STATUSES
 from tradestore.errors import ValidationError
 from tradestore.models import (
     BotModel,
     EquitySnapshotModel,
+    FillModel,
     OHLCVModel,
+    OrderHistoryModel,
+    OrderModel,
     PerformanceReportModel,
     PositionModel,
     SystemEventModel,
@@ -144,6 +148,34 @@ async def prune_bots(session: AsyncSession, older_than: datetime, *, dry_run: bo
     return Pruned("bots", "stopped, last updated before", cutoff, rows, removed=not dry_run)
 
 
+async def prune_orders(session: AsyncSession, older_than: datetime, *, dry_run: bool = False) -> list[Pruned]:
+    """Remove final orders (filled, cancelled, rejected, expired …) last updated before ``older_than``,
+    with their fills and status history; open orders (``OPEN_ORDER_STATUSES``) always stay.
+
+    Returns:
+        One :class:`Pruned` each for ``fills``, ``order_history`` and ``orders``, in the order they go.
+    """
+    cutoff = to_utc("older_than", older_than)
+    o = OrderModel
+    final = select(o.id).where(o.status.not_in(OPEN_ORDER_STATUSES), o.updated_at < cutoff)
+    done = []
+    for model, table in ((FillModel, "fills"), (OrderHistoryModel, "order_history")):
+        where = (model.order_id.in_(final),)
+        rows = await _apply(
+            session, select(func.count()).select_from(model).where(*where), delete(model).where(*where), dry_run=dry_run
+        )
+        done.append(Pruned(table, "of final orders updated before", cutoff, rows, removed=not dry_run))
+    where_orders = (o.status.not_in(OPEN_ORDER_STATUSES), o.updated_at < cutoff)
+    rows = await _apply(
+        session,
+        select(func.count()).select_from(o).where(*where_orders),
+        delete(o).where(*where_orders),
+        dry_run=dry_run,
+    )
+    done.append(Pruned("orders", "final, updated before", cutoff, rows, removed=not dry_run))
+    return done
+
+
 @dataclass(frozen=True)
 class RetentionPolicy:
     """How long each table keeps its rows: one age per table, ``None`` keeps them all.
@@ -152,6 +184,8 @@ class RetentionPolicy:
         events: system events, by ``created_at``.
         bars: candles of ``bars_timeframe`` (required with ``bars``), by bar start.
         trades: closed trades, by ``exit_time``; open trades are never pruned.
+        orders: final orders by ``updated_at``, with their fills and status history; open
+            orders are never pruned.
         positions: closed positions, by ``closed_at``; open positions are never pruned.
         equity: equity snapshots, by ``timestamp``; with ``equity_keep_daily`` each UTC day's
             last snapshot of every bot and mode stays.
@@ -163,6 +197,7 @@ class RetentionPolicy:
     bars: timedelta | None = None
     bars_timeframe: str | None = None
     trades: timedelta | None = None
+    orders: timedelta | None = None
     positions: timedelta | None = None
     equity: timedelta | None = None
     equity_keep_daily: bool = False
@@ -170,7 +205,7 @@ class RetentionPolicy:
     bots: timedelta | None = None
 
     def __post_init__(self) -> None:
-        for name in ("events", "bars", "trades", "positions", "equity", "reports", "bots"):
+        for name in ("events", "bars", "trades", "orders", "positions", "equity", "reports", "bots"):
             age = getattr(self, name)
             if age is not None and (not isinstance(age, timedelta) or age < timedelta(0)):
                 raise ValidationError(f"{name}: expected a timedelta of at least 0 or None, got {age!r}")
@@ -180,7 +215,7 @@ class RetentionPolicy:
     @property
     def empty(self) -> bool:
         """Whether the policy removes nothing at all."""
-        ages = (self.events, self.bars, self.trades, self.positions, self.equity, self.reports, self.bots)
+        ages = (self.events, self.bars, self.trades, self.orders, self.positions, self.equity, self.reports, self.bots)
         return all(age is None for age in ages)
 
 
@@ -201,6 +236,8 @@ async def prune(
         done.append(await prune_bars(session, policy.bars_timeframe, moment - policy.bars, dry_run=dry_run))
     if policy.trades is not None:
         done.append(await prune_trades(session, moment - policy.trades, dry_run=dry_run))
+    if policy.orders is not None:
+        done.extend(await prune_orders(session, moment - policy.orders, dry_run=dry_run))
     if policy.positions is not None:
         done.append(await prune_positions(session, moment - policy.positions, dry_run=dry_run))
     if policy.equity is not None:

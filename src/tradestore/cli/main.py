@@ -155,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--bars-older-than", type=age, metavar="AGE", help="candles, e.g. 365d (needs --timeframe)")
     sub.add_argument("--timeframe", type=timeframe, help="the timeframe whose old bars go")
     sub.add_argument("--trades-older-than", type=age, metavar="AGE", help="closed trades (open ones stay)")
+    sub.add_argument(
+        "--orders-older-than", type=age, metavar="AGE", help="final orders with their fills and history (open stay)"
+    )
     sub.add_argument("--positions-older-than", type=age, metavar="AGE", help="closed positions (open ones stay)")
     sub.add_argument("--equity-older-than", type=age, metavar="AGE", help="equity snapshots")
     sub.add_argument(

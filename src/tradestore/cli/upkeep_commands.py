@@ -74,6 +74,7 @@ async def prune(args: argparse.Namespace, console: Console) -> int:
         bars=args.bars_older_than,
         bars_timeframe=args.timeframe,
         trades=args.trades_older_than,
+        orders=args.orders_older_than,
         positions=args.positions_older_than,
         equity=args.equity_older_than,
         equity_keep_daily=args.equity_keep_daily,
@@ -83,7 +84,8 @@ async def prune(args: argparse.Namespace, console: Console) -> int:
     if policy.empty:
         raise CommandError(
             "nothing to prune: give at least one of --events-older-than, --bars-older-than (with --timeframe), "
-            "--trades-older-than, --positions-older-than, --equity-older-than, --reports-older-than, --bots-older-than"
+            "--trades-older-than, --orders-older-than, --positions-older-than, --equity-older-than, "
+            "--reports-older-than, --bots-older-than"
         )
     url = resolve(args.url)
     async with store(url) as db, db.get_session() as session:

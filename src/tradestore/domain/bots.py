@@ -9,6 +9,7 @@ from typing import Any
 
 from tradestore.domain.common import BOT_STATUSES, MODES
 from tradestore.domain.equity import EquitySnapshot
+from tradestore.domain.orders import Order
 from tradestore.domain.trading import Position, Trade
 from tradestore.values import (
     DecimalInput,
@@ -94,6 +95,7 @@ class Recovery:
         balance: the last known balance: from the heartbeat or the equity snapshot, whichever
             is newer and has one; ``None`` when neither does.
         balance_at: when that balance was reported.
+        orders: its open orders (``OPEN_ORDER_STATUSES``), oldest first.
     """
 
     bot: Bot
@@ -102,4 +104,5 @@ class Recovery:
     equity: EquitySnapshot | None = None
     balance: Decimal | None = None
     balance_at: datetime | None = None
+    orders: list[Order] = field(default_factory=list)
 

@@ -12,16 +12,26 @@ from sqlalchemy import Table, bindparam, literal, null, or_, select, union_all, 
 from sqlalchemy import cast as sql_cast
 
 from tradestore.dialects import Backend
-from tradestore.domain import BOT_TRANSITIONS, Bot, EquitySnapshot, Position, Recovery, Trade
+from tradestore.domain import (
+    BOT_TRANSITIONS,
+    OPEN_ORDER_STATUSES,
+    Bot,
+    EquitySnapshot,
+    Order,
+    Position,
+    Recovery,
+    Trade,
+)
 from tradestore.domain.bots import sources_of
 from tradestore.domain.common import BOT_STATUSES, MODES
 from tradestore.errors import InvalidTransitionError, NotFoundError, ValidationError
-from tradestore.models import BotModel, EquitySnapshotModel, PositionModel, TradeModel
+from tradestore.models import BotModel, EquitySnapshotModel, OrderModel, PositionModel, TradeModel
 from tradestore.repositories.base import Repository
 from tradestore.repositories.events import SystemEventRepository
 from tradestore.values import to_decimal, to_optional_utc, to_text
 
 TABLE = cast(Table, BotModel.__table__)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _c = TABLE.c
 _FIELDS = tuple(f.name for f in dataclasses.fields(Bot))
 #: Fields ``register()`` writes from the ``Bot`` it is given (the rest the store sets).
@@ -204,8 +214,9 @@ class BotRepository(Repository):
     async def recover(self, bot_id: str, mode: str | None = None) -> Recovery:
         """What a restarting bot needs, read by ONE statement (one consistent snapshot on both backends).
 
-        Its open positions, its open trades (no ``exit_time``), its newest equity snapshot and
-        its last known balance; ``mode`` narrows all of them (``None``: every mode).
+        Its open positions, its open trades (no ``exit_time``), its open orders (new, submitted,
+        open, partially filled or pending cancel), its newest equity snapshot and its last known
+        balance; ``mode`` narrows all of them (``None``: every mode).
 
         Raises:
             NotFoundError: no bot has this ``bot_id``.
@@ -225,6 +236,7 @@ class BotRepository(Repository):
         )
         trades = sorted((Trade(**v) for v in found["trade"]), key=lambda t: (t.entry_time, t.id or 0))
         equity = EquitySnapshot(**found["equity"][0]) if found["equity"] else None
+        orders = sorted((Order(**v) for v in found["order"]), key=lambda o: (o.created_at or _EPOCH, o.id or 0))
         reports: list[tuple[datetime, Decimal]] = []
         if bot.balance is not None and bot.last_heartbeat is not None:
             reports.append((bot.last_heartbeat, bot.balance))
@@ -233,7 +245,7 @@ class BotRepository(Repository):
         balance_at, balance = max(reports, key=lambda r: r[0]) if reports else (None, None)
         if balance is None and bot.balance is not None:
             balance = bot.balance  # a balance given at registration, without a heartbeat time
-        return Recovery(bot, positions, trades, equity, balance, balance_at)
+        return Recovery(bot, positions, trades, equity, balance, balance_at, orders)
 
 
 _PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -241,12 +253,14 @@ _PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("position", tuple(f.name for f in dataclasses.fields(Position))),
     ("trade", tuple(f.name for f in dataclasses.fields(Trade))),
     ("equity", tuple(f.name for f in dataclasses.fields(EquitySnapshot))),
+    ("order", tuple(f.name for f in dataclasses.fields(Order))),
 )
 _TABLES: dict[str, Table] = {
     "bot": TABLE,
     "position": cast(Table, PositionModel.__table__),
     "trade": cast(Table, TradeModel.__table__),
     "equity": cast(Table, EquitySnapshotModel.__table__),
+    "order": cast(Table, OrderModel.__table__),
 }
 #: For each kind, its fields and their positions in the union's rows (position 0 is the kind).
 _SLOTS: dict[str, dict[str, int]] = {}
@@ -262,18 +276,19 @@ def _snapshot(bot_id: str, mode: str | None) -> Any:
     Each part fills its own columns and leaves the others NULL (typed, so every value is
     decoded as its column's type). One statement is one snapshot, whatever the isolation level.
     """
-    bot, position, trade, equity = (_TABLES[k] for k in ("bot", "position", "trade", "equity"))
+    bot, position, trade, equity, order = (_TABLES[k] for k in ("bot", "position", "trade", "equity", "order"))
     wheres: dict[str, list[Any]] = {
         "bot": [bot.c.bot_id == bot_id],
         "position": [position.c.bot_id == bot_id, position.c.status == "open"],
         "trade": [trade.c.bot_id == bot_id, trade.c.exit_time.is_(None)],
         "equity": [equity.c.bot_id == bot_id],
+        "order": [order.c.bot_id == bot_id, order.c.status.in_(OPEN_ORDER_STATUSES)],
     }
     if mode is not None:
-        for kind in ("position", "trade", "equity"):
+        for kind in ("position", "trade", "equity", "order"):
             wheres[kind].append(_TABLES[kind].c.mode == mode)
     newest = select(equity).where(*wheres["equity"]).order_by(equity.c.timestamp.desc()).limit(1).subquery("newest")
-    sources: dict[str, Any] = {"bot": bot, "position": position, "trade": trade, "equity": newest}
+    sources: dict[str, Any] = {"bot": bot, "position": position, "trade": trade, "equity": newest, "order": order}
     selects = []
     for kind, _ in _PARTS:
         columns: list[Any] = [literal(kind).label("kind")]
