@@ -31,7 +31,11 @@ import asyncpg
 
 from benchmarks import data
 from tradestore import (
+    Bot,
+    BotRepository,
     DatabaseManager,
+    EquityRepository,
+    EquitySnapshot,
     Fill,
     OHLCVRepository,
     Order,
@@ -297,6 +301,70 @@ async def ts_close_position(env: Env, i: int) -> None:
 async def raw_close_position(env: Env, i: int) -> None:
     position_id, now = env.state[f"positions-{env.tag}"][i], datetime.now(UTC)
     assert await env.raw.transaction(lambda: env.raw.fetchval(_CLOSE_POSITION, now, position_id)) == position_id
+
+
+# BotRepository.heartbeat: the bot is alive, with its balance
+_HEARTBEAT = "UPDATE bots SET last_heartbeat = $1, updated_at = $2, balance = $3 WHERE bot_id = $4 RETURNING id"
+
+
+async def register_bots(env: Env, units: int) -> None:
+    async with env.db.get_session() as session:
+        for tag in ("ts", "raw"):
+            await BotRepository(session).register(Bot(f"hb-{tag}", strategy="grid"))
+
+
+async def ts_heartbeat(env: Env, i: int) -> None:
+    async with env.db.get_session() as session:
+        await BotRepository(session).heartbeat(f"hb-{env.tag}", balance=Decimal("1000.25") + i)
+
+
+async def raw_heartbeat(env: Env, i: int) -> None:
+    now = datetime.now(UTC)
+    args = (now, now, Decimal("1000.25") + i, f"hb-{env.tag}")
+    assert await env.raw.transaction(lambda: env.raw.fetchval(_HEARTBEAT, *args)) is not None
+
+
+async def check_heartbeats(env: Env, units: int) -> None:
+    await same_rows(env, "SELECT status, balance, strategy FROM bots WHERE bot_id LIKE $1", 1, "hb-{tag}")
+
+
+# EquityRepository.record: one equity snapshot (an upsert on bot, mode and timestamp)
+_RECORD = (
+    "INSERT INTO equity_snapshots (bot_id, mode, timestamp, equity, balance, unrealized_pnl, open_positions, metadata)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (bot_id, mode, timestamp) DO UPDATE SET"
+    " equity = excluded.equity, balance = excluded.balance, unrealized_pnl = excluded.unrealized_pnl,"
+    " open_positions = excluded.open_positions, metadata = excluded.metadata RETURNING id"
+)
+
+
+def a_snapshot(env: Env, i: int) -> EquitySnapshot:
+    return EquitySnapshot(
+        f"eq-{env.tag}",
+        T0 + timedelta(minutes=i),
+        Decimal("1000.25") + i,
+        balance=Decimal("990.5"),
+        unrealized_pnl=Decimal("9.75"),
+        open_positions=2,
+    )
+
+
+async def ts_record(env: Env, i: int) -> int:
+    async with env.db.get_session() as session:
+        return await EquityRepository(session).record(a_snapshot(env, i))
+
+
+async def raw_record(env: Env, i: int) -> int:
+    s = a_snapshot(env, i)
+    args = (s.bot_id, s.mode, s.timestamp, s.equity, s.balance, s.unrealized_pnl, s.open_positions, None)
+    return int(await env.raw.transaction(lambda: env.raw.fetchval(_RECORD, *args)))
+
+
+async def check_snapshots(env: Env, units: int) -> None:
+    sql = (
+        "SELECT mode, timestamp, equity, balance, unrealized_pnl, open_positions FROM equity_snapshots "
+        "WHERE bot_id LIKE $1 ORDER BY timestamp"
+    )
+    await same_rows(env, sql, units, "eq-{tag}")
 
 
 # One bot iteration: get_latest(50) + insert + close + log_event, one transaction
@@ -591,6 +659,8 @@ CASES: list[Case] = [
         check_closed_positions,
         open_positions,
     ),
+    Case("`BotRepository.heartbeat` (with the balance)", ts_heartbeat, raw_heartbeat, check_heartbeats, register_bots),
+    Case("`EquityRepository.record`", ts_record, raw_record, check_snapshots),
     Case("`OrderRepository.create`", ts_create_order, raw_create_order, check_orders("oc", 1)),
     Case(
         "`OrderRepository.transition` (new → submitted)",

@@ -34,6 +34,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="repeat the reliability trials N times each (kills, cancellations, examples); default: the CI counts",
     )
     group.addoption(
+        "--performance-curves",
+        type=int,
+        default=None,
+        metavar="N",
+        help="random equity curves test_equity checks against the reference per backend (default 2000)",
+    )
+    group.addoption(
         "--pg-restart",
         action="store_true",
         help="also restart the local PostgreSQL server for real (disturbs anyone else using it)",

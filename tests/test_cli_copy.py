@@ -14,7 +14,11 @@ import pytest
 from cli_runner import fails, ok, seed
 from factories import bars, position, trade
 from tradestore import (
+    Bot,
+    BotRepository,
     DatabaseManager,
+    EquityRepository,
+    EquitySnapshot,
     Fill,
     OHLCVRepository,
     Order,
@@ -52,6 +56,14 @@ async def fill(url: str) -> None:
         )
         await PositionRepository(session).update_position(position(margin="100.10"))
         await SystemEventRepository(session).log_event("start", "info", "bot started", {"at": Decimal("1.50")})
+        await BotRepository(session).register(Bot("grid-1", config={"pairs": ["BTC/USDT"]}, balance="1000.000000001"))
+        equity = EquityRepository(session)
+        t0 = datetime(2024, 1, 1, tzinfo=UTC)
+        await equity.record_many(
+            EquitySnapshot("grid-1", t0 + timedelta(hours=h), Decimal("1000.123456789") + h, metadata={"h": h})
+            for h in range(3)
+        )
+        await equity.store_report(await equity.performance("grid-1"))
 
 
 async def contents(url: str) -> dict[str, Any]:
@@ -62,6 +74,9 @@ async def contents(url: str) -> dict[str, Any]:
         trades = await TradeRepository(session).get_recent()
         positions = await PositionRepository(session).get_open_positions()
         events = await SystemEventRepository(session).get_recent_events()
+        bots = await BotRepository(session).list_bots()
+        curve = await EquityRepository(session).get_curve("grid-1")
+        reports = await EquityRepository(session).get_reports("grid-1")
         orders = OrderRepository(session)
         order = await orders.get_by_client_id("o-1", "binance")
         assert order is not None and order.trade_id is not None
@@ -75,6 +90,9 @@ async def contents(url: str) -> dict[str, Any]:
         "trades": sorted(({k: v for k, v in vars(t).items() if k not in strip} for t in trades), key=str),
         "positions": [{k: v for k, v in vars(p).items() if k not in strip} for p in positions],
         "events": [(e.event_type, e.message, e.details) for e in events],
+        "bots": [(b.bot_id, b.status, b.config, b.balance, b.started_at) for b in bots],
+        "equity": [{k: v for k, v in vars(s).items() if k != "id"} for s in curve],
+        "reports": [{k: v for k, v in vars(r).items() if k != "id"} for r in reports],
         "order": (
             order.status,
             order.filled_quantity,
@@ -93,14 +111,19 @@ def test_copy_moves_every_table_and_verifies_it(
     source, target = new_database(source_kind), new_database(target_kind)
     asyncio.run(fill(source))
     result = ok("copy", source, target, "--json").json
-    assert result["verified"] and result["created_schema"] and result["copied"] == 47 + 2 + 1 + 1 + 1 + 3 + 1
+    assert (
+        result["verified"] and result["created_schema"] and result["copied"] == 47 + 2 + 1 + 2 + 1 + 3 + 1 + 1 + 3 + 1
+    )
     assert {t["table"]: (t["source_rows"], t["target_rows"]) for t in result["tables"]} == {
+        "bots": (1, 1),
+        "equity_snapshots": (3, 3),
         "fills": (1, 1),
         "ohlcv": (47, 47),
         "order_history": (3, 3),
         "orders": (1, 1),
+        "performance_reports": (1, 1),
         "positions": (1, 1),
-        "system_events": (1, 1),
+        "system_events": (2, 2),
         "trades": (2, 2),
     }
     assert asyncio.run(contents(target)) == asyncio.run(contents(source))
@@ -118,7 +141,8 @@ def test_copy_prints_a_table_and_the_verdict(new_database: Callable[[str], str],
     seed(source, tmp_path, [0, 1, 2])
     lines = ok("copy", source, target).out.splitlines()
     assert lines[0].split() == ["table", "source", "rows", "copied", "target", "rows", "checksum", "verified"]
-    assert lines[2].split()[:4] == ["ohlcv", "3", "3", "3"] and lines[2].split()[-1] == "yes"
+    (ohlcv,) = [line.split() for line in lines[2:] if line.startswith("ohlcv ")]
+    assert ohlcv[:4] == ["ohlcv", "3", "3", "3"] and ohlcv[-1] == "yes"
     assert "verified: row counts and checksums match" in lines[-1]
 
 
@@ -135,7 +159,8 @@ def test_a_non_empty_target_is_refused_unless_appending(fresh_url: str, tmp_path
     other = f"sqlite:///{tmp_path / 'other.db'}"
     seed(other, tmp_path, [7, 8], symbol="SOLUSDT")
     result = ok("copy", other, fresh_url, "--append", "--json").json
-    assert result["verified"] and result["tables"][0]["target_rows"] == 4
+    tables = {t["table"]: t for t in result["tables"]}
+    assert result["verified"] and tables["ohlcv"]["target_rows"] == 4
 
 
 def test_append_refuses_rows_that_refer_to_others_by_id(new_database: Callable[[str], str]) -> None:
@@ -171,7 +196,7 @@ def test_a_failed_verification_writes_nothing(
     seed(source, tmp_path, [0, 1, 2])
     monkeypatch.setattr(transfer.Tally, "plus", lambda self, other: transfer.Tally(self.rows + other.rows, 42))
     line = fails("copy", source, f"sqlite:///{target}")
-    assert "verification failed for ohlcv" in line and "nothing was written" in line
+    assert "verification failed for bots" in line and "nothing was written" in line  # the first table
     assert not target.exists()  # a target file the copy created is removed again
 
 

@@ -37,10 +37,13 @@ def test_inventory_counts_rows_series_and_reads_the_schema(fresh_url: str) -> No
     found = asyncio.run(inventory(resolve(fresh_url)))
     assert isinstance(found, Inventory) and found.backend == resolve(fresh_url).get_backend_name()
     assert found.rows == {
+        "bots": 0,
+        "equity_snapshots": 0,
         "fills": 0,
         "ohlcv": 8,
         "order_history": 0,
         "orders": 0,
+        "performance_reports": 0,
         "positions": 0,
         "system_events": 0,
         "trades": 1,

@@ -21,10 +21,11 @@ from sqlalchemy import Integer, String, Table, column, delete, insert, inspect, 
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 
-from factories import position
+from factories import position, trade
 from tradestore import DatabaseManager
 from tradestore.engine import build_engine
 from tradestore.models import Base, PositionModel
+from tradestore.schema import scripts
 from tradestore.types import ExactDecimal, UTCDateTime
 from tradestore.urls import resolve
 
@@ -89,6 +90,9 @@ def test_upgrade_creates_the_models_schema_and_downgrade_removes_it(url: URL | s
             "orders",
             "order_history",
             "fills",
+            "bots",
+            "equity_snapshots",
+            "performance_reports",
             "alembic_version",
         }
         asyncio.run(second_open_position_is_refused(target))
@@ -228,3 +232,89 @@ def test_0002_keeps_every_row_and_its_downgrade_removes_only_what_it_added(url: 
         assert differences == []
     finally:
         command.downgrade(config, "base")
+
+
+# --- revision 0003: bots and equity --------------------------------------------------------
+
+MINE = "0003"
+
+
+async def _rows(url: URL | str) -> dict[str, list[Any]]:
+    """Every row of the tables that existed before revision 0003, in a stable order."""
+    engine = build_engine(resolve(url), pool_size=1, max_overflow=0, echo=False)
+    try:
+        async with engine.connect() as conn:
+            found = {}
+            for name in ("ohlcv", "trades", "positions", "system_events", "orders", "fills", "order_history"):
+                table = Base.metadata.tables[name]
+                found[name] = [tuple(r) for r in (await conn.execute(select(table).order_by(table.c.id))).all()]
+            return found
+    finally:
+        await engine.dispose()
+
+
+async def _fill(url: URL | str) -> None:
+    engine = build_engine(resolve(url), pool_size=1, max_overflow=0, echo=False)
+    now = datetime.now(UTC)
+    try:
+        async with engine.begin() as conn:
+            for n in range(3):
+                await conn.execute(
+                    insert(Base.metadata.tables["ohlcv"]).values(
+                        exchange="binance", symbol="BTCUSDT", timeframe="1m", timestamp=now.replace(microsecond=n),
+                        open="1.5", high="2", low="1", close="1.75", volume="10.000000001", created_at=now,
+                    )
+                )  # fmt: skip
+            skip = ("id", "metadata", "created_at", "updated_at")
+            t = {k: v for k, v in vars(trade(1, pnl="12.5", bot_id="alpha")).items() if k not in skip}
+            await conn.execute(insert(Base.metadata.tables["trades"]).values(**t, created_at=now, updated_at=now))
+            p = {k: v for k, v in vars(position(bot_id="alpha")).items() if k != "id"}
+            await conn.execute(insert(PositionModel).values(**p | {"updated_at": now}))
+            await conn.execute(
+                insert(Base.metadata.tables["system_events"]).values(
+                    event_type="x", severity="info", message="kept", details={"a": "1"}, created_at=now
+                )
+            )
+    finally:
+        await engine.dispose()
+
+
+def test_revision_0003_keeps_every_row_and_downgrades_to_exactly_what_was_there(fresh_url: str) -> None:
+    before = scripts().get_revision(MINE).down_revision
+    assert isinstance(before, str)
+    config = alembic_config(fresh_url)
+    command.upgrade(config, before)
+    asyncio.run(_fill(fresh_url))
+    rows = asyncio.run(_rows(fresh_url))
+    _, old_tables = asyncio.run(schema_state(fresh_url))
+    command.upgrade(config, MINE)
+    differences, tables = asyncio.run(schema_state(fresh_url))
+    assert tables - old_tables == {"bots", "equity_snapshots", "performance_reports"}
+    assert asyncio.run(_rows(fresh_url)) == rows
+    assert all(rows[name] for name in ("ohlcv", "trades", "positions", "system_events"))
+    if scripts().get_current_head() == MINE:
+        assert differences == []
+    assert asyncio.run(_indexes(fresh_url)) == {"ix_positions_bot_id_mode"}
+    command.downgrade(config, before)
+    _, after = asyncio.run(schema_state(fresh_url))
+    assert after == old_tables and asyncio.run(_rows(fresh_url)) == rows
+    assert asyncio.run(_indexes(fresh_url)) == set()
+    command.upgrade(config, "head")
+    asyncio.run(second_open_position_is_refused(fresh_url))  # the open-position index survived both ways
+
+
+async def _indexes(url: URL | str) -> set[str]:
+    """The index 0003 adds to an existing table, where it exists."""
+    engine = build_engine(resolve(url), pool_size=1, max_overflow=0, echo=False)
+    try:
+        async with engine.connect() as conn:
+
+            def names(sync_conn: Any) -> set[str]:
+                inspector = inspect(sync_conn)
+                return {
+                    i["name"] for i in inspector.get_indexes("positions") if i["name"] == "ix_positions_bot_id_mode"
+                }
+
+            return await conn.run_sync(names)
+    finally:
+        await engine.dispose()

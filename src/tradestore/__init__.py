@@ -5,11 +5,15 @@ objects and every error class (see :mod:`tradestore.errors` for the tree).
 """
 
 from tradestore.domain import (
+    Bot,
+    EquitySnapshot,
     Fill,
     OHLCVBar,
     Order,
     OrderStatusChange,
+    PerformanceReport,
     Position,
+    Recovery,
     SeriesInfo,
     SystemEvent,
     Trade,
@@ -33,6 +37,8 @@ from tradestore.errors import (
 from tradestore.health import Health
 from tradestore.manager import DatabaseManager
 from tradestore.repositories import (
+    BotRepository,
+    EquityRepository,
     OHLCVRepository,
     OrderRepository,
     PositionRepository,
@@ -45,11 +51,15 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ALL_EXCHANGES",
+    "Bot",
+    "BotRepository",
     "ConfigurationError",
     "ConflictError",
     "ConnectionLostError",
     "DatabaseManager",
     "DuplicateError",
+    "EquityRepository",
+    "EquitySnapshot",
     "Fill",
     "Health",
     "InvalidTransitionError",
@@ -60,9 +70,11 @@ __all__ = [
     "Order",
     "OrderRepository",
     "OrderStatusChange",
+    "PerformanceReport",
     "Position",
     "PositionRepository",
     "ReadOnlyError",
+    "Recovery",
     "SchemaError",
     "SeriesInfo",
     "StorageBusyError",

@@ -1,18 +1,37 @@
-"""Upkeep: retention (prune old events and old candles) and ``optimize`` (VACUUM/ANALYZE)."""
+"""Upkeep: retention (one policy per table, :func:`prune`) and ``optimize`` (VACUUM/ANALYZE).
+
+What retention never removes: open trades (no ``exit_time``), open orders, open positions, bots
+that are not stopped, and (with ``equity_keep_daily``) the last equity snapshot of each bot, mode and
+UTC day.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Delete, Select, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from tradestore import timeframes
+from tradestore.dialects import period_index
 from tradestore.dialects.operations import operations
-from tradestore.models import OHLCVModel, SystemEventModel
-from tradestore.values import to_utc
+from tradestore.domain import OPEN_ORDER_STATUSES
+from tradestore.errors import ValidationError
+from tradestore.models import (
+    BotModel,
+    EquitySnapshotModel,
+    FillModel,
+    OHLCVModel,
+    OrderHistoryModel,
+    OrderModel,
+    PerformanceReportModel,
+    PositionModel,
+    SystemEventModel,
+    TradeModel,
+)
+from tradestore.values import to_optional_utc, to_utc
 
 
 @dataclass(frozen=True)
@@ -58,6 +77,178 @@ async def prune_bars(session: AsyncSession, timeframe: str, older_than: datetime
         dry_run=dry_run,
     )
     return Pruned("ohlcv", f"{timeframe} bars starting before", cutoff, rows, removed=not dry_run)
+
+
+async def prune_trades(session: AsyncSession, older_than: datetime, *, dry_run: bool = False) -> Pruned:
+    """Remove trades closed (``exit_time`` set) before ``older_than``; open trades always stay."""
+    cutoff = to_utc("older_than", older_than)
+    t = TradeModel
+    where = (t.exit_time.is_not(None), t.exit_time < cutoff)
+    rows = await _apply(
+        session, select(func.count()).select_from(t).where(*where), delete(t).where(*where), dry_run=dry_run
+    )
+    return Pruned("trades", "closed before", cutoff, rows, removed=not dry_run)
+
+
+async def prune_positions(session: AsyncSession, older_than: datetime, *, dry_run: bool = False) -> Pruned:
+    """Remove positions closed before ``older_than``; open positions always stay."""
+    cutoff = to_utc("older_than", older_than)
+    p = PositionModel
+    where = (p.status == "closed", p.closed_at.is_not(None), p.closed_at < cutoff)
+    rows = await _apply(
+        session, select(func.count()).select_from(p).where(*where), delete(p).where(*where), dry_run=dry_run
+    )
+    return Pruned("positions", "closed before", cutoff, rows, removed=not dry_run)
+
+
+async def prune_equity(
+    session: AsyncSession, older_than: datetime, *, keep_daily: bool = False, dry_run: bool = False
+) -> Pruned:
+    """Remove equity snapshots taken before ``older_than``.
+
+    With ``keep_daily`` the last snapshot of each bot, mode and UTC day among them stays: old
+    history thinned to the daily closes ``performance()`` reads, instead of deleted.
+    """
+    cutoff = to_utc("older_than", older_than)
+    e = EquitySnapshotModel
+    where = [e.timestamp < cutoff]
+    rule = "taken before"
+    if keep_daily:
+        day = period_index(e.timestamp, "1d")
+        following = func.lead(day).over(partition_by=(e.bot_id, e.mode), order_by=e.timestamp)
+        marked = select(e.id, day.label("day"), following.label("next_day")).where(e.timestamp < cutoff).subquery()
+        closes = select(marked.c.id).where(marked.c.next_day.is_(None) | (marked.c.next_day != marked.c.day))
+        where.append(e.id.not_in(closes))
+        rule = "taken before (keeping each day's last)"
+    rows = await _apply(
+        session, select(func.count()).select_from(e).where(*where), delete(e).where(*where), dry_run=dry_run
+    )
+    return Pruned("equity_snapshots", rule, cutoff, rows, removed=not dry_run)
+
+
+async def prune_reports(session: AsyncSession, older_than: datetime, *, dry_run: bool = False) -> Pruned:
+    """Remove stored performance reports calculated before ``older_than``."""
+    cutoff = to_utc("older_than", older_than)
+    r = PerformanceReportModel
+    where = (r.calculated_at < cutoff,)
+    rows = await _apply(
+        session, select(func.count()).select_from(r).where(*where), delete(r).where(*where), dry_run=dry_run
+    )
+    return Pruned("performance_reports", "calculated before", cutoff, rows, removed=not dry_run)
+
+
+async def prune_bots(session: AsyncSession, older_than: datetime, *, dry_run: bool = False) -> Pruned:
+    """Remove stopped bots last updated before ``older_than`` (their trades and equity stay: by-value references)."""
+    cutoff = to_utc("older_than", older_than)
+    b = BotModel
+    where = (b.status == "stopped", b.updated_at < cutoff)
+    rows = await _apply(
+        session, select(func.count()).select_from(b).where(*where), delete(b).where(*where), dry_run=dry_run
+    )
+    return Pruned("bots", "stopped, last updated before", cutoff, rows, removed=not dry_run)
+
+
+async def prune_orders(session: AsyncSession, older_than: datetime, *, dry_run: bool = False) -> list[Pruned]:
+    """Remove final orders (filled, cancelled, rejected, expired …) last updated before ``older_than``,
+    with their fills and status history; open orders (``OPEN_ORDER_STATUSES``) always stay.
+
+    Returns:
+        One :class:`Pruned` each for ``fills``, ``order_history`` and ``orders``, in the order they go.
+    """
+    cutoff = to_utc("older_than", older_than)
+    o = OrderModel
+    final = select(o.id).where(o.status.not_in(OPEN_ORDER_STATUSES), o.updated_at < cutoff)
+    done = []
+    for model, table in ((FillModel, "fills"), (OrderHistoryModel, "order_history")):
+        where = (model.order_id.in_(final),)
+        rows = await _apply(
+            session, select(func.count()).select_from(model).where(*where), delete(model).where(*where), dry_run=dry_run
+        )
+        done.append(Pruned(table, "of final orders updated before", cutoff, rows, removed=not dry_run))
+    where_orders = (o.status.not_in(OPEN_ORDER_STATUSES), o.updated_at < cutoff)
+    rows = await _apply(
+        session,
+        select(func.count()).select_from(o).where(*where_orders),
+        delete(o).where(*where_orders),
+        dry_run=dry_run,
+    )
+    done.append(Pruned("orders", "final, updated before", cutoff, rows, removed=not dry_run))
+    return done
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """How long each table keeps its rows: one age per table, ``None`` keeps them all.
+
+    Attributes:
+        events: system events, by ``created_at``.
+        bars: candles of ``bars_timeframe`` (required with ``bars``), by bar start.
+        trades: closed trades, by ``exit_time``; open trades are never pruned.
+        orders: final orders by ``updated_at``, with their fills and status history; open
+            orders are never pruned.
+        positions: closed positions, by ``closed_at``; open positions are never pruned.
+        equity: equity snapshots, by ``timestamp``; with ``equity_keep_daily`` each UTC day's
+            last snapshot of every bot and mode stays.
+        reports: stored performance reports, by ``calculated_at``.
+        bots: stopped bots, by ``updated_at``.
+    """
+
+    events: timedelta | None = None
+    bars: timedelta | None = None
+    bars_timeframe: str | None = None
+    trades: timedelta | None = None
+    orders: timedelta | None = None
+    positions: timedelta | None = None
+    equity: timedelta | None = None
+    equity_keep_daily: bool = False
+    reports: timedelta | None = None
+    bots: timedelta | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("events", "bars", "trades", "orders", "positions", "equity", "reports", "bots"):
+            age = getattr(self, name)
+            if age is not None and (not isinstance(age, timedelta) or age < timedelta(0)):
+                raise ValidationError(f"{name}: expected a timedelta of at least 0 or None, got {age!r}")
+        if self.bars is not None:
+            timeframes.check(self.bars_timeframe)
+
+    @property
+    def empty(self) -> bool:
+        """Whether the policy removes nothing at all."""
+        ages = (self.events, self.bars, self.trades, self.orders, self.positions, self.equity, self.reports, self.bots)
+        return all(age is None for age in ages)
+
+
+async def prune(
+    session: AsyncSession, policy: RetentionPolicy, *, now: datetime | None = None, dry_run: bool = False
+) -> list[Pruned]:
+    """Apply every rule of ``policy`` in the session's transaction; ``dry_run`` only counts.
+
+    Returns:
+        One :class:`Pruned` per rule the policy sets, in table order.
+    """
+    moment = to_optional_utc("now", now) or datetime.now(UTC)
+    done: list[Pruned] = []
+    if policy.events is not None:
+        done.append(await prune_events(session, moment - policy.events, dry_run=dry_run))
+    if policy.bars is not None:
+        assert policy.bars_timeframe is not None
+        done.append(await prune_bars(session, policy.bars_timeframe, moment - policy.bars, dry_run=dry_run))
+    if policy.trades is not None:
+        done.append(await prune_trades(session, moment - policy.trades, dry_run=dry_run))
+    if policy.orders is not None:
+        done.extend(await prune_orders(session, moment - policy.orders, dry_run=dry_run))
+    if policy.positions is not None:
+        done.append(await prune_positions(session, moment - policy.positions, dry_run=dry_run))
+    if policy.equity is not None:
+        done.append(
+            await prune_equity(session, moment - policy.equity, keep_daily=policy.equity_keep_daily, dry_run=dry_run)
+        )
+    if policy.reports is not None:
+        done.append(await prune_reports(session, moment - policy.reports, dry_run=dry_run))
+    if policy.bots is not None:
+        done.append(await prune_bots(session, moment - policy.bots, dry_run=dry_run))
+    return done
 
 
 async def optimize(engine: AsyncEngine) -> list[str]:

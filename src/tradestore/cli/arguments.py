@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import re
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from tradestore import timeframes
 from tradestore.errors import ValidationError
 from tradestore.files.ohlcv import parse_timestamp
+from tradestore.values import to_decimal
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -61,3 +63,11 @@ def positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
     return value
+
+
+def number(text: str) -> Decimal:
+    """A decimal number, exactly as typed (``0.04``, ``252``)."""
+    try:
+        return to_decimal("number", text)
+    except ValidationError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None

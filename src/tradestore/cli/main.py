@@ -14,6 +14,8 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
@@ -22,9 +24,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from tradestore import __version__, timeframes
 from tradestore.admin.transfer import DEFAULT_CHUNK_ROWS
-from tradestore.cli import file_commands, report_commands, schema_commands, upkeep_commands
-from tradestore.cli.arguments import age, moment, positive, timeframe
+from tradestore.cli import bot_commands, file_commands, report_commands, schema_commands, upkeep_commands
+from tradestore.cli.arguments import age, duration, moment, number, positive, timeframe
 from tradestore.cli.console import CommandError, Console, ReaderGone, writing_out
+from tradestore.domain import BOT_STATUSES, MODES
 from tradestore.errors import ConfigurationError, StorageError
 from tradestore.files.ohlcv import FORMATS
 from tradestore.urls import DEFAULT_URL, ENV_VAR, resolve, scrub
@@ -103,6 +106,22 @@ def build_parser() -> argparse.ArgumentParser:
     _series_arguments(sub, positional=True)
     _window_arguments(sub)
 
+    sub = command(commands, "bots", bot_commands.bots, "every bot: status, mode, heartbeat age; stale ones marked")
+    sub.add_argument("--status", choices=BOT_STATUSES, help="only bots with this status")
+    sub.add_argument("--mode", choices=MODES, help="only bots of this mode")
+    sub.add_argument(
+        "--stale-after", type=duration, default=timedelta(minutes=5), metavar="AGE",
+        help="a running bot silent for longer is stale (default 5m)",
+    )  # fmt: skip
+    sub = command(commands, "performance", bot_commands.performance, "performance figures of one bot's equity curve")
+    sub.add_argument("bot_id", metavar="BOT_ID")
+    sub.add_argument("--mode", choices=MODES, help="default: the one mode the bot has equity in")
+    sub.add_argument("--start", type=moment, help="first snapshot time, inclusive (ISO-8601 or epoch s/ms; UTC)")
+    sub.add_argument("--end", type=moment, help="last snapshot time, inclusive")
+    sub.add_argument("--periods-per-year", type=number, default=Decimal(365), help="annualisation (default 365)")
+    sub.add_argument("--risk-free-rate", type=number, default=Decimal(0), help="yearly, e.g. 0.04 (default 0)")
+    sub.add_argument("--plot", type=Path, metavar="FILE.png", help="draw the equity curve and drawdown (matplotlib)")
+
     imports = commands.add_parser("import", help="load candles from files")
     import_kinds = imports.add_subparsers(dest="kind", required=True, metavar="KIND")
     sub = command(import_kinds, "ohlcv", file_commands.import_ohlcv, "upsert candles from CSV or ccxt JSON files")
@@ -131,10 +150,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("dest", type=Path, metavar="DEST", help="the backup file, or a folder for a time-stamped one")
     sub.add_argument("--force", action="store_true", help="replace an existing file")
 
-    sub = command(commands, "prune", upkeep_commands.prune, "remove old events and old candles")
-    sub.add_argument("--events-older-than", type=age, metavar="AGE", help="e.g. 30d")
-    sub.add_argument("--bars-older-than", type=age, metavar="AGE", help="e.g. 365d (needs --timeframe)")
+    sub = command(commands, "prune", upkeep_commands.prune, "remove old rows: one retention rule per table")
+    sub.add_argument("--events-older-than", type=age, metavar="AGE", help="system events, e.g. 30d")
+    sub.add_argument("--bars-older-than", type=age, metavar="AGE", help="candles, e.g. 365d (needs --timeframe)")
     sub.add_argument("--timeframe", type=timeframe, help="the timeframe whose old bars go")
+    sub.add_argument("--trades-older-than", type=age, metavar="AGE", help="closed trades (open ones stay)")
+    sub.add_argument(
+        "--orders-older-than", type=age, metavar="AGE", help="final orders with their fills and history (open stay)"
+    )
+    sub.add_argument("--positions-older-than", type=age, metavar="AGE", help="closed positions (open ones stay)")
+    sub.add_argument("--equity-older-than", type=age, metavar="AGE", help="equity snapshots")
+    sub.add_argument(
+        "--equity-keep-daily", action="store_true", help="keep each day's last old snapshot instead of deleting it"
+    )
+    sub.add_argument("--reports-older-than", type=age, metavar="AGE", help="stored performance reports")
+    sub.add_argument("--bots-older-than", type=age, metavar="AGE", help="stopped bots not updated since")
     sub.add_argument("--dry-run", action="store_true", help="count what would go, remove nothing")
 
     command(commands, "optimize", upkeep_commands.optimize, "VACUUM/ANALYZE (SQLite), ANALYZE (PostgreSQL)")

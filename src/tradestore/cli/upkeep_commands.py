@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import asdict
-from datetime import UTC, datetime
 
 from tradestore.admin import maintenance
 from tradestore.admin.backup import backup as make_backup
@@ -65,21 +64,32 @@ async def backup(args: argparse.Namespace, console: Console) -> int:
 
 
 async def prune(args: argparse.Namespace, console: Console) -> int:
-    """Remove old events and/or old candles of one timeframe; ``--dry-run`` only counts them."""
-    if args.events_older_than is None and args.bars_older_than is None:
-        raise CommandError("nothing to prune: give --events-older-than and/or --bars-older-than with --timeframe")
+    """Apply one retention rule per table given; ``--dry-run`` only counts what would go."""
     if args.bars_older_than is not None and args.timeframe is None:
         raise CommandError("--bars-older-than needs --timeframe (e.g. --timeframe 1m): other timeframes are kept")
-    now = datetime.now(UTC)
+    if args.equity_keep_daily and args.equity_older_than is None:
+        raise CommandError("--equity-keep-daily needs --equity-older-than (e.g. --equity-older-than 90d)")
+    policy = maintenance.RetentionPolicy(
+        events=args.events_older_than,
+        bars=args.bars_older_than,
+        bars_timeframe=args.timeframe,
+        trades=args.trades_older_than,
+        orders=args.orders_older_than,
+        positions=args.positions_older_than,
+        equity=args.equity_older_than,
+        equity_keep_daily=args.equity_keep_daily,
+        reports=args.reports_older_than,
+        bots=args.bots_older_than,
+    )
+    if policy.empty:
+        raise CommandError(
+            "nothing to prune: give at least one of --events-older-than, --bars-older-than (with --timeframe), "
+            "--trades-older-than, --orders-older-than, --positions-older-than, --equity-older-than, "
+            "--reports-older-than, --bots-older-than"
+        )
     url = resolve(args.url)
-    results: list[maintenance.Pruned] = []
     async with store(url) as db, db.get_session() as session:
-        if args.events_older_than is not None:
-            results.append(await maintenance.prune_events(session, now - args.events_older_than, dry_run=args.dry_run))
-        if args.bars_older_than is not None:
-            results.append(
-                await maintenance.prune_bars(session, args.timeframe, now - args.bars_older_than, dry_run=args.dry_run)
-            )
+        results = await maintenance.prune(session, policy, dry_run=args.dry_run)
     data = {"database": mask(url), "dry_run": args.dry_run, "pruned": [asdict(r) for r in results]}
     verb = "would remove" if args.dry_run else "removed"
 

@@ -15,8 +15,18 @@ from __future__ import annotations
 
 from sqlalchemy.engine import Dialect
 
-from tradestore.dialects.base import Backend, Compiled, NetGroup, Row
-from tradestore.dialects.functions import dec_max, dec_min, dec_sign, dec_sub, dec_sum, epoch_seconds, month_index
+from tradestore.dialects.base import Backend, Compiled, EquitySummary, NetGroup, Row
+from tradestore.dialects.functions import (
+    dec_max,
+    dec_min,
+    dec_sign,
+    dec_sub,
+    dec_sum,
+    epoch_floor,
+    epoch_seconds,
+    month_index,
+    period_index,
+)
 from tradestore.dialects.postgres import PostgresBackend
 from tradestore.dialects.sqlite import SQLiteBackend
 from tradestore.dialects.sqlite_functions import register_sqlite_functions
@@ -24,6 +34,7 @@ from tradestore.dialects.sqlite_functions import register_sqlite_functions
 __all__ = [
     "Backend",
     "Compiled",
+    "EquitySummary",
     "NetGroup",
     "PostgresBackend",
     "Row",
@@ -34,8 +45,10 @@ __all__ = [
     "dec_sign",
     "dec_sub",
     "dec_sum",
+    "epoch_floor",
     "epoch_seconds",
     "month_index",
+    "period_index",
     "register_sqlite_functions",
 ]
 

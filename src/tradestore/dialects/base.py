@@ -50,6 +50,28 @@ class NetGroup:
     cost: Decimal
 
 
+@dataclass(frozen=True)
+class EquitySummary:
+    """One pass over an equity curve (see :meth:`Backend.equity_summary`); equity exact.
+
+    Attributes:
+        count: snapshots read.
+        first: (timestamp, equity) of the oldest.
+        closes: (timestamp, equity) of the last snapshot of each UTC day that has one, oldest first.
+        peak: (timestamp, equity) where the largest drawdown started: the last time at the peak
+            before the trough; ``None`` when the curve never falls.
+        trough: (timestamp, equity) of the bottom of that drawdown (the first time, on ties).
+        recovered: the first time after the trough that equity is back at the peak, or ``None``.
+    """
+
+    count: int
+    first: tuple[datetime, Decimal]
+    closes: list[tuple[datetime, Decimal]]
+    peak: tuple[datetime, Decimal] | None
+    trough: tuple[datetime, Decimal] | None
+    recovered: datetime | None
+
+
 class Backend(ABC):
     """How the bulk paths talk to one kind of database.
 
@@ -219,6 +241,21 @@ class Backend(ABC):
         """
         rows = await self.fetch(conn, ("gaps", key), lambda: _lag_gaps(column, where(), monthly), params)
         return [(prev, ts) for prev, ts in rows]
+
+    @abstractmethod
+    async def equity_summary(
+        self,
+        conn: AsyncConnection,
+        timestamp: ColumnElement[datetime],
+        equity: ColumnElement[Decimal],
+        where: Sequence[ColumnElement[bool]],
+    ) -> EquitySummary | None:
+        """Daily closes and the largest drawdown of the rows matching ``where``, in one pass in the database.
+
+        The drawdown of a row is ``(peak - equity) / peak``, ``peak`` being the largest equity up
+        to that row (rows with a peak of 0 have none); the largest is chosen by exact comparison,
+        the earliest trough winning a tie. ``None`` when no row matches.
+        """
 
     async def net_by_sign(
         self,

@@ -3,14 +3,17 @@ functions on SQLite, so a repository builds one statement for both backends."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Integer
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.expression import FunctionElement
+from sqlalchemy.sql.elements import SQLCoreOperations
+from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
+from tradestore import timeframes
 from tradestore.types import ExactDecimal
 
 
@@ -110,3 +113,38 @@ def _month_index(element: month_index, compiler: SQLCompiler, **kw: Any) -> str:
         return f"(CAST(substr({inner}, 1, 4) AS INTEGER) * 12 + CAST(substr({inner}, 6, 2) AS INTEGER) - 1)"
     utc = f"timezone('UTC', {inner})"
     return f"(CAST(EXTRACT(YEAR FROM {utc}) AS INTEGER) * 12 + CAST(EXTRACT(MONTH FROM {utc}) AS INTEGER) - 1)"
+
+
+class epoch_floor(FunctionElement[int]):
+    """Whole seconds since the Unix epoch of a UTC timestamp column, rounded down (never to nearest)."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(epoch_floor)
+def _epoch_floor(element: epoch_floor, compiler: SQLCompiler, **kw: Any) -> str:
+    inner = compiler.process(element.clauses, **kw)
+    if compiler.dialect.name == "sqlite":
+        return f"unixepoch({inner})"
+    return f"CAST(floor(EXTRACT(EPOCH FROM {inner})) AS BIGINT)"
+
+
+#: Seconds from the Unix epoch (a Thursday) to the first Monday: where ``1w`` periods start.
+_WEEK_ORIGIN = 4 * 86_400
+
+
+def period_index(column: SQLCoreOperations[datetime], timeframe: str) -> ColumnElement[int]:
+    """The number of the ``timeframe`` period (see :mod:`tradestore.timeframes`) holding each timestamp.
+
+    Consecutive periods have consecutive numbers; fixed timeframes count from the epoch (``1w``
+    from the first Monday), ``1M`` counts calendar months. Integer arithmetic only, so the
+    boundaries are exact on both backends, before 1970 too.
+    """
+    if timeframe == timeframes.MONTH:
+        return month_index(column)
+    step = timeframes.FIXED_SECONDS[timeframe]
+    seconds = epoch_floor(column) - (_WEEK_ORIGIN if timeframe == "1w" else 0)
+    # floor division of a possibly negative number: SQL's % and / truncate towards zero
+    remainder = ((seconds % step) + step) % step
+    return (seconds - remainder) // step  # exact: the difference is a multiple of step

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -10,7 +11,7 @@ from operator import is_, itemgetter
 from typing import Any, cast
 
 import asyncpg
-from sqlalchemy import Table, and_, bindparam, func, literal_column, select
+from sqlalchemy import Table, and_, bindparam, case, func, literal_column, or_, select
 from sqlalchemy import column as sql_column
 from sqlalchemy import table as sql_table
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -18,10 +19,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.expression import ClauseElement, ColumnElement
-from sqlalchemy.types import TypeDecorator, TypeEngine
+from sqlalchemy.types import JSON, TypeDecorator, TypeEngine
 
-from tradestore.dialects.base import Backend, Row, _update_set, echo
-from tradestore.values import chunked
+from tradestore.dialects.base import Backend, EquitySummary, Row, _update_set, echo
+from tradestore.values import EXACT, chunked
 
 _NAIVE_MIN = datetime.min
 #: Where a pooled connection keeps its prepared single-row statements (``raw.info``).
@@ -187,6 +188,77 @@ class PostgresBackend(Backend):
             return [self.decode_datetime(value) for value in values]
         return values
 
+    async def equity_summary(
+        self,
+        conn: AsyncConnection,
+        timestamp: ColumnElement[datetime],
+        equity: ColumnElement[Decimal],
+        where: Sequence[ColumnElement[bool]],
+    ) -> EquitySummary | None:
+        # One ordered index scan computes the running peak and marks each day's last row; one
+        # hash aggregate then reduces the curve to a row per peak (its lowest equity: the only
+        # drawdown candidate of that peak) and a row per daily close. Only those few rows, and
+        # three index-range lookups for the chosen drawdown's times, leave the server.
+        curve = (
+            select(
+                timestamp.label("ts"),
+                equity.label("e"),
+                func.max(equity).over(order_by=timestamp, rows=(None, 0)).label("pk"),
+                func.lead(timestamp).over(order_by=timestamp, rows=(None, 0)).label("nt"),
+            )
+            .where(*where)
+            .subquery("curve")
+        )
+        # the next row is on a later UTC day (timestamps are strictly increasing): one date_bin per row
+        closing = or_(curve.c.nt.is_(None), curve.c.nt >= _utc_day(curve.c.ts) + literal_column("interval '1 day'"))
+        marked = select(
+            curve.c.ts, curve.c.e, curve.c.pk, case((closing, curve.c.ts), else_=None).label("ct")
+        ).subquery("marked")
+        groups = (
+            await conn.execute(
+                select(
+                    marked.c.pk, marked.c.ct, func.min(marked.c.e), func.min(marked.c.ts), func.count()
+                ).group_by(marked.c.pk, marked.c.ct)
+            )
+        ).all()
+        if not groups:
+            return None
+        episodes: dict[Decimal, tuple[Decimal, datetime]] = {}
+        for peak, _, low, start, _ in groups:
+            known = episodes.get(peak)
+            episodes[peak] = (low, start) if known is None else (min(known[0], low), min(known[1], start))
+        best: tuple[Decimal, Decimal, Decimal, datetime] | None = None  # peak, drop, trough, episode start
+        for peak in sorted(episodes):  # the running peak never falls: ascending peaks are in time order
+            low, start = episodes[peak]
+            drop = EXACT.subtract(peak, low)
+            deeper = best is None or EXACT.multiply(drop, best[0]) > EXACT.multiply(best[1], peak)
+            if peak > 0 and drop > 0 and deeper:
+                best = (peak, drop, low, start)
+        first = min(groups, key=itemgetter(3))
+        summary = EquitySummary(
+            count=sum(row[4] for row in groups),
+            first=(first[3], first[0]),  # the first row is its own running peak
+            closes=sorted((row[1], row[2]) for row in groups if row[1] is not None),
+            peak=None,
+            trough=None,
+            recovered=None,
+        )
+        if best is None:
+            return summary
+        peak, _, low, start = best
+        trough_ts = (
+            await conn.execute(select(func.min(timestamp)).where(*where, timestamp >= start, equity == low))
+        ).scalar_one()
+        peak_ts = (
+            await conn.execute(
+                select(func.max(timestamp)).where(*where, timestamp >= start, timestamp < trough_ts, equity == peak)
+            )
+        ).scalar_one()
+        recovered = (
+            await conn.execute(select(func.min(timestamp)).where(*where, timestamp > trough_ts, equity >= peak))
+        ).scalar_one()
+        return dataclasses.replace(summary, peak=(peak_ts, peak), trough=(trough_ts, low), recovered=recovered)
+
     async def _fetch(self, driver: Any, sql: str, params: Sequence[Any]) -> Sequence[Sequence[Any]]:
         return await driver.fetch(sql, *params)  # type: ignore[no-any-return]
 
@@ -250,9 +322,18 @@ class PostgresBackend(Backend):
         return [(prev, ts) for prev, ts in found]
 
 
+def _utc_day(moment: ColumnElement[datetime]) -> ColumnElement[datetime]:
+    """The UTC midnight starting the day of ``moment`` (integer arithmetic, whatever the session's time zone)."""
+    return func.date_bin(
+        literal_column("interval '1 day'"), moment, literal_column("timestamptz '2000-01-01 00:00:00+00'")
+    )
+
+
 def _python_type(type_: TypeEngine[Any]) -> type:
     if isinstance(type_, TypeDecorator):
         type_ = type_.impl_instance
+    if isinstance(type_, JSON):
+        return str  # the writers hand JSON columns their text, which COPY passes through as it is
     try:
         return cast(type, type_.python_type)
     except NotImplementedError:

@@ -10,14 +10,15 @@ from itertools import repeat
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy import String, Table, bindparam, func, select, type_coerce
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.expression import ClauseElement, ColumnElement
 
-from tradestore.dialects.base import Backend, NetGroup, Row
+from tradestore.dialects.base import Backend, EquitySummary, NetGroup, Row
 from tradestore.dialects.functions import epoch_seconds, month_index
+from tradestore.dialects.sqlite_functions import EquityPass
 from tradestore.values import chunked, datetime_from_sqlite, datetime_to_sqlite
 
 _tzinfo = attrgetter("tzinfo")
@@ -122,3 +123,43 @@ class SQLiteBackend(Backend):
             int(sign): NetGroup(count, Decimal(total), Decimal(largest), Decimal(smallest), Decimal(costs))
             for sign, (count, total, largest, smallest, costs) in json.loads(found).items()
         }
+
+    async def equity_summary(
+        self,
+        conn: AsyncConnection,
+        timestamp: ColumnElement[datetime],
+        equity: ColumnElement[Decimal],
+        where: Sequence[ColumnElement[bool]],
+    ) -> EquitySummary | None:
+        # The stored text as it is (no type processing): what the aggregate and its fallback read.
+        ts, eq = type_coerce(timestamp, String()).label("ts"), type_coerce(equity, String()).label("eq")
+        ordered = select(ts, eq).where(*where).order_by(timestamp).subquery()
+        found = (await conn.execute(select(func.equity_summary(ordered.c.ts, ordered.c.eq)))).scalar_one()
+        if found is None:
+            return None
+        summary: dict[str, Any] = json.loads(found)
+        if not summary["ordered"]:  # SQL does not promise the order rows reach an aggregate: read them sorted
+            rows = (await conn.execute(select(ts, eq).where(*where).order_by(timestamp))).all()
+            again = EquityPass()
+            for row in rows:
+                again.step(row[0], row[1])
+            summary = again.result() or summary
+        return _summary(summary)
+
+
+def _point(pair: Any) -> tuple[datetime, Decimal] | None:
+    return None if pair is None else (datetime_from_sqlite(pair[0]), Decimal(pair[1]))
+
+
+def _summary(found: dict[str, Any]) -> EquitySummary:
+    first = _point(found["first"])
+    assert first is not None
+    recovered = found["recovered"]
+    return EquitySummary(
+        count=found["count"],
+        first=first,
+        closes=[(datetime_from_sqlite(ts), Decimal(eq)) for ts, eq in found["closes"]],
+        peak=_point(found["peak"]),
+        trough=_point(found["trough"]),
+        recovered=None if recovered is None else datetime_from_sqlite(recovered),
+    )

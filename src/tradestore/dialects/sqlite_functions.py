@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from decimal import Decimal
 from typing import Any
@@ -126,6 +127,91 @@ class _StepGaps:
         return json.dumps(self.found if self.ordered else None)
 
 
+class EquityPass:
+    """``equity_summary(timestamp, equity)`` over rows in timestamp order: see ``Backend.equity_summary``.
+
+    Returns JSON text ``{"count", "first", "closes", "peak", "trough", "recovered", "ordered"}``
+    with timestamps and equities as the stored text. One call per row: the float of the
+    equity decides most rows (float() never reverses the order of two decimals, it can only
+    tie them), and only a possible new peak or new low is parsed as an exact ``Decimal``.
+    ``ordered`` is false if the rows did not arrive in timestamp order (the caller then asks
+    again); also used directly on rows in Python by that fallback.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first: tuple[str, str] | None = None
+        self.last_ts = ""
+        self.last_eq = ""
+        self.closes: list[tuple[str, str]] = []
+        self.ordered = True
+        self.peak: Decimal | None = None
+        self.peak_ts = ""
+        self.fpeak = -math.inf
+        self.low = _ZERO
+        self.flow = math.inf
+        # (peak, drop, peak time, peak text, trough time, trough text) of the largest drawdown so far
+        self.best: tuple[Decimal, Decimal, str, str, str, str] | None = None
+        self.pending: Decimal | None = None
+        self.recovered: str | None = None
+
+    def step(self, ts: str, eq: str) -> None:
+        self.count += 1
+        last = self.last_ts
+        if self.first is None:
+            self.first = (ts, eq)
+        elif ts[:10] != last[:10]:  # 'YYYY-MM-DD': a new UTC day, so the previous row closed one
+            self.closes.append((last, self.last_eq))
+            if ts < last:
+                self.ordered = False
+        elif ts <= last:
+            self.ordered = False
+        self.last_ts, self.last_eq = ts, eq
+        f = float(eq)
+        exact: Decimal | None = None
+        if f >= self.fpeak:
+            exact = Decimal(eq)
+            peak = self.peak
+            if peak is None or exact >= peak:
+                if self.pending is not None and exact >= self.pending:
+                    self.recovered, self.pending = ts, None
+                if peak is None or exact > peak:
+                    self.peak, self.fpeak = exact, f
+                self.peak_ts, self.low, self.flow = ts, exact, f
+                return
+        if f <= self.flow:
+            if exact is None:
+                exact = Decimal(eq)
+            if exact < self.low:
+                self.low, self.flow = exact, f
+                peak = self.peak
+                assert peak is not None
+                drop = EXACT.subtract(peak, exact)
+                best = self.best
+                # drop / peak > best drop / best peak, compared exactly (both peaks are positive)
+                if peak > 0 and (best is None or EXACT.multiply(drop, best[0]) > EXACT.multiply(best[1], peak)):
+                    self.best = (peak, drop, self.peak_ts, str(peak), ts, eq)
+                    self.pending, self.recovered = peak, None
+
+    def result(self) -> dict[str, Any] | None:
+        if self.first is None:
+            return None
+        best = self.best
+        return {
+            "count": self.count,
+            "first": self.first,
+            "closes": [*self.closes, (self.last_ts, self.last_eq)],
+            "peak": None if best is None else (best[2], best[3]),
+            "trough": None if best is None else (best[4], best[5]),
+            "recovered": self.recovered,
+            "ordered": self.ordered,
+        }
+
+    def finalize(self) -> str | None:
+        found = self.result()
+        return None if found is None else json.dumps(found)
+
+
 _ZERO = Decimal(0)
 
 
@@ -140,3 +226,4 @@ def register_sqlite_functions(connection: sqlite3.Connection) -> None:
     connection.create_aggregate("decimal_min", 1, _Min)  # type: ignore[arg-type]
     connection.create_aggregate("decimal_net_by_sign", 2, _NetBySign)  # type: ignore[arg-type]
     connection.create_aggregate("step_gaps", 3, _StepGaps)  # type: ignore[arg-type]
+    connection.create_aggregate("equity_summary", 2, EquityPass)  # type: ignore[arg-type]

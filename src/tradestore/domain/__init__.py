@@ -5,8 +5,10 @@ time becomes aware UTC, and anything else raises ``ValidationError`` naming the 
 value. A constructed object is therefore always safe to store.
 """
 
+from tradestore.domain.bots import BOT_TRANSITIONS, Bot, Recovery
 from tradestore.domain.candles import OHLCVBar, SeriesInfo
-from tradestore.domain.common import ACTIONS, MODES, POSITION_STATUSES, SEVERITIES, SIDES, TRADE_STATUSES
+from tradestore.domain.common import ACTIONS, BOT_STATUSES, MODES, POSITION_STATUSES, SEVERITIES, SIDES, TRADE_STATUSES
+from tradestore.domain.equity import EquitySnapshot, PerformanceReport
 from tradestore.domain.events import SystemEvent
 from tradestore.domain.orders import (
     OPEN_ORDER_STATUSES,
@@ -22,6 +24,8 @@ from tradestore.domain.trading import Position, Trade, TradeStatistics
 
 __all__ = [
     "ACTIONS",
+    "BOT_STATUSES",
+    "BOT_TRANSITIONS",
     "MODES",
     "OPEN_ORDER_STATUSES",
     "ORDER_STATUSES",
@@ -30,11 +34,15 @@ __all__ = [
     "SEVERITIES",
     "SIDES",
     "TRADE_STATUSES",
+    "Bot",
+    "EquitySnapshot",
     "Fill",
     "OHLCVBar",
     "Order",
     "OrderStatusChange",
+    "PerformanceReport",
     "Position",
+    "Recovery",
     "SeriesInfo",
     "SystemEvent",
     "Trade",

@@ -16,6 +16,7 @@ MODES = ("live", "paper", "backtest", "optimization", "test")
 TRADE_STATUSES = ("open", "closed", "cancelled")
 SEVERITIES = ("debug", "info", "warning", "error", "critical")
 POSITION_STATUSES = ("open", "closed")
+BOT_STATUSES = ("starting", "running", "stopped", "error")
 
 
 def _optional_count(field: str, value: object) -> int | None:

@@ -5,7 +5,9 @@ into the exact column types of :mod:`tradestore.types`. Models never import the 
 """
 
 from tradestore.models.base import NAMING_CONVENTION, Base, Key
+from tradestore.models.bots import BotModel
 from tradestore.models.candles import OHLCVModel
+from tradestore.models.equity import EquitySnapshotModel, PerformanceReportModel
 from tradestore.models.events import SystemEventModel
 from tradestore.models.orders import FillModel, OrderHistoryModel, OrderModel
 from tradestore.models.trading import BOT_KEY, OPEN, PositionModel, TradeModel
@@ -15,11 +17,14 @@ __all__ = [
     "NAMING_CONVENTION",
     "OPEN",
     "Base",
+    "BotModel",
+    "EquitySnapshotModel",
     "FillModel",
     "Key",
     "OHLCVModel",
     "OrderHistoryModel",
     "OrderModel",
+    "PerformanceReportModel",
     "PositionModel",
     "SystemEventModel",
     "TradeModel",

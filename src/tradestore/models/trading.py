@@ -99,4 +99,5 @@ class PositionModel(Base):
             sqlite_where=literal_column("status") == OPEN,
         ),
         Index(None, "status", "exchange"),
+        Index(None, "bot_id", "mode"),
     )

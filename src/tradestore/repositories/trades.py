@@ -256,14 +256,17 @@ class TradeRepository(Repository):
         strategy: str | None = None,
         bot_id: str | None = None,
         mode: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
     ) -> TradeStatistics:
         """Performance of the trades closed (``realized_pnl`` set) in the last ``days`` days.
 
         ``days=None`` means all time; ``exchange=None`` the manager's default exchange and
         ``ALL_EXCHANGES`` (``"*"``) every exchange; any other filter left at ``None`` means
-        no filter. Per trade, net = realized_pnl - fee; a trade wins when net > 0 and loses
-        when net < 0. Sums, counts and extremes are exact; ``win_rate`` (percent),
-        ``avg_win``, ``avg_loss`` and ``profit_factor`` are the exact quotients rounded once,
+        no filter; ``start``/``end`` bound ``exit_time`` (inclusive) on top of ``days``. Per
+        trade, net = realized_pnl - fee; a trade wins when net > 0 and loses when net < 0.
+        Sums, counts and extremes are exact; ``win_rate`` (percent), ``avg_win``, ``avg_loss``
+        and ``profit_factor`` are the exact quotients rounded once,
         half-up, to 8 places. Losses are reported positive. ``profit_factor`` is ``None``
         when there is no loss.
 
@@ -275,6 +278,10 @@ class TradeRepository(Repository):
         filters: list[ColumnElement[bool]] = [t.realized_pnl.is_not(None), t.exit_time.is_not(None)]
         if days is not None:
             filters.append(t.exit_time >= since("days", days, datetime.now(UTC)))
+        if start is not None:
+            filters.append(t.exit_time >= to_utc("start", start))
+        if end is not None:
+            filters.append(t.exit_time <= to_utc("end", end))
         if exchange != ALL_EXCHANGES:
             filters.append(t.exchange == to_text("exchange", self._exchange(exchange)))
         for column, value, name in (
