@@ -6,17 +6,21 @@ into the exact column types of :mod:`tradestore.types`. Models never import the 
 
 from tradestore.models.base import NAMING_CONVENTION, Base, Key
 from tradestore.models.candles import OHLCVModel
+from tradestore.models.decisions import CONTENT_KEY_LENGTH, DecisionModel, ProposalModel
 from tradestore.models.events import SystemEventModel
 from tradestore.models.trading import BOT_KEY, OPEN, PositionModel, TradeModel
 
 __all__ = [
     "BOT_KEY",
+    "CONTENT_KEY_LENGTH",
     "NAMING_CONVENTION",
     "OPEN",
     "Base",
+    "DecisionModel",
     "Key",
     "OHLCVModel",
     "PositionModel",
+    "ProposalModel",
     "SystemEventModel",
     "TradeModel",
 ]
