@@ -8,11 +8,16 @@ def test_public_names() -> None:
     assert tradestore.__all__ == sorted(tradestore.__all__)
     assert set(tradestore.__all__) == {
         "DatabaseManager",
+        "Decision",
+        "DecisionRepository",
         "OHLCVBar",
         "OHLCVRepository",
         "Position",
         "PositionRepository",
+        "Proposal",
+        "ProposalRepository",
         "SeriesInfo",
+        "StrategyPerformance",
         "SystemEvent",
         "SystemEventRepository",
         "Trade",

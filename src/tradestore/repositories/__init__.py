@@ -1,8 +1,17 @@
 """One repository per table, each built on a session: ``OHLCVRepository(session)``."""
 
+from tradestore.repositories.decisions import DecisionRepository
 from tradestore.repositories.events import SystemEventRepository
 from tradestore.repositories.ohlcv import OHLCVRepository
 from tradestore.repositories.positions import PositionRepository
+from tradestore.repositories.proposals import ProposalRepository
 from tradestore.repositories.trades import TradeRepository
 
-__all__ = ["OHLCVRepository", "PositionRepository", "SystemEventRepository", "TradeRepository"]
+__all__ = [
+    "DecisionRepository",
+    "OHLCVRepository",
+    "PositionRepository",
+    "ProposalRepository",
+    "SystemEventRepository",
+    "TradeRepository",
+]
