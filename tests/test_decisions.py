@@ -200,7 +200,7 @@ async def test_strategy_performance_matches_a_hand_computation(db: DatabaseManag
         trade_repo = TradeRepository(session)
         for n in range(40):
             closed = rng.random() < 0.8
-            pnl = Decimal(rng.randint(-10**12, 10**12)) / Decimal(10**8) if closed else None
+            pnl = Decimal(rng.randint(-(10**12), 10**12)) / Decimal(10**8) if closed else None
             fee = Decimal(rng.randint(0, 10**9)) / Decimal(10**8)
             pnl_text = None if pnl is None else str(pnl)
             trade_id = await trade_repo.insert(trade(n, pnl=pnl_text, fee=str(fee)))

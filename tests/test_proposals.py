@@ -68,7 +68,11 @@ async def test_the_happy_paths(db: DatabaseManager) -> None:
         approved = await repo.approve(first, reviewer="alice")
         assert (approved.status, approved.reviewer) == ("approved", "alice") and approved.reviewed_at is not None
         executed = await repo.mark_executed(first, trade_id=trade_id, execution_price="150.25")
-        assert (executed.status, executed.trade_id, executed.execution_price) == ("executed", trade_id, Decimal("150.25"))
+        assert (executed.status, executed.trade_id, executed.execution_price) == (
+            "executed",
+            trade_id,
+            Decimal("150.25"),
+        )
         rejected = await repo.reject(second, reason="too risky", reviewer="bob")
         assert (rejected.status, rejected.rejection_reason, rejected.reviewer) == ("rejected", "too risky", "bob")
         await repo.approve(third)
@@ -115,7 +119,9 @@ async def test_approving_an_expired_but_unmarked_proposal_fails_as_expired(db: D
     async with db.get_session() as session:
         repo = ProposalRepository(session)
         assert [p.id for p in await repo.get_pending()] == [live]  # the expired one is no longer awaiting review
-        with pytest.raises(InvalidTransitionError, match=f"proposal {pid}: expired at .*cannot move expired → approved"):
+        with pytest.raises(
+            InvalidTransitionError, match=f"proposal {pid}: expired at .*cannot move expired → approved"
+        ):
             await repo.approve(pid)
         with pytest.raises(InvalidTransitionError, match="expired → rejected"):
             await repo.reject(pid, reason="late")
@@ -197,11 +203,7 @@ async def _race(url: str, first: Callable[[ProposalRepository, int], Awaitable[A
         for _ in range(ROUNDS):
             pid = await create(db, **fields)
 
-            async def act(move: Callable[[ProposalRepository, int], Awaitable[Any]]) -> Any:
-                async with db.get_session() as session:
-                    return await move(ProposalRepository(session), pid)
-
-            outcomes = await asyncio.gather(act(first), act(second), return_exceptions=True)
+            outcomes = await asyncio.gather(act(db, first, pid), act(db, second, pid), return_exceptions=True)
             errors = [o for o in outcomes if isinstance(o, BaseException)]
             assert len(errors) == 1, outcomes
             assert isinstance(errors[0], InvalidTransitionError), errors[0]
@@ -212,6 +214,11 @@ async def _race(url: str, first: Callable[[ProposalRepository, int], Awaitable[A
             final = winner.status if isinstance(winner, Proposal) else "expired"
             assert stored.status == final
             assert f"proposal {pid}: cannot move {final} → " in str(errors[0])
+
+
+async def act(db: DatabaseManager, move: Callable[[ProposalRepository, int], Awaitable[Any]], pid: int) -> Any:
+    async with db.get_session() as session:
+        return await move(ProposalRepository(session), pid)
 
 
 @pytest.fixture

@@ -131,7 +131,6 @@ async def test_auto_migrate_logs_through_the_tradestore_logger(
 ) -> None:
     import logging
 
-
     caplog.set_level(logging.INFO, logger="tradestore")
     async with DatabaseManager(fresh_url, auto_migrate=True):
         pass
