@@ -12,13 +12,14 @@ from sqlalchemy import Table, case, exists, func, literal_column, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import ColumnElement
 
-from tradestore.dialects import Backend, backend, dec_sign, dec_sub, dec_sum
+from tradestore.dialects import backend, dec_sign, dec_sub, dec_sum
 from tradestore.domain import DECISION_ACTIONS, MODES, Decision, StrategyPerformance
 from tradestore.errors import DuplicateError, NotFoundError, ValidationError
 from tradestore.models import DecisionModel, TradeModel
 from tradestore.repositories.base import Repository
 from tradestore.repositories.content import content_key
-from tradestore.values import json_dumps, to_count, to_id, to_optional_utc, to_text
+from tradestore.repositories.rows import encoder
+from tradestore.values import to_count, to_id, to_optional_utc, to_text
 
 TABLE: Table = DecisionModel.__table__  # type: ignore[assignment]
 _TRADES: Table = TradeModel.__table__  # type: ignore[assignment]
@@ -28,8 +29,6 @@ UNKEYED = ("id", "created_at", "trade_id")
 _KEYED = tuple(name for name in _FIELDS if name not in UNKEYED)
 #: Columns written, in the order of the bulk path's rows.
 COLUMNS = tuple(c.name for c in TABLE.c if c.name != "id")
-_DECIMALS = ("price", "confidence")
-_JSON = ("signals", "indicators", "metadata")
 _INSERT = TABLE.insert().returning(TABLE.c.id)
 _RATIO = Context(prec=60)
 
@@ -113,7 +112,7 @@ class DecisionRepository(Repository):
         conn = await self.session.connection()
         db = backend(conn.dialect)
         try:
-            await db.write(conn, TABLE, COLUMNS, (_encode(values, db) for values in rows), upsert_on=None)
+            await db.write(conn, TABLE, COLUMNS, map(encoder(TABLE, COLUMNS, db), rows), upsert_on=None)
         except IntegrityError as exc:
             raise _violation(exc, "one of the decisions") from exc
         return len(rows)
@@ -244,21 +243,3 @@ def _filters(
     if (hi := to_optional_utc("until", until)) is not None:
         where.append(d.timestamp <= hi)
     return where
-
-
-def _encode(values: Mapping[str, Any], db: Backend) -> tuple[Any, ...]:
-    """One decision as the bulk path's row: values in :data:`COLUMNS` order, encoded for the driver."""
-    row: list[Any] = []
-    for name in COLUMNS:
-        value = values[name]
-        if value is None:
-            row.append(None)
-        elif name in _DECIMALS:
-            row.append(db.encode_decimal(value))
-        elif name in _JSON:
-            row.append(json_dumps(value))
-        elif isinstance(value, datetime):
-            row.append(db.encode_datetime(value))
-        else:
-            row.append(value)
-    return tuple(row)
