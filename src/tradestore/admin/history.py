@@ -138,14 +138,17 @@ class _Rejects:
 
     stream: IO[str] | None
 
-    def add(self, file: str, record: Record, error: ValidationError, names: Iterable[str]) -> None:
+    def add(
+        self, file: str, record: Record, error: ValidationError, names: Iterable[str], shaped: Mapping[str, Any]
+    ) -> None:
+        """One JSON line: the file, line, field and its value (after ``--map``/``--set``), the reason, the record."""
         message = error.reason if isinstance(error, RowError) else str(error)
         name = _field_of(message, names)
         entry = {
             "file": file,
             "line": record.line,
             "field": name,
-            "value": record.fields.get(name) if name else None,
+            "value": shaped.get(name) if name else None,
             "reason": message,
             "record": record.fields,
         }
@@ -199,36 +202,47 @@ async def import_records(
         ready: list[_Ready] = []
         for record in chunk:
             report.records += 1
+            shaped = record.fields
             try:
-                arguments = builder.arguments(reshape(record.fields, renames or {}, fills or {}))
+                shaped = reshape(record.fields, renames or {}, fills or {})
+                arguments = builder.arguments(shaped)
                 _defaults(kind, arguments, exchange)
                 # a decision's trade_id in a file is the trade's own id, resolved when written
                 reference = arguments.pop("trade_id", None) if kind == "decisions" else None
                 ready.append(_Ready(record, builder.build(arguments), None if reference is None else str(reference)))
             except ValidationError as exc:
                 if rejects is None:
-                    raise RowError(file, f"line {record.line}", _with_value(str(exc), record, builder)) from None
-                sink.add(file, record, exc, builder.fields)
+                    # the records before this one first: one of them may fail as it is written
+                    # (a decision naming an unknown trade), and the first bad line is the one reported
+                    await writer(session, ready, seen, report, None, builder)
+                    raise RowError(file, f"line {record.line}", _with_value(str(exc), shaped, builder)) from None
+                sink.add(file, record, exc, builder.fields, shaped)
                 report.rejected += 1
         await writer(session, ready, seen, report, sink if rejects is not None else None, builder)
     report.kept_in_metadata = sorted(builder.extras)
     return report
 
 
-def _with_value(message: str, record: Record, builder: _Builder) -> str:
+def _with_value(message: str, shaped: Mapping[str, Any], builder: _Builder) -> str:
     """The message, with the field's value from the file when the message does not show it already."""
     name = _field_of(message, builder.fields)
-    if name is None or name not in record.fields:
+    if name is None or name not in shaped:
         return message
-    value = record.fields[name]
+    value = shaped[name]
     shown = repr(str(value) if isinstance(value, Decimal) else value)
     return message if shown in message else f"{message} (the file has {name}={shown})"
 
 
 def _defaults(kind: str, arguments: dict[str, Any], exchange: str) -> None:
-    """What a file may leave out: the exchange, and for trades the action and ``buy``/``sell`` sides."""
+    """What a file may leave out or write its own way.
+
+    The exchange (the manager's); an event's severity in capitals; a trade's action (close when
+    it has an exit time, else open) and its side as an order's (buy is long, sell is short).
+    """
     if kind in ("trades", "decisions") and arguments.get("exchange") is None:
         arguments["exchange"] = exchange
+    if kind == "events" and isinstance(arguments.get("severity"), str):
+        arguments["severity"] = arguments["severity"].lower()  # loggers write ERROR, WARNING
     if kind == "trades":
         side = arguments.get("side")
         if isinstance(side, str) and side.lower() in _SIDES:
@@ -337,7 +351,7 @@ async def _write_decisions(
                 )
                 if rejects is None:
                     raise RowError(report.file, f"line {record.line}", str(error))
-                rejects.add(report.file, record, error, builder.fields)
+                rejects.add(report.file, record, error, builder.fields, {"trade_id": name})
                 report.rejected += 1
                 continue
             decision = dataclasses.replace(decision, trade_id=db_id)

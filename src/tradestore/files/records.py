@@ -53,6 +53,8 @@ def _array(text: str, file: str, progress: Progress | None) -> Iterator[Record]:
         if text[pos] == "]":
             if _skip_space(text, pos + 1) != len(text):
                 raise RowError(file, f"line {line}", "text after the end of the JSON array")
+            if progress is not None:
+                progress(len(text))
             return
         try:
             value, end = _DECODER.raw_decode(text, pos)
