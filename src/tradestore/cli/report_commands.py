@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from tradestore import schema, timeframes
+from tradestore import timeframes
 from tradestore.admin import inventory
-from tradestore.cli.access import engine_for, store
+from tradestore.cli.access import store
 from tradestore.cli.console import CommandError, Console, human_bytes, pairs, table
 from tradestore.repositories import OHLCVRepository
-from tradestore.urls import mask, resolve
+from tradestore.urls import resolve
 
 
 def _schema_text(revision: str | None, head: str | None, status: str | None) -> str:
@@ -40,39 +40,43 @@ async def health(args: argparse.Namespace, console: Console) -> int:
 
 
 async def stats(args: argparse.Namespace, console: Console) -> int:
-    """Backend, version, schema, size, rows per table and the number of candle series."""
+    """What the database holds: rows per table and per mode, open and closed trades, proposals, size."""
     url = resolve(args.url)
-    async with engine_for(url) as engine, engine.connect() as conn:
-        version = await conn.scalar(inventory.version_query(url))
-        state = await conn.run_sync(schema.read_state)
-        counts = await inventory.row_counts(conn, state.tables)
-        series = await inventory.series_count(conn) if "ohlcv" in state.tables else 0
-        size = await inventory.database_size(conn, url)
-    data = {
-        "database": mask(url),
-        "backend": url.get_backend_name(),
-        "server_version": str(version),
-        "schema_revision": state.revision,
-        "schema_head": state.head,
-        "schema_status": state.status,
-        "size_bytes": size,
-        "series": series,
-        "rows": counts,
-    }
+    report = await inventory.stats(url)
 
     def human() -> str:
-        head = pairs(
-            {
-                "database": mask(url),
-                "backend": f"{url.get_backend_name()} {version}",
-                "schema": _schema_text(state.revision, state.head, state.status),
-                "size": human_bytes(size),
-                "series": series,
-            }
-        )
-        return head + "\n\n" + table(["table", "rows"], sorted(counts.items()))
+        head: dict[str, Any] = {
+            "database": report.database,
+            "backend": f"{report.backend} {report.server_version}",
+            "schema": _schema_text(report.schema_revision, report.schema_head, report.schema_status),
+            "size": human_bytes(report.size_bytes),
+            "series": report.series,
+        }
+        if report.free_pages is not None:
+            head["free"] = (
+                f"{report.free_pages:,} pages, {human_bytes(report.free_bytes)} (`tradestore optimize` reclaims them)"
+            )
+        modes = sorted({m for split in report.rows_by_mode.values() for m in split}, key=inventory.mode_order)
+        rows = [
+            [
+                name,
+                count,
+                *(report.rows_by_mode[name].get(m, 0) if name in report.rows_by_mode else None for m in modes),
+            ]
+            for name, count in sorted(report.rows.items())
+        ]
+        activity: dict[str, Any] = {
+            "open trades": report.open_trades,
+            "closed trades": report.closed_trades,
+            "open orders": report.open_orders,
+            "pending proposals": report.pending_proposals,
+            "bots": None
+            if report.bots_by_status is None
+            else ", ".join(f"{n:,} {status}" for status, n in report.bots_by_status.items()) or "none",
+        }
+        return "\n\n".join([pairs(head), table(["table", "rows", *modes], rows), pairs(activity)])
 
-    console.emit(data, human)
+    console.emit(report.as_dict(), human)
     return 0
 
 
