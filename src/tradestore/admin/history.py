@@ -357,7 +357,7 @@ async def _write_decisions(
             decision = dataclasses.replace(decision, trade_id=db_id)
         values = {f.name: getattr(decision, f.name) for f in dataclasses.fields(decision) if f.name != "id"}
         values["created_at"] = decision.created_at or now
-        values["content_key"] = key = decision_key(decision)
+        values["content_key"] = key = decision_key(values)
         keyed.append((key, values))
     await _by_content_key(session, DecisionModel.__table__, keyed, seen, report)  # type: ignore[arg-type]
 

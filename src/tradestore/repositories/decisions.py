@@ -33,9 +33,9 @@ _INSERT = TABLE.insert().returning(TABLE.c.id)
 _RATIO = Context(prec=60)
 
 
-def decision_key(decision: Decision) -> str:
-    """The content key of a decision whose exchange is set (see :mod:`tradestore.repositories.content`)."""
-    return content_key("decision", {name: getattr(decision, name) for name in _KEYED})
+def decision_key(values: Mapping[str, Any]) -> str:
+    """The content key of a decision's field values, exchange set (see :mod:`tradestore.repositories.content`)."""
+    return content_key("decision", {name: values[name] for name in _KEYED})
 
 
 def _from_row(row: Mapping[Any, Any]) -> Decision:
@@ -64,11 +64,11 @@ class DecisionRepository(Repository):
     def _values(self, decision: Decision, now: datetime) -> dict[str, Any]:
         if not isinstance(decision, Decision):
             raise ValidationError(f"decision: expected a Decision, got {decision!r}")
-        if decision.exchange is None:
-            decision = dataclasses.replace(decision, exchange=self.exchange)
         values = {name: getattr(decision, name) for name in _FIELDS if name != "id"}
+        if values["exchange"] is None:
+            values["exchange"] = self.exchange
         values["created_at"] = decision.created_at or now
-        values["content_key"] = decision_key(decision)
+        values["content_key"] = decision_key(values)
         return values
 
     async def record(self, decision: Decision) -> int:
