@@ -15,8 +15,12 @@ from cli_runner import fails, ok, seed
 from factories import bars, position, trade
 from tradestore import (
     DatabaseManager,
+    Decision,
+    DecisionRepository,
     OHLCVRepository,
     PositionRepository,
+    Proposal,
+    ProposalRepository,
     SystemEventRepository,
     TradeRepository,
     schema,
@@ -37,8 +41,12 @@ async def fill(url: str) -> None:
         candles = bars(50, skip=range(10, 13), close="100.12345678901234567890", high="123456789012.5")
         await OHLCVRepository(session).upsert_many(candles)
         trades = TradeRepository(session)
-        await trades.insert(trade(1, pnl="10.5", fee="0.00000001", metadata={"why": "breakout", "score": 0.7}))
+        first = await trades.insert(trade(1, pnl="10.5", fee="0.00000001", metadata={"why": "breakout", "score": 0.7}))
         await trades.insert(trade(2))
+        decision = Decision("bot", "BTCUSDT", "buy", datetime(2024, 1, 1, tzinfo=UTC), price="50000.10",
+                            signals={"rsi": {"signal": "BUY", "confidence": 0.9}}, trade_id=first)  # fmt: skip
+        decision_id = await DecisionRepository(session).record(decision)
+        await ProposalRepository(session).create(Proposal("bot", "BTCUSDT", "buy", "0.01", decision_id=decision_id))
         await PositionRepository(session).update_position(position(margin="100.10"))
         await SystemEventRepository(session).log_event("start", "info", "bot started", {"at": Decimal("1.50")})
 
@@ -51,13 +59,17 @@ async def contents(url: str) -> dict[str, Any]:
         trades = await TradeRepository(session).get_recent()
         positions = await PositionRepository(session).get_open_positions()
         events = await SystemEventRepository(session).get_recent_events()
-    strip = ("id", "created_at", "updated_at")
+        decisions = await DecisionRepository(session).find()
+        proposals = await ProposalRepository(session).find()
+    strip = ("id", "created_at", "updated_at", "trade_id", "decision_id")
     return {
         "ohlcv": [(b.timestamp, b.open, b.close, b.volume) for b in candles],
         # Compared as values: asyncpg reads NUMERIC 50000 back as Decimal('5E+4'), equal to Decimal('50000').
         "trades": sorted(({k: v for k, v in vars(t).items() if k not in strip} for t in trades), key=str),
         "positions": [{k: v for k, v in vars(p).items() if k not in strip} for p in positions],
         "events": [(e.event_type, e.message, e.details) for e in events],
+        "decisions": [{k: v for k, v in vars(d).items() if k not in strip} for d in decisions],
+        "proposals": [{k: v for k, v in vars(p).items() if k not in strip} for p in proposals],
     }
 
 
@@ -68,8 +80,10 @@ def test_copy_moves_every_table_and_verifies_it(
     source, target = new_database(source_kind), new_database(target_kind)
     asyncio.run(fill(source))
     result = ok("copy", source, target, "--json").json
-    assert result["verified"] and result["created_schema"] and result["copied"] == 47 + 2 + 1 + 1
+    assert result["verified"] and result["created_schema"] and result["copied"] == 47 + 2 + 1 + 1 + 1 + 1
     assert {t["table"]: (t["source_rows"], t["target_rows"]) for t in result["tables"]} == {
+        "decisions": (1, 1),
+        "proposals": (1, 1),
         "ohlcv": (47, 47),
         "positions": (1, 1),
         "system_events": (1, 1),
@@ -147,3 +161,31 @@ def test_copy_with_the_source_from_url_and_a_password_never_shown(
     line = fails("copy", "postgresql://bot:s3cr3t-pw@127.0.0.1:1/nowhere", "--url", source)
     assert "cannot connect" in line and "s3cr3t-pw" not in line
     assert schema.head_revision()
+
+
+def test_appended_rows_keep_their_links(new_database: Callable[[str], str]) -> None:
+    """With --append rows get new ids in the target; decisions and proposals still point at their trades."""
+    source, target = new_database("sqlite"), new_database("sqlite")
+    asyncio.run(fill(source))
+
+    async def occupy() -> None:  # ids 1-2 of trades and decisions are taken in the target
+        async with DatabaseManager(target, auto_migrate=True) as db, db.get_session() as session:
+            other = [await TradeRepository(session).insert(trade(n, exchange="kraken")) for n in (7, 8)]
+            for n, trade_id in enumerate(other):
+                await DecisionRepository(session).record(
+                    Decision("other", "ETHUSDT", "sell", datetime(2023, 1, 1, n, tzinfo=UTC), trade_id=trade_id)
+                )
+
+    asyncio.run(occupy())
+    assert ok("copy", source, target, "--append", "--json").json["verified"]
+
+    async def links() -> tuple[Any, ...]:
+        async with DatabaseManager(target) as db, db.get_session() as session:
+            (decision,) = await DecisionRepository(session).find(bot_id="bot")
+            (proposal,) = await ProposalRepository(session).find(bot_id="bot")
+            assert decision.trade_id is not None
+            linked = await TradeRepository(session).get_by_id(decision.trade_id)
+            return decision.id, proposal.decision_id, linked.exchange if linked else None, linked and linked.trade_id
+
+    decision_id, proposal_decision, exchange, trade_id = asyncio.run(links())
+    assert (proposal_decision, exchange, trade_id) == (decision_id, "binance", "T1")
