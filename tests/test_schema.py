@@ -12,7 +12,6 @@ from sqlalchemy import text
 from factories import bars
 from tradestore import DatabaseManager, OHLCVRepository, schema
 from tradestore.errors import SchemaError
-from tradestore.models import Base
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*expression-based index")
 
@@ -105,7 +104,8 @@ async def test_auto_migrate_builds_an_empty_database(fresh_url: str) -> None:
 async def test_an_unversioned_database_counts_as_the_baseline(fresh_url: str, newer_code: str) -> None:
     async with DatabaseManager(fresh_url) as db:
         async with db.engine.begin() as conn:  # what create_all() did before revisions were recorded
-            await conn.run_sync(Base.metadata.create_all)
+            await conn.run_sync(schema.upgrade_sync, schema.BASELINE)  # the baseline's tables, no later ones
+            await conn.execute(text(f"DROP TABLE {schema.VERSION_TABLE}"))
         state = await schema.state_of(db.engine)
     assert (state.revision, state.unversioned, state.status) == (schema.BASELINE, True, "older")
     with pytest.raises(SchemaError, match="at schema revision 0001 but"):
