@@ -264,3 +264,15 @@ def test_a_reviewer_and_expire_due_at_once_one_wins(racing_url: str) -> None:
             expires_at=datetime.now(UTC) + timedelta(hours=1),
         )
     )
+
+
+async def test_marking_executed_with_an_unknown_trade_writes_nothing(db: DatabaseManager) -> None:
+    pid = await create(db)
+    async with db.get_session() as session:
+        await ProposalRepository(session).approve(pid)
+    with pytest.raises(NotFoundError, match="trade_id: no trade with id 4242"):
+        async with db.get_session() as session:
+            await ProposalRepository(session).mark_executed(pid, trade_id=4242, execution_price="1")
+    async with db.get_session() as session:
+        stored = await ProposalRepository(session).get(pid)
+    assert stored is not None and stored.status == "approved" and stored.trade_id is None
