@@ -126,7 +126,7 @@ async def test_link_trade_and_attribution(db: DatabaseManager) -> None:
         with pytest.raises(NotFoundError, match="trade_id"):
             await repo.link_trade(first, 10_000)
     assert [d.id for d in chain] == [first, second]  # oldest first
-    with pytest.raises(NotFoundError, match="trade_id"):
+    with pytest.raises(NotFoundError, match="trade_id: no trade with id 10000 for decision of sentinel on BTCUSD"):
         async with db.get_session() as session:
             await DecisionRepository(session).record(decision(20, trade_id=10_000))
 

@@ -50,11 +50,12 @@ def _percent(part: int, whole: int) -> Decimal:
     )
 
 
-def _violation(exc: IntegrityError, what: str) -> Exception:
+def _violation(exc: IntegrityError, what: str, trade_id: int | None = None) -> Exception:
     """The typed error for a failed insert: a duplicate content key, or a trade that does not exist."""
     text = str(exc.orig).lower()
     if "foreign key" in text or "fk_decisions_trade_id" in text:
-        return NotFoundError(f"trade_id: no trade with that id for {what}")
+        named = "" if trade_id is None else f" {trade_id}"
+        return NotFoundError(f"trade_id: no trade with id{named} for {what}")
     return DuplicateError(f"{what} is already recorded (same content key)", exc.orig)
 
 
@@ -85,9 +86,8 @@ class DecisionRepository(Repository):
         try:
             return int(await self._scalar(_INSERT, values))
         except IntegrityError as exc:
-            raise _violation(
-                exc, f"decision of {values['bot_id']} on {values['symbol']} at {values['timestamp']}"
-            ) from exc
+            what = f"decision of {values['bot_id']} on {values['symbol']} at {values['timestamp'].isoformat()}"
+            raise _violation(exc, what, values["trade_id"]) from exc
 
     async def record_many(self, decisions: Iterable[Decision]) -> int:
         """Store many decisions through the bulk path: all of them, or on error none.
