@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import IO, Any, NamedTuple, get_type_hints
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradestore.dialects import backend
@@ -271,36 +271,40 @@ async def _write(session: AsyncSession, table: Table, rows: list[dict[str, Any]]
     await db.write(conn, table, columns, map(encoder(table, columns, db), rows), upsert_on=None)
 
 
-async def _write_trades(
-    session: AsyncSession,
-    ready: list[_Ready],
-    seen: set[Any],
-    report: ImportReport,
-    rejects: _Rejects | None,
-    builder: _Builder,
-) -> None:
-    t = TradeModel.__table__.c
-    keys = {(trade.exchange, trade.trade_id) for _, trade, _ in ready}
-    stored: set[tuple[str, str]] = set()
-    for exchange in {k[0] for k in keys}:
-        ids = [k[1] for k in keys if k[0] == exchange]
-        for part in chunked(ids, 500):
-            found = await session.execute(select(t.trade_id).where(t.exchange == exchange, t.trade_id.in_(part)))
-            stored.update((exchange, trade_id) for (trade_id,) in found)
-    now = datetime.now(UTC)
-    rows = []
-    for _, trade, _ in ready:
-        key = (trade.exchange, trade.trade_id)
-        if key in stored or key in seen:
-            report.already_stored += 1
-            continue
-        seen.add(key)
-        values = {f.name: getattr(trade, f.name) for f in dataclasses.fields(trade) if f.name != "id"}
-        values["created_at"] = trade.created_at or now
-        values["updated_at"] = trade.updated_at or values["created_at"]
-        rows.append(values)
-    await _write(session, TradeModel.__table__, rows)  # type: ignore[arg-type]
-    report.written += len(rows)
+def _unique(table: Table, key: tuple[str, ...]) -> Writer:
+    """A writer skipping the objects whose unique ``key`` (column names) is stored or earlier in the file."""
+
+    async def write(
+        session: AsyncSession,
+        ready: list[_Ready],
+        seen: set[Any],
+        report: ImportReport,
+        rejects: _Rejects | None,
+        builder: _Builder,
+    ) -> None:
+        columns = tuple(table.c[name] for name in key)
+        wanted = list({tuple(getattr(value, name) for name in key) for _, value, _ in ready})
+        stored: set[tuple[Any, ...]] = set()
+        for part in chunked(wanted, 500):
+            found = await session.execute(select(*columns).where(tuple_(*columns).in_(part)))
+            stored.update(tuple(row) for row in found)
+        now = datetime.now(UTC)
+        rows = []
+        for _, value, _ in ready:
+            identity = tuple(getattr(value, name) for name in key)
+            if identity in stored or identity in seen:
+                report.already_stored += 1
+                continue
+            seen.add(identity)
+            values = {f.name: getattr(value, f.name) for f in dataclasses.fields(value) if f.name != "id"}
+            for stamp in ("created_at", "updated_at"):  # the store's own times, where the table keeps them
+                if stamp in table.c and values.get(stamp) is None:
+                    values[stamp] = now
+            rows.append(values)
+        await _write(session, table, rows)
+        report.written += len(rows)
+
+    return write
 
 
 async def _by_content_key(
@@ -381,4 +385,8 @@ async def _write_events(
     await _by_content_key(session, SystemEventModel.__table__, keyed, seen, report)  # type: ignore[arg-type]
 
 
-_WRITERS: dict[str, Writer] = {"trades": _write_trades, "decisions": _write_decisions, "events": _write_events}
+_WRITERS: dict[str, Writer] = {
+    "trades": _unique(TradeModel.__table__, ("exchange", "trade_id")),  # type: ignore[arg-type]
+    "decisions": _write_decisions,
+    "events": _write_events,
+}
