@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Any
 
-from sqlalchemy import Table, case, exists, func, literal_column, select, update
+from sqlalchemy import Table, bindparam, case, exists, func, literal_column, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import ColumnElement
 
@@ -30,6 +30,14 @@ _KEYED = tuple(name for name in _FIELDS if name not in UNKEYED)
 #: Columns written, in the order of the bulk path's rows.
 COLUMNS = tuple(c.name for c in TABLE.c if c.name != "id")
 _INSERT = TABLE.insert().returning(TABLE.c.id)
+#: Link a decision to a trade, only if that trade exists (so a missing one writes nothing).
+_LINK = (
+    update(TABLE)
+    .where(TABLE.c.id == bindparam("did"), exists().where(_TRADES.c.id == bindparam("tid")))
+    .values(trade_id=bindparam("tid"))
+    .returning(TABLE.c.id)
+)
+_GET_ID = select(TABLE.c.id).where(TABLE.c.id == bindparam("did"))
 _RATIO = Context(prec=60)
 
 
@@ -123,11 +131,9 @@ class DecisionRepository(Repository):
         Raises:
             NotFoundError: no decision has ``decision_id``, or no trade has ``trade_id``.
         """
-        d, t = TABLE.c, _TRADES.c
-        did, tid = to_id("decision_id", decision_id), to_id("trade_id", trade_id)
-        statement = update(TABLE).where(d.id == did, exists().where(t.id == tid)).values(trade_id=tid).returning(d.id)
-        if await self._scalar(statement) is None:
-            if await self._scalar(select(d.id).where(d.id == did)) is None:
+        params = {"did": to_id("decision_id", decision_id), "tid": to_id("trade_id", trade_id)}
+        if await self._scalar(_LINK, params) is None:
+            if await self._scalar(_GET_ID, params) is None:
                 raise NotFoundError(f"decision_id: no decision with id {decision_id!r}")
             raise NotFoundError(f"trade_id: no trade with id {trade_id!r}")
 

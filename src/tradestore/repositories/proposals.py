@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, or_, select, update
+from sqlalchemy import Table, Update, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import ColumnElement
 
@@ -185,26 +185,49 @@ class ProposalRepository(Repository):
     async def _move(self, proposal_id: int, target: str, fields: dict[str, Any]) -> Proposal:
         """Apply one move of the state table as one conditional UPDATE; explain a refusal."""
         pid = to_id("proposal_id", proposal_id)
-        sources = SOURCES[target]
         now = datetime.now(UTC)
-        p = TABLE.c
-        where: list[ColumnElement[bool]] = [p.id == pid, p.status.in_(sources)]
-        values = {**fields, "status": target, "updated_at": now}
+        params = {**fields, "pid": pid, "now": now}
         if target in REVIEWS:
-            where.append(or_(p.expires_at.is_(None), p.expires_at > now))
-            values["reviewed_at"] = now
-        row = await self._one_or_none(update(TABLE).where(*where).values(values).returning(*TABLE.c))
+            params["deadline"] = now
+        row = await self._one_or_none(_MOVES[target], params)
         if row is not None:
             return _from_row(row._mapping)
-        found = await self._one_or_none(select(p.status, p.expires_at).where(p.id == pid))
+        found = await self._one_or_none(_STATE, {"pid": pid})
         if found is None:
             raise NotFoundError(f"proposal_id: no proposal with id {proposal_id!r}")
         status, expires_at = found
-        if status in sources:  # only the deadline stood in the way: it has expired, though not yet marked
+        if status in SOURCES[target]:  # only the deadline stood in the way: expired, though not yet marked
             raise InvalidTransitionError(
                 f"proposal {pid}: expired at {expires_at.isoformat()}; cannot move expired → {target}"
             )
         raise InvalidTransitionError(f"proposal {pid}: cannot move {status} → {target}")
+
+
+def _move_statement(target: str) -> Update:
+    """``UPDATE … SET status = target … WHERE id = :pid AND status IN (its sources)``, built once.
+
+    A reviewer's move also needs ``expires_at`` not passed (``:deadline``); the columns the
+    move sets (its fields) come as parameters of the same names.
+    """
+    p = TABLE.c
+    where: list[ColumnElement[bool]] = [p.id == bindparam("pid"), p.status.in_(SOURCES[target])]
+    values: dict[str, Any] = {"status": target, "updated_at": bindparam("now", type_=p.updated_at.type)}
+    values |= {name: bindparam(name, type_=p[name].type) for name in _SETS[target]}
+    if target in REVIEWS:
+        where.append(or_(p.expires_at.is_(None), p.expires_at > bindparam("deadline", type_=p.expires_at.type)))
+        values["reviewed_at"] = bindparam("now", type_=p.reviewed_at.type)
+    return update(TABLE).where(*where).values(values).returning(*TABLE.c)
+
+
+#: The columns each move sets besides status and times.
+_SETS = {
+    "approved": ("reviewer",),
+    "rejected": ("rejection_reason", "reviewer"),
+    "executed": ("trade_id", "execution_price"),
+    "failed": ("failure_reason",),
+}
+_MOVES: dict[str, Update] = {target: _move_statement(target) for target in _SETS}
+_STATE = select(TABLE.c.status, TABLE.c.expires_at).where(TABLE.c.id == bindparam("pid"))
 
 
 def _filters(bot_id: str | None, mode: str | None) -> list[ColumnElement[bool]]:
