@@ -163,9 +163,10 @@ def test_copy_with_the_source_from_url_and_a_password_never_shown(
     assert schema.head_revision()
 
 
-def test_appended_rows_keep_their_links(new_database: Callable[[str], str]) -> None:
+@pytest.mark.parametrize(("source_kind", "target_kind"), PAIRS)
+def test_appended_rows_keep_their_links(new_database: Callable[[str], str], source_kind: str, target_kind: str) -> None:
     """With --append rows get new ids in the target; decisions and proposals still point at their trades."""
-    source, target = new_database("sqlite"), new_database("sqlite")
+    source, target = new_database(source_kind), new_database(target_kind)
     asyncio.run(fill(source))
 
     async def occupy() -> None:  # ids 1-2 of trades and decisions are taken in the target
