@@ -190,3 +190,11 @@ def test_appended_rows_keep_their_links(new_database: Callable[[str], str], sour
 
     decision_id, proposal_decision, exchange, trade_id = asyncio.run(links())
     assert (proposal_decision, exchange, trade_id) == (decision_id, "binance", "T1")
+
+
+def test_copy_refuses_the_same_file_spelt_otherwise(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    seed("sqlite:///bot.db", tmp_path, [0, 1, 2])
+    for other in ("sqlite:///./bot.db", f"sqlite:///{tmp_path / 'bot.db'}"):
+        assert "same database" in fails("copy", "sqlite:///bot.db", other, "--append")
+    assert ok("stats", "--url", "sqlite:///bot.db", "--json").json["rows"]["ohlcv"] == 3

@@ -10,6 +10,7 @@ def test_public_names() -> None:
         "DatabaseManager",
         "Decision",
         "DecisionRepository",
+        "Health",
         "OHLCVBar",
         "OHLCVRepository",
         "Position",

@@ -11,6 +11,7 @@ from tradestore.domain import (
     Trade,
     TradeStatistics,
 )
+from tradestore.health import Health
 from tradestore.manager import DatabaseManager
 from tradestore.repositories import (
     DecisionRepository,
@@ -27,6 +28,7 @@ __all__ = [
     "DatabaseManager",
     "Decision",
     "DecisionRepository",
+    "Health",
     "OHLCVBar",
     "OHLCVRepository",
     "Position",

@@ -5,10 +5,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from tradestore import timeframes
-from tradestore.admin import inventory
+from tradestore.admin.inventory import inventory, mode_order
 from tradestore.cli.access import store
 from tradestore.cli.console import CommandError, Console, human_bytes, pairs, table
+from tradestore.health import health as health_of
+from tradestore.models import OHLCVModel
 from tradestore.repositories import OHLCVRepository
 from tradestore.urls import resolve
 
@@ -20,7 +25,7 @@ def _schema_text(revision: str | None, head: str | None, status: str | None) -> 
 async def health(args: argparse.Namespace, console: Console) -> int:
     """Whether the database answers, how fast, and whether its schema is the one this code needs."""
     url = resolve(args.url)
-    report = await inventory.health(url)
+    report = await health_of(url)
 
     def human() -> str:
         rows: dict[str, Any] = {"status": report.status, "backend": report.backend, "database": report.database}
@@ -41,42 +46,36 @@ async def health(args: argparse.Namespace, console: Console) -> int:
 
 async def stats(args: argparse.Namespace, console: Console) -> int:
     """What the database holds: rows per table and per mode, open and closed trades, proposals, size."""
-    url = resolve(args.url)
-    report = await inventory.stats(url)
+    found = await inventory(resolve(args.url))
 
     def human() -> str:
         head: dict[str, Any] = {
-            "database": report.database,
-            "backend": f"{report.backend} {report.server_version}",
-            "schema": _schema_text(report.schema_revision, report.schema_head, report.schema_status),
-            "size": human_bytes(report.size_bytes),
-            "series": report.series,
+            "database": found.database,
+            "backend": f"{found.backend} {found.server_version}",
+            "schema": _schema_text(found.schema_revision, found.schema_head, found.schema_status),
+            "size": human_bytes(found.size_bytes),
+            "series": found.series,
         }
-        if report.free_pages is not None:
+        if found.free_pages is not None:
             head["free"] = (
-                f"{report.free_pages:,} pages, {human_bytes(report.free_bytes)} (`tradestore optimize` reclaims them)"
+                f"{found.free_pages:,} pages, {human_bytes(found.free_bytes)} (`tradestore optimize` reclaims them)"
             )
-        modes = sorted({m for split in report.rows_by_mode.values() for m in split}, key=inventory.mode_order)
+        modes = sorted({m for split in found.rows_by_mode.values() for m in split}, key=mode_order)
         rows = [
-            [
-                name,
-                count,
-                *(report.rows_by_mode[name].get(m, 0) if name in report.rows_by_mode else None for m in modes),
-            ]
-            for name, count in sorted(report.rows.items())
+            [name, count, *(found.rows_by_mode[name].get(m, 0) if name in found.rows_by_mode else None for m in modes)]
+            for name, count in sorted(found.rows.items())
         ]
+        bots = found.bots_by_status
         activity: dict[str, Any] = {
-            "open trades": report.open_trades,
-            "closed trades": report.closed_trades,
-            "open orders": report.open_orders,
-            "pending proposals": report.pending_proposals,
-            "bots": None
-            if report.bots_by_status is None
-            else ", ".join(f"{n:,} {status}" for status, n in report.bots_by_status.items()) or "none",
+            "open trades": found.open_trades,
+            "closed trades": found.closed_trades,
+            "open orders": found.open_orders,
+            "pending proposals": found.pending_proposals,
+            "bots": None if bots is None else ", ".join(f"{n:,} {status}" for status, n in bots.items()) or "none",
         }
         return "\n\n".join([pairs(head), table(["table", "rows", *modes], rows), pairs(activity)])
 
-    console.emit(report.as_dict(), human)
+    console.emit(found.as_dict(), human)
     return 0
 
 
@@ -117,14 +116,10 @@ async def gaps(args: argparse.Namespace, console: Console) -> int:
     url = resolve(args.url)
     async with store(url) as db, db.get_session() as session:
         repo = OHLCVRepository(session)
-        if (
-            args.start is None
-            and args.end is None
-            and not await repo.get_latest(args.symbol, args.timeframe, 1, args.exchange)
-        ):
-            raise CommandError(
-                f"no {args.timeframe} bars stored for {args.exchange} {args.symbol} (`tradestore series` lists what is)"
-            )
+        # With or without a window: a series without a single bar is a misspelling far more
+        # often than a series whose every bar is missing, and must never read as "no gaps".
+        if not await repo.get_latest(args.symbol, args.timeframe, 1, args.exchange):
+            raise CommandError(await _unknown_series(session, args.exchange, args.symbol, args.timeframe))
         found = await repo.get_gaps(args.symbol, args.timeframe, args.exchange, start=args.start, end=args.end)
     ranges: list[dict[str, Any]] = [
         {"first": a, "last": b, "missing": timeframes.count_between(args.timeframe, a, b)} for a, b in found
@@ -151,3 +146,14 @@ async def gaps(args: argparse.Namespace, console: Console) -> int:
 
     console.emit(data, human)
     return 0
+
+
+async def _unknown_series(session: AsyncSession, exchange: str, symbol: str, timeframe: str) -> str:
+    """Why there is no such series, naming the exchanges that do hold ``symbol`` ``timeframe`` bars."""
+    c = OHLCVModel
+    where = (c.symbol == symbol, c.timeframe == timeframe)
+    elsewhere = list((await session.scalars(select(c.exchange).where(*where).distinct().order_by(c.exchange))).all())
+    message = f"no {timeframe} bars stored for {exchange} {symbol}"
+    if elsewhere:
+        return f"{message}; {symbol} {timeframe} is stored for {', '.join(elsewhere)}"
+    return f"{message} on any exchange (`tradestore series` lists what is)"

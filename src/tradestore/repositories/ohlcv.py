@@ -18,6 +18,7 @@ from tradestore.dialects import Backend, backend
 from tradestore.domain import OHLCVBar, SeriesInfo
 from tradestore.errors import ValidationError
 from tradestore.models import OHLCVModel
+from tradestore.pages import keyset_pages
 from tradestore.values import chunked, to_count, to_optional_utc, to_text, to_utc
 
 TABLE = cast(Table, OHLCVModel.__table__)
@@ -206,15 +207,16 @@ class OHLCVRepository:
         after, hi = to_utc("start", start), to_utc("end", end)
         conn, db = await self._connection()
         params.update(end=db.encode_datetime(hi), limit=batch_size)
-        while True:
-            params["start"] = db.encode_datetime(after)
+
+        async def page(first: datetime) -> list[OHLCVBar]:
+            params["start"] = db.encode_datetime(first)
             rows = await db.fetch(conn, "ohlcv.page", lambda: _range().limit(bindparam("limit")), params)
-            bars = _decode(rows, db)
+            return _decode(rows, db)
+
+        # Bar starts are whole seconds: the next page starts just after the last bar read.
+        async for bars in keyset_pages(page, after, batch_size, lambda bar: bar.timestamp + _JUST_AFTER):
             for bar in bars:
                 yield bar
-            if len(bars) < batch_size:
-                return
-            after = bars[-1].timestamp + _JUST_AFTER  # bar starts are whole seconds
 
     async def get_latest(
         self, symbol: str, timeframe: str, limit: int = 100, exchange: str = "binance"
