@@ -214,3 +214,10 @@ def test_a_failed_file_leaves_earlier_files_imported(db_url: str, tmp_path: Path
             return len((await session.execute(TradeModel.__table__.select())).all())
 
     assert asyncio.run(count()) == 0  # the first file stops at its own bad record (quantity 0): nothing written
+
+
+def test_a_file_that_is_not_utf8_names_its_line(db_url: str, tmp_path: Path) -> None:
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes(b'{"event_type": "a", "severity": "info", "message": "ok"}\n{"message": "caf\xe9"}\n')
+    line = fails("import", "events", latin, "--url", db_url)
+    assert f"{latin} line 2: not UTF-8 text" in line and "nothing of" in line
