@@ -46,9 +46,8 @@ async def main(url: str | None) -> None:
                 Trade(f"{bot}-1", "BTCUSDT", "binance", "long", "open", "45000", "0.1", now, bot_id=bot)
             )
             await decisions.link_trade(buy, trade_id)
-            closed = now + timedelta(hours=4)
-            await trades.update(trade_id, action="close", exit_price=Decimal("46200"), exit_time=closed,
-                                realized_pnl=Decimal("120"), fee=Decimal("1.2"))  # fmt: skip
+            await trades.close(trade_id, exit_price=Decimal("46200"), exit_time=now + timedelta(hours=4),
+                               realized_pnl=Decimal("120"), fee=Decimal("1.2"))  # fmt: skip
             why = await decisions.get_decisions_of_trade(trade_id)
             performance = await decisions.strategy_performance(bot_id=bot)
         print(f"trade #{trade_id} was caused by decision #{why[0].id}: {why[0].action} at {why[0].price}")

@@ -17,7 +17,10 @@ from tradestore import (
     DatabaseManager,
     Decision,
     DecisionRepository,
+    Fill,
     OHLCVRepository,
+    Order,
+    OrderRepository,
     PositionRepository,
     Proposal,
     ProposalRepository,
@@ -41,10 +44,18 @@ async def fill(url: str) -> None:
         candles = bars(50, skip=range(10, 13), close="100.12345678901234567890", high="123456789012.5")
         await OHLCVRepository(session).upsert_many(candles)
         trades = TradeRepository(session)
-        first = await trades.insert(trade(1, pnl="10.5", fee="0.00000001", metadata={"why": "breakout", "score": 0.7}))
+        trade_id = await trades.insert(
+            trade(1, pnl="10.5", fee="0.00000001", metadata={"why": "breakout", "score": 0.7})
+        )
         await trades.insert(trade(2))
+        orders = OrderRepository(session)
+        order_id = await orders.create(Order("o-1", "BTC/USDT", "binance", "buy", "market", "0.5", trade_id=trade_id))
+        await orders.transition(order_id, "submitted")
+        await orders.record_fill(
+            Fill("binance", "BTC/USDT", "o-1", "t-1", "buy", "50000.123456789", "0.2", datetime(2024, 1, 1, tzinfo=UTC))
+        )
         decision = Decision("bot", "BTCUSDT", "buy", datetime(2024, 1, 1, tzinfo=UTC), price="50000.10",
-                            signals={"rsi": {"signal": "BUY", "confidence": 0.9}}, trade_id=first)  # fmt: skip
+                            signals={"rsi": {"signal": "BUY", "confidence": 0.9}}, trade_id=trade_id)  # fmt: skip
         decision_id = await DecisionRepository(session).record(decision)
         await ProposalRepository(session).create(Proposal("bot", "BTCUSDT", "buy", "0.01", decision_id=decision_id))
         await PositionRepository(session).update_position(position(margin="100.10"))
@@ -59,17 +70,38 @@ async def contents(url: str) -> dict[str, Any]:
         trades = await TradeRepository(session).get_recent()
         positions = await PositionRepository(session).get_open_positions()
         events = await SystemEventRepository(session).get_recent_events()
+        orders = OrderRepository(session)
+        order = await orders.get_by_client_id("o-1", "binance")
+        assert order is not None and order.trade_id is not None
+        trade_of_order = await TradeRepository(session).get_by_id(order.trade_id)
+        fills = await orders.get_fills(order.id or 0)
+        history = await orders.get_history(order.id or 0)
         decisions = await DecisionRepository(session).find()
+        linked = [d.trade_id and await TradeRepository(session).get_by_id(d.trade_id) for d in decisions]
         proposals = await ProposalRepository(session).find()
-    strip = ("id", "created_at", "updated_at", "trade_id", "decision_id")
+    strip = ("id", "created_at", "updated_at")
+    unlinked = (*strip, "trade_id", "decision_id")  # ids differ between databases: compared through what they link
     return {
         "ohlcv": [(b.timestamp, b.open, b.close, b.volume) for b in candles],
         # Compared as values: asyncpg reads NUMERIC 50000 back as Decimal('5E+4'), equal to Decimal('50000').
         "trades": sorted(({k: v for k, v in vars(t).items() if k not in strip} for t in trades), key=str),
         "positions": [{k: v for k, v in vars(p).items() if k not in strip} for p in positions],
         "events": [(e.event_type, e.message, e.details) for e in events],
-        "decisions": [{k: v for k, v in vars(d).items() if k not in strip} for d in decisions],
-        "proposals": [{k: v for k, v in vars(p).items() if k not in strip} for p in proposals],
+        "order": (
+            order.status,
+            order.filled_quantity,
+            order.average_fill_price,
+            trade_of_order and trade_of_order.trade_id,
+        ),
+        "fills": [(f.exchange_trade_id, f.price, f.quantity, f.timestamp) for f in fills],
+        "history": [h.status for h in history],
+        "decisions": [
+            ({k: v for k, v in vars(d).items() if k not in unlinked}, t and t.trade_id)
+            for d, t in zip(decisions, linked, strict=True)
+        ],
+        "proposals": [
+            ({k: v for k, v in vars(p).items() if k not in unlinked}, p.decision_id is not None) for p in proposals
+        ],
     }
 
 
@@ -80,11 +112,14 @@ def test_copy_moves_every_table_and_verifies_it(
     source, target = new_database(source_kind), new_database(target_kind)
     asyncio.run(fill(source))
     result = ok("copy", source, target, "--json").json
-    assert result["verified"] and result["created_schema"] and result["copied"] == 47 + 2 + 1 + 1 + 1 + 1
+    assert result["verified"] and result["created_schema"] and result["copied"] == 47 + 2 + 1 + 1 + 1 + 3 + 1 + 1 + 1
     assert {t["table"]: (t["source_rows"], t["target_rows"]) for t in result["tables"]} == {
+        "fills": (1, 1),
         "decisions": (1, 1),
         "proposals": (1, 1),
         "ohlcv": (47, 47),
+        "order_history": (3, 3),
+        "orders": (1, 1),
         "positions": (1, 1),
         "system_events": (1, 1),
         "trades": (2, 2),
@@ -190,6 +225,18 @@ def test_appended_rows_keep_their_links(new_database: Callable[[str], str], sour
 
     decision_id, proposal_decision, exchange, trade_id = asyncio.run(links())
     assert (proposal_decision, exchange, trade_id) == (decision_id, "binance", "T1")
+
+    async def order_links() -> tuple[Any, ...]:
+        async with DatabaseManager(target) as db, db.get_session() as session:
+            orders = OrderRepository(session)
+            order = await orders.get_by_client_id("o-1", "binance")
+            assert order is not None and order.id is not None and order.trade_id is not None
+            linked = await TradeRepository(session).get_by_id(order.trade_id)
+            fills = await orders.get_fills(order.id)
+            history = await orders.get_history(order.id)
+            return linked and (linked.exchange, linked.trade_id), [f.exchange_trade_id for f in fills], len(history)
+
+    assert asyncio.run(order_links()) == (("binance", "T1"), ["t-1"], 3)
 
 
 def test_copy_refuses_the_same_file_spelt_otherwise(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

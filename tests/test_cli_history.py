@@ -81,8 +81,9 @@ def test_seed_001_trades_and_diary_with_attribution(db_url: str, tmp_path: Path)
     assert (btc.entry_price, btc.quantity, btc.leverage, btc.realized_pnl) == (
         Decimal("45000.0"), Decimal("0.1"), Decimal("2.0"), Decimal("120.0"),
     )  # fmt: skip
-    assert btc.metadata is not None and btc.metadata["stop_loss"] == "44000.0" and btc.metadata["status"] == "closed"
-    assert by_trade_id["2"].side == "short" and by_trade_id["3"].action == "open"
+    assert (btc.status, btc.stop_loss, btc.take_profit) == ("closed", Decimal("44000.0"), Decimal("46000.0"))
+    assert btc.metadata is not None and btc.metadata["entry_value"] == "4500.0" and btc.metadata["llm_model"]
+    assert by_trade_id["2"].side == "short" and (by_trade_id["3"].action, by_trade_id["3"].status) == ("open", "open")
     assert [d.action for d in decisions] == ["buy", "hold", "sell", "buy", "hold"]  # newest first
     linked = {d.symbol: d.trade_id for d in decisions if d.trade_id is not None}
     assert linked == {"BTC": btc.id, "ETH": by_trade_id["2"].id, "SOL": by_trade_id["3"].id}

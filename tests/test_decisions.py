@@ -158,7 +158,7 @@ async def test_find_filters_newest_first(db: DatabaseManager) -> None:
 
 
 def test_decision_validation_names_the_field() -> None:
-    for fields, named in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"action": "maybe"}, "action"),
         ({"confidence": "1.5"}, "confidence"),
         ({"confidence": -0.1}, "confidence"),
@@ -168,7 +168,8 @@ def test_decision_validation_names_the_field() -> None:
         ({"timestamp": "yesterday"}, "timestamp"),
         ({"trade_id": "T1"}, "trade_id"),
         ({"rationale": "a\x00b"}, "rationale"),
-    ]:
+    ]
+    for fields, named in cases:
         values: dict[str, Any] = {"bot_id": "b", "symbol": "BTCUSD", "action": "buy", "timestamp": T0, **fields}
         with pytest.raises(ValidationError, match=named):
             Decision(**values)

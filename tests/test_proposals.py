@@ -179,14 +179,15 @@ async def test_get_pending_filters_oldest_first(db: DatabaseManager) -> None:
 
 
 def test_proposal_validation_names_the_field() -> None:
-    for fields, named in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"side": "long"}, "side"),
         ({"quantity": 0}, "quantity"),
         ({"leverage": "-2"}, "leverage"),
         ({"confidence": 2}, "confidence"),
         ({"status": "done"}, "status"),
         ({"expires_at": "soon"}, "expires_at"),
-    ]:
+    ]
+    for fields, named in cases:
         with pytest.raises(ValidationError, match=named):
             proposal(**fields)
 

@@ -103,9 +103,10 @@ async def test_auto_migrate_builds_an_empty_database(fresh_url: str) -> None:
 
 async def test_an_unversioned_database_counts_as_the_baseline(fresh_url: str, newer_code: str) -> None:
     async with DatabaseManager(fresh_url) as db:
-        async with db.engine.begin() as conn:  # what create_all() did before revisions were recorded
-            await conn.run_sync(schema.upgrade_sync, schema.BASELINE)  # the baseline's tables, no later ones
-            await conn.execute(text(f"DROP TABLE {schema.VERSION_TABLE}"))
+        # What create_all() did before revisions were recorded: the baseline's schema, no version.
+        await schema.upgrade(db.engine, schema.BASELINE)
+        async with db.engine.begin() as conn:
+            await conn.exec_driver_sql(f"DROP TABLE {schema.VERSION_TABLE}")
         state = await schema.state_of(db.engine)
     assert (state.revision, state.unversioned, state.status) == (schema.BASELINE, True, "older")
     with pytest.raises(SchemaError, match="at schema revision 0001 but"):

@@ -16,8 +16,9 @@ one adds only what is new. Fields the table has no column for are kept, not drop
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -35,7 +36,7 @@ from tradestore.models import DecisionModel, SystemEventModel, TradeModel
 from tradestore.repositories.base import DEFAULT_EXCHANGE
 from tradestore.repositories.content import content_key
 from tradestore.repositories.decisions import decision_key
-from tradestore.repositories.rows import encoder
+from tradestore.repositories.trades import TradeRepository
 from tradestore.values import chunked
 
 #: What ``tradestore import KIND`` accepts.
@@ -97,11 +98,9 @@ class _Builder:
     def __init__(self, kind: _Kind) -> None:
         self.kind = kind
         self.hints = get_type_hints(kind.cls)
-        self.fields = {f.name: f for f in dataclasses.fields(kind.cls)}
-        no_default = dataclasses.MISSING
-        self.required = [
-            f.name for f in self.fields.values() if f.default is no_default and f.default_factory is no_default
-        ]
+        parameters = inspect.signature(kind.cls).parameters  # what the constructor takes, and which it needs
+        self.fields = {name: parameter for name, parameter in parameters.items()}
+        self.required = [name for name, parameter in parameters.items() if parameter.default is parameter.empty]
         self.extras: set[str] = set()
 
     def arguments(self, fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -263,16 +262,20 @@ Writer = Callable[[AsyncSession, list[_Ready], set[Any], ImportReport, "_Rejects
 
 
 async def _write(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    conn = await session.connection()
-    db = backend(conn.dialect)
-    columns = tuple(c.name for c in table.c if c.name != "id")
-    await db.write(conn, table, columns, map(encoder(table, columns, db), rows), upsert_on=None)
+    if rows:
+        conn = await session.connection()
+        await backend(conn.dialect).write_rows(conn, table, rows)
 
 
-def _unique(table: Table, key: tuple[str, ...]) -> Writer:
-    """A writer skipping the objects whose unique ``key`` (column names) is stored or earlier in the file."""
+Store = Callable[[AsyncSession, list[Any]], Awaitable[Any]]
+
+
+def _unique(table: Table, key: tuple[str, ...], store: Store | None = None) -> Writer:
+    """A writer skipping the objects whose unique ``key`` (column names) is stored or earlier in the file.
+
+    The new objects go to ``store`` (a repository's bulk call, which knows the table's rules),
+    else straight into ``table`` through the bulk path.
+    """
 
     async def write(
         session: AsyncSession,
@@ -289,20 +292,25 @@ def _unique(table: Table, key: tuple[str, ...]) -> Writer:
             found = await session.execute(select(*columns).where(tuple_(*columns).in_(part)))
             stored.update(tuple(row) for row in found)
         now = datetime.now(UTC)
-        rows = []
+        new, rows = [], []
         for _, value, _ in ready:
             identity = tuple(getattr(value, name) for name in key)
             if identity in stored or identity in seen:
                 report.already_stored += 1
                 continue
             seen.add(identity)
+            new.append(value)
             values = {f.name: getattr(value, f.name) for f in dataclasses.fields(value) if f.name != "id"}
             for stamp in ("created_at", "updated_at"):  # the store's own times, where the table keeps them
                 if stamp in table.c and values.get(stamp) is None:
                     values[stamp] = now
             rows.append(values)
-        await _write(session, table, rows)
-        report.written += len(rows)
+        if store is not None:
+            if new:
+                await store(session, new)
+        else:
+            await _write(session, table, rows)
+        report.written += len(new)
 
     return write
 
@@ -386,7 +394,11 @@ async def _write_events(
 
 
 _WRITERS: dict[str, Writer] = {
-    "trades": _unique(TradeModel.__table__, ("exchange", "trade_id")),  # type: ignore[arg-type]
+    "trades": _unique(
+        TradeModel.__table__,  # type: ignore[arg-type]
+        ("exchange", "trade_id"),
+        lambda session, trades: TradeRepository(session).insert_many(trades),
+    ),
     "decisions": _write_decisions,
     "events": _write_events,
 }

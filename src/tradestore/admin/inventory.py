@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tradestore import schema
 from tradestore.dialects.operations import operations
-from tradestore.domain import MODES
+from tradestore.domain import MODES, OPEN_ORDER_STATUSES
 from tradestore.health import open_engine
 from tradestore.models import Base, OHLCVModel
 from tradestore.urls import backend_name, mask
@@ -40,8 +40,9 @@ class Inventory:
         series: distinct (exchange, symbol, timeframe) candle series stored.
         rows: rows per tradestore table present (no entry for a table that is absent).
         rows_by_mode: per table with a ``mode`` column, rows per mode present.
-        open_trades, closed_trades: trades without and with an exit time.
-        open_orders: orders not in a final state.
+        open_trades, closed_trades: trades of status open and closed (before revision 0002: without
+            and with an exit time); cancelled trades are neither.
+        open_orders: orders in one of ``OPEN_ORDER_STATUSES``.
         pending_proposals: proposals awaiting review (pending, ``expires_at`` not passed).
         bots_by_status: registered bots per status.
         free_pages, free_bytes: SQLite's free pages, the space ``optimize`` (VACUUM) gives back.
@@ -88,7 +89,7 @@ async def inventory(url: URL) -> Inventory:
             size = await ops.size(conn)
             columns = await conn.run_sync(_columns, state.tables)
             by_mode = await rows_by_mode(conn, columns)
-            figures = await _activity(conn, set(state.tables))
+            figures = await _activity(conn, set(state.tables), columns)
             free = await ops.free_pages(conn)
     finally:
         await engine.dispose()
@@ -109,13 +110,20 @@ async def inventory(url: URL) -> Inventory:
     )
 
 
-async def _activity(conn: AsyncConnection, present: set[str]) -> dict[str, Any]:
-    """Open and closed trades, pending proposals: the figures whose tables are present."""
+async def _activity(conn: AsyncConnection, present: set[str], columns: dict[str, set[str]]) -> dict[str, Any]:
+    """Open and closed trades, open orders, pending proposals: the figures whose tables are present."""
     figures: dict[str, Any] = {}
     if "trades" in present:
-        exit_time = Base.metadata.tables["trades"].c.exit_time
-        figures["open_trades"] = await _count(conn, "trades", exit_time.is_(None))
-        figures["closed_trades"] = await _count(conn, "trades", exit_time.is_not(None))
+        t = Base.metadata.tables["trades"].c
+        if "status" in columns["trades"]:  # revision 0002 on: the trade's own status
+            figures["open_trades"] = await _count(conn, "trades", t.status == "open")
+            figures["closed_trades"] = await _count(conn, "trades", t.status == "closed")
+        else:  # an older database: a trade is closed once it has an exit time
+            figures["open_trades"] = await _count(conn, "trades", t.exit_time.is_(None))
+            figures["closed_trades"] = await _count(conn, "trades", t.exit_time.is_not(None))
+    if "orders" in present:
+        status = Base.metadata.tables["orders"].c.status
+        figures["open_orders"] = await _count(conn, "orders", status.in_(OPEN_ORDER_STATUSES))
     if "proposals" in present:
         p = Base.metadata.tables["proposals"].c
         waiting = [p.status == "pending", or_(p.expires_at.is_(None), p.expires_at > datetime.now(UTC))]

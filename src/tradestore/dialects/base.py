@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -10,11 +11,12 @@ from decimal import Decimal
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, select
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, ColumnElement, Select
 
+from tradestore.dialects.errors import translate
 from tradestore.dialects.functions import dec_max, dec_min, dec_sign, dec_sub, dec_sum, epoch_seconds, month_index
 
 Row = tuple[Any, ...]
@@ -77,6 +79,10 @@ class Backend(ABC):
         self._single_row: dict[Hashable, Any] = {}
         self._single_row_by_id: dict[Hashable, Any] = {}
 
+    @abstractmethod
+    def lock_migrations(self, connection: Connection) -> None:
+        """Make a second process that migrates the same database wait until this transaction ends."""
+
     def decode_datetimes(self, values: list[Any]) -> list[datetime]:
         """``decode_datetime`` of each of ``values`` (none of them NULL), in one pass."""
         return [self.decode_datetime(value) for value in values]
@@ -118,10 +124,12 @@ class Backend(ABC):
         """
         if not rows:
             return
-        columns = tuple(rows[0])
-        processors = [table.c[name].type._cached_bind_processor(self.dialect) for name in columns]
+        # In the table's column order, whatever the order of the rows' keys: the compiled
+        # statement lists its columns in table order.
+        columns = tuple(c.name for c in table.c if c.name in rows[0])
+        processors = [(name, table.c[name].type._cached_bind_processor(self.dialect)) for name in columns]
         encoded = [
-            tuple(v if process is None else process(v) for process, v in zip(processors, row.values(), strict=True))
+            tuple(row[name] if process is None else process(row[name]) for name, process in processors)
             for row in rows
         ]
         await self.write(conn, table, columns, encoded, upsert_on=None)
@@ -165,13 +173,13 @@ class Backend(ABC):
         ``params`` are already encoded for the driver (see ``encode_*``).
         """
         statement = self.compiled(key, build)
+        values = statement.positional(params)
+        echo(conn, statement.sql, values)
         raw = await conn.get_raw_connection()
         try:
-            return await self._fetch(raw.driver_connection, statement.sql, statement.positional(params))
+            return await self._fetch(raw.driver_connection, statement.sql, values)
         except Exception as exc:
             # The driver's own errors skip SQLAlchemy's hooks: type them the same way here.
-            from tradestore.engine import translate  # engine imports this module
-
             typed = translate(exc, conn.engine.url)
             if typed is None:
                 raise
@@ -246,6 +254,14 @@ class Backend(ABC):
             sign: NetGroup(count, total, largest, smallest, costs)
             for sign, count, total, largest, smallest, costs in (await conn.execute(statement)).all()
         }
+
+
+def echo(conn: AsyncConnection, sql: str, params: object) -> None:
+    """Log a statement sent to the driver directly as SQLAlchemy logs its own (``echo=True``)."""
+    logger = conn.sync_engine.logger
+    if logger.isEnabledFor(logging.INFO):
+        logger.info("%s", sql)
+        logger.info("[driver] %r", params)
 
 
 def _update_set(statement: Any, columns: Sequence[str], keys: Sequence[str]) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import repeat
 from operator import is_, itemgetter
@@ -15,14 +15,15 @@ from sqlalchemy import column as sql_column
 from sqlalchemy import table as sql_table
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.expression import ClauseElement, ColumnElement
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from tradestore.dialects.base import Backend, Row, _update_set
+from tradestore.dialects.base import Backend, Row, _update_set, echo
 from tradestore.values import chunked
 
+_NAIVE_MIN = datetime.min
 #: Where a pooled connection keeps its prepared single-row statements (``raw.info``).
 _PREPARED = "tradestore.prepared"
 _PREPARED_MAX = 500
@@ -40,6 +41,8 @@ class PostgresBackend(Backend):
     """
 
     name = "postgresql"
+    #: Key of the advisory lock that lets one migration run at a time.
+    migration_lock = 0x7472_6164_6573  # "trades"
     insert = staticmethod(pg_insert)
     chunk_rows = 20_000
     writes_in_key_order = True
@@ -89,6 +92,7 @@ class PostgresBackend(Backend):
             return False
         overwrite = upsert_on is not None and await self._any_stored(conn, table, columns, rows, upsert_on)
         async with conn.begin_nested() as savepoint:
+            echo(conn, f"COPY {table.name} ({', '.join(columns)}) FROM STDIN", f"{len(rows)} rows")
             driver: Any = (await conn.get_raw_connection()).driver_connection
             try:
                 if overwrite:
@@ -167,8 +171,21 @@ class PostgresBackend(Backend):
             self._text_copy[key] = kinds if all(k in (str, int, Decimal, datetime) for k in kinds) else None
         return self._text_copy[key]
 
+    def lock_migrations(self, connection: Connection) -> None:
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({self.migration_lock:d})")
+
+    @staticmethod
+    def decode_datetime(value: Any) -> datetime:
+        """asyncpg's datetime, made aware if it is its naive ``datetime.min``."""
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value  # type: ignore[no-any-return]
+
     def decode_datetimes(self, values: list[Any]) -> list[datetime]:
-        return values  # asyncpg already returns aware UTC datetimes
+        # asyncpg returns aware UTC datetimes, except 0001-01-01 00:00 UTC, which it returns as
+        # the naive datetime.min (its bound for -infinity). A naive datetime never equals an
+        # aware one, so this finds it with one C-level scan.
+        if _NAIVE_MIN in values:
+            return [self.decode_datetime(value) for value in values]
+        return values
 
     async def _fetch(self, driver: Any, sql: str, params: Sequence[Any]) -> Sequence[Sequence[Any]]:
         return await driver.fetch(sql, *params)  # type: ignore[no-any-return]

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.expression import ClauseElement, ColumnElement
 
@@ -35,6 +36,9 @@ class SQLiteBackend(Backend):
     encode_datetime = staticmethod(datetime_to_sqlite)
     decode_decimal = staticmethod(Decimal)
     decode_datetime = staticmethod(datetime_from_sqlite)
+
+    def lock_migrations(self, connection: Connection) -> None:
+        """Nothing to do: the migration's transaction began with ``BEGIN IMMEDIATE``, which excludes other writers."""
 
     def decode_datetimes(self, values: list[Any]) -> list[datetime]:
         # fromisoformat is C code and yields UTC exactly for the '+00:00' text tradestore

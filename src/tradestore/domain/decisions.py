@@ -10,6 +10,8 @@ from typing import Any
 from tradestore.domain.common import MODES, _optional_id, _positive
 from tradestore.errors import ValidationError
 from tradestore.values import (
+    DecimalInput,
+    IntInput,
     to_decimal,
     to_id,
     to_json_object,
@@ -53,7 +55,7 @@ def _long_text(field_name: str, value: object) -> str | None:
     return value
 
 
-@dataclass
+@dataclass(init=False)
 class Decision:
     """What a bot decided about ``symbol`` at ``timestamp``, holds included, and why.
 
@@ -61,51 +63,74 @@ class Decision:
     between 0 and 1; ``signals`` (the per-strategy breakdown) and ``indicators`` (a snapshot)
     are JSON objects whose Decimal and datetime values are stored as strings; ``trade_id`` is
     the database id of the resulting :class:`Trade`. ``exchange=None`` means the manager's
-    default exchange, filled in when the decision is recorded.
+    default exchange, filled in when the decision is recorded. Money parameters accept
+    ``Decimal``, ``int``, ``str`` and ``float`` (numpy's too); the attributes are ``Decimal``.
     """
 
     bot_id: str
     symbol: str
     action: str
     timestamp: datetime
-    mode: str = "live"
-    price: Decimal | None = None
-    confidence: Decimal | None = None
-    strategy: str | None = None
-    strategy_version: str | None = None
-    bot_version: str | None = None
-    aggregation: str | None = None
-    signals: dict[str, Any] | None = None
-    indicators: dict[str, Any] | None = None
-    rationale: str | None = None
-    model: str | None = None
-    exchange: str | None = None
-    trade_id: int | None = None
-    metadata: dict[str, Any] | None = None
-    id: int | None = None
-    created_at: datetime | None = None
+    mode: str
+    price: Decimal | None
+    confidence: Decimal | None
+    strategy: str | None
+    strategy_version: str | None
+    bot_version: str | None
+    aggregation: str | None
+    signals: dict[str, Any] | None
+    indicators: dict[str, Any] | None
+    rationale: str | None
+    model: str | None
+    exchange: str | None
+    trade_id: int | None
+    metadata: dict[str, Any] | None
+    id: int | None
+    created_at: datetime | None
 
-    def __post_init__(self) -> None:
-        self.bot_id = to_text("bot_id", self.bot_id)
-        self.symbol = to_text("symbol", self.symbol)
-        self.action = _lowered("action", self.action, DECISION_ACTIONS)
-        self.timestamp = to_utc("timestamp", self.timestamp)
-        self.mode = to_text("mode", self.mode, choices=MODES)
-        self.price = to_optional_decimal("price", self.price)
-        self.confidence = _confidence(self.confidence)
-        self.strategy = to_optional_text("strategy", self.strategy)
-        self.strategy_version = to_optional_text("strategy_version", self.strategy_version)
-        self.bot_version = to_optional_text("bot_version", self.bot_version)
-        self.aggregation = to_optional_text("aggregation", self.aggregation)
-        self.signals = to_json_object("signals", self.signals)
-        self.indicators = to_json_object("indicators", self.indicators)
-        self.rationale = _long_text("rationale", self.rationale)
-        self.model = to_optional_text("model", self.model)
-        self.exchange = to_optional_text("exchange", self.exchange)
-        self.trade_id = None if self.trade_id is None else to_id("trade_id", self.trade_id)
-        self.metadata = to_json_object("metadata", self.metadata)
-        self.id = _optional_id(self.id)
-        self.created_at = to_optional_utc("created_at", self.created_at)
+    def __init__(
+        self,
+        bot_id: str,
+        symbol: str,
+        action: str,
+        timestamp: datetime,
+        mode: str = "live",
+        price: DecimalInput | None = None,
+        confidence: DecimalInput | None = None,
+        strategy: str | None = None,
+        strategy_version: str | None = None,
+        bot_version: str | None = None,
+        aggregation: str | None = None,
+        signals: dict[str, Any] | None = None,
+        indicators: dict[str, Any] | None = None,
+        rationale: str | None = None,
+        model: str | None = None,
+        exchange: str | None = None,
+        trade_id: IntInput | None = None,
+        metadata: dict[str, Any] | None = None,
+        id: IntInput | None = None,
+        created_at: datetime | None = None,
+    ) -> None:
+        self.bot_id = to_text("bot_id", bot_id)
+        self.symbol = to_text("symbol", symbol)
+        self.action = _lowered("action", action, DECISION_ACTIONS)
+        self.timestamp = to_utc("timestamp", timestamp)
+        self.mode = to_text("mode", mode, choices=MODES)
+        self.price = to_optional_decimal("price", price)
+        self.confidence = _confidence(confidence)
+        self.strategy = to_optional_text("strategy", strategy)
+        self.strategy_version = to_optional_text("strategy_version", strategy_version)
+        self.bot_version = to_optional_text("bot_version", bot_version)
+        self.aggregation = to_optional_text("aggregation", aggregation)
+        self.signals = to_json_object("signals", signals)
+        self.indicators = to_json_object("indicators", indicators)
+        self.rationale = _long_text("rationale", rationale)
+        self.model = to_optional_text("model", model)
+        self.exchange = to_optional_text("exchange", exchange)
+        self.trade_id = None if trade_id is None else to_id("trade_id", trade_id)
+        self.metadata = to_json_object("metadata", metadata)
+        self.id = _optional_id(id)
+        self.created_at = to_optional_utc("created_at", created_at)
 
 
 @dataclass(frozen=True)
@@ -130,62 +155,89 @@ class StrategyPerformance:
     net_pnl: Decimal = Decimal(0)
 
 
-@dataclass
+@dataclass(init=False)
 class Proposal:
     """A trade a bot proposes and a person approves or rejects (manual mode).
 
     ``side`` is buy or sell; ``quantity`` > 0; ``leverage`` > 0; ``status`` moves only along
     :data:`PROPOSAL_MOVES`, through :class:`tradestore.ProposalRepository`. ``exchange=None``
-    means the manager's default exchange, filled in when the proposal is created.
+    means the manager's default exchange, filled in when the proposal is created. Money
+    parameters accept ``Decimal``, ``int``, ``str`` and ``float``; the attributes are ``Decimal``.
     """
 
     bot_id: str
     symbol: str
     side: str
     quantity: Decimal
-    mode: str = "live"
-    price: Decimal | None = None
-    stop_loss: Decimal | None = None
-    take_profit: Decimal | None = None
-    leverage: Decimal = Decimal(1)
-    confidence: Decimal | None = None
-    rationale: str | None = None
-    decision_id: int | None = None
-    expires_at: datetime | None = None
-    status: str = "pending"
-    reviewed_at: datetime | None = None
-    reviewer: str | None = None
-    rejection_reason: str | None = None
-    execution_price: Decimal | None = None
-    trade_id: int | None = None
-    failure_reason: str | None = None
-    exchange: str | None = None
-    id: int | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
+    mode: str
+    price: Decimal | None
+    stop_loss: Decimal | None
+    take_profit: Decimal | None
+    leverage: Decimal
+    confidence: Decimal | None
+    rationale: str | None
+    decision_id: int | None
+    expires_at: datetime | None
+    status: str
+    reviewed_at: datetime | None
+    reviewer: str | None
+    rejection_reason: str | None
+    execution_price: Decimal | None
+    trade_id: int | None
+    failure_reason: str | None
+    exchange: str | None
+    id: int | None
+    created_at: datetime | None
+    updated_at: datetime | None
 
-    def __post_init__(self) -> None:
-        self.bot_id = to_text("bot_id", self.bot_id)
-        self.symbol = to_text("symbol", self.symbol)
-        self.side = _lowered("side", self.side, PROPOSAL_SIDES)
-        self.quantity = _positive("quantity", to_decimal("quantity", self.quantity))
-        self.mode = to_text("mode", self.mode, choices=MODES)
-        self.price = to_optional_decimal("price", self.price)
-        self.stop_loss = to_optional_decimal("stop_loss", self.stop_loss)
-        self.take_profit = to_optional_decimal("take_profit", self.take_profit)
-        self.leverage = _positive("leverage", to_decimal("leverage", self.leverage))
-        self.confidence = _confidence(self.confidence)
-        self.rationale = _long_text("rationale", self.rationale)
-        self.decision_id = None if self.decision_id is None else to_id("decision_id", self.decision_id)
-        self.expires_at = to_optional_utc("expires_at", self.expires_at)
-        self.status = to_text("status", self.status, choices=PROPOSAL_STATUSES)
-        self.reviewed_at = to_optional_utc("reviewed_at", self.reviewed_at)
-        self.reviewer = to_optional_text("reviewer", self.reviewer)
-        self.rejection_reason = _long_text("rejection_reason", self.rejection_reason)
-        self.execution_price = to_optional_decimal("execution_price", self.execution_price)
-        self.trade_id = None if self.trade_id is None else to_id("trade_id", self.trade_id)
-        self.failure_reason = _long_text("failure_reason", self.failure_reason)
-        self.exchange = to_optional_text("exchange", self.exchange)
-        self.id = _optional_id(self.id)
-        self.created_at = to_optional_utc("created_at", self.created_at)
-        self.updated_at = to_optional_utc("updated_at", self.updated_at)
+    def __init__(
+        self,
+        bot_id: str,
+        symbol: str,
+        side: str,
+        quantity: DecimalInput,
+        mode: str = "live",
+        price: DecimalInput | None = None,
+        stop_loss: DecimalInput | None = None,
+        take_profit: DecimalInput | None = None,
+        leverage: DecimalInput = 1,
+        confidence: DecimalInput | None = None,
+        rationale: str | None = None,
+        decision_id: IntInput | None = None,
+        expires_at: datetime | None = None,
+        status: str = "pending",
+        reviewed_at: datetime | None = None,
+        reviewer: str | None = None,
+        rejection_reason: str | None = None,
+        execution_price: DecimalInput | None = None,
+        trade_id: IntInput | None = None,
+        failure_reason: str | None = None,
+        exchange: str | None = None,
+        id: IntInput | None = None,
+        created_at: datetime | None = None,
+        updated_at: datetime | None = None,
+    ) -> None:
+        self.bot_id = to_text("bot_id", bot_id)
+        self.symbol = to_text("symbol", symbol)
+        self.side = _lowered("side", side, PROPOSAL_SIDES)
+        self.quantity = _positive("quantity", to_decimal("quantity", quantity))
+        self.mode = to_text("mode", mode, choices=MODES)
+        self.price = to_optional_decimal("price", price)
+        self.stop_loss = to_optional_decimal("stop_loss", stop_loss)
+        self.take_profit = to_optional_decimal("take_profit", take_profit)
+        self.leverage = _positive("leverage", to_decimal("leverage", leverage))
+        self.confidence = _confidence(confidence)
+        self.rationale = _long_text("rationale", rationale)
+        self.decision_id = None if decision_id is None else to_id("decision_id", decision_id)
+        self.expires_at = to_optional_utc("expires_at", expires_at)
+        self.status = to_text("status", status, choices=PROPOSAL_STATUSES)
+        self.reviewed_at = to_optional_utc("reviewed_at", reviewed_at)
+        self.reviewer = to_optional_text("reviewer", reviewer)
+        self.rejection_reason = _long_text("rejection_reason", rejection_reason)
+        self.execution_price = to_optional_decimal("execution_price", execution_price)
+        self.trade_id = None if trade_id is None else to_id("trade_id", trade_id)
+        self.failure_reason = _long_text("failure_reason", failure_reason)
+        self.exchange = to_optional_text("exchange", exchange)
+        self.id = _optional_id(id)
+        self.created_at = to_optional_utc("created_at", created_at)
+        self.updated_at = to_optional_utc("updated_at", updated_at)

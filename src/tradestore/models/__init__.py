@@ -8,6 +8,7 @@ from tradestore.models.base import NAMING_CONVENTION, Base, Key
 from tradestore.models.candles import OHLCVModel
 from tradestore.models.decisions import CONTENT_KEY_LENGTH, DecisionModel, ProposalModel
 from tradestore.models.events import SystemEventModel
+from tradestore.models.orders import FillModel, OrderHistoryModel, OrderModel
 from tradestore.models.trading import BOT_KEY, OPEN, PositionModel, TradeModel
 
 __all__ = [
@@ -17,8 +18,11 @@ __all__ = [
     "OPEN",
     "Base",
     "DecisionModel",
+    "FillModel",
     "Key",
     "OHLCVModel",
+    "OrderHistoryModel",
+    "OrderModel",
     "PositionModel",
     "ProposalModel",
     "SystemEventModel",

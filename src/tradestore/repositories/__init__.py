@@ -3,6 +3,7 @@
 from tradestore.repositories.decisions import DecisionRepository
 from tradestore.repositories.events import SystemEventRepository
 from tradestore.repositories.ohlcv import OHLCVRepository
+from tradestore.repositories.orders import OrderRepository
 from tradestore.repositories.positions import PositionRepository
 from tradestore.repositories.proposals import ProposalRepository
 from tradestore.repositories.trades import TradeRepository
@@ -10,6 +11,7 @@ from tradestore.repositories.trades import TradeRepository
 __all__ = [
     "DecisionRepository",
     "OHLCVRepository",
+    "OrderRepository",
     "PositionRepository",
     "ProposalRepository",
     "SystemEventRepository",

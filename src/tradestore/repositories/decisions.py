@@ -18,7 +18,6 @@ from tradestore.errors import DuplicateError, NotFoundError, ValidationError
 from tradestore.models import DecisionModel, TradeModel
 from tradestore.repositories.base import Repository
 from tradestore.repositories.content import content_key
-from tradestore.repositories.rows import encoder
 from tradestore.values import to_count, to_id, to_optional_utc, to_text
 
 TABLE: Table = DecisionModel.__table__  # type: ignore[assignment]
@@ -118,9 +117,8 @@ class DecisionRepository(Repository):
         if not rows:
             return 0
         conn = await self.session.connection()
-        db = backend(conn.dialect)
         try:
-            await db.write(conn, TABLE, COLUMNS, map(encoder(TABLE, COLUMNS, db), rows), upsert_on=None)
+            await backend(conn.dialect).write_rows(conn, TABLE, rows)
         except IntegrityError as exc:
             raise _violation(exc, "one of the decisions") from exc
         return len(rows)
@@ -186,8 +184,8 @@ class DecisionRepository(Repository):
         """Per strategy: its decisions and the closed trades they led to, computed in the database.
 
         The filters select decisions (``since``/``until`` on their timestamp). A trade counts
-        once per strategy however many of its decisions led to it, and only when closed
-        (``exit_time`` and ``realized_pnl`` set). See :class:`StrategyPerformance` for the
+        once per strategy however many of its decisions led to it, and only when closed (status
+        ``closed``, ``realized_pnl`` set; cancelled trades are left out). See :class:`StrategyPerformance` for the
         figures. Sorted by net P&L, best first, then by strategy name (``None`` last).
         """
         where = _filters(bot_id=bot_id, mode=mode, since=since, until=until)
@@ -209,7 +207,7 @@ class DecisionRepository(Repository):
                     dec_sum(net),
                 )
                 .select_from(linked.join(_TRADES, t.id == linked.c.trade_id))
-                .where(t.exit_time.is_not(None), t.realized_pnl.is_not(None))
+                .where(t.status == "closed", t.realized_pnl.is_not(None))
                 .group_by(linked.c.strategy)
             )
         )

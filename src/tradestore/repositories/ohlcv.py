@@ -10,15 +10,16 @@ from operator import attrgetter, itemgetter
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.expression import ColumnElement, Select
 
 from tradestore import timeframes
 from tradestore.dialects import Backend, backend
 from tradestore.domain import OHLCVBar, SeriesInfo
-from tradestore.errors import ValidationError
+from tradestore.errors import NotFoundError, ValidationError
 from tradestore.models import OHLCVModel
 from tradestore.pages import keyset_pages
+from tradestore.repositories.base import Repository, duplicates_raise
 from tradestore.values import chunked, to_count, to_optional_utc, to_text, to_utc
 
 TABLE = cast(Table, OHLCVModel.__table__)
@@ -123,18 +124,13 @@ def _checked(bars: Iterable[OHLCVBar]) -> list[OHLCVBar]:
     return items
 
 
-class OHLCVRepository:
+class OHLCVRepository(Repository):
     """Candles of one session. Rows are unique on (exchange, symbol, timeframe, timestamp).
 
     Bulk writes and range reads go through the driver in large chunks (no object per row
     beyond the ``OHLCVBar`` itself); gaps and series summaries are computed by the database.
+    ``exchange=None`` means the manager's default exchange.
     """
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    def __repr__(self) -> str:
-        return f"<OHLCVRepository {self.session!r}>"
 
     async def _connection(self) -> tuple[AsyncConnection, Backend]:
         conn = await self.session.connection()
@@ -147,10 +143,14 @@ class OHLCVRepository:
             The number of bars inserted (0 for empty input).
 
         Raises:
-            sqlalchemy.exc.IntegrityError: a bar's key is already stored or repeated.
+            DuplicateError: a bar's key is already stored or repeated (also a
+                ``sqlalchemy.exc.IntegrityError``); nothing of the call was written.
             ValidationError: an item is not an ``OHLCVBar``.
         """
-        return await self._write(_checked(bars), upsert=False)
+        with duplicates_raise(
+            "bars: a bar with the same exchange, symbol, timeframe and timestamp is stored or repeated"
+        ):
+            return await self._write(_checked(bars), upsert=False)
 
     async def upsert_many(self, bars: Iterable[OHLCVBar]) -> int:
         """Insert bars or overwrite the stored ones with the same key; all or, on error, none.
@@ -180,10 +180,10 @@ class OHLCVRepository:
         return len(bars)
 
     async def get_range(
-        self, symbol: str, timeframe: str, start: datetime, end: datetime, exchange: str = "binance"
+        self, symbol: str, timeframe: str, start: datetime, end: datetime, exchange: str | None = None
     ) -> list[OHLCVBar]:
         """Bars with ``start <= timestamp <= end``, oldest first."""
-        params = self._series(symbol, timeframe, exchange)
+        params = self._series(symbol, timeframe, self._exchange(exchange))
         lo, hi = to_utc("start", start), to_utc("end", end)
         conn, db = await self._connection()  # after validation: bad arguments open no transaction
         params.update(start=db.encode_datetime(lo), end=db.encode_datetime(hi))
@@ -196,14 +196,15 @@ class OHLCVRepository:
         timeframe: str,
         start: datetime,
         end: datetime,
-        exchange: str = "binance",
+        exchange: str | None = None,
         *,
         batch_size: int = 10_000,
     ) -> AsyncIterator[OHLCVBar]:
         """Like :meth:`get_range`, but yields bars a batch at a time: memory stays flat for any range."""
-        if to_count("batch_size", batch_size) < 1:
+        batch_size = to_count("batch_size", batch_size)
+        if batch_size < 1:
             raise ValidationError(f"batch_size: must be at least 1, got {batch_size!r}")
-        params = self._series(symbol, timeframe, exchange)
+        params = self._series(symbol, timeframe, self._exchange(exchange))
         after, hi = to_utc("start", start), to_utc("end", end)
         conn, db = await self._connection()
         params.update(end=db.encode_datetime(hi), limit=batch_size)
@@ -219,12 +220,12 @@ class OHLCVRepository:
                 yield bar
 
     async def get_latest(
-        self, symbol: str, timeframe: str, limit: int = 100, exchange: str = "binance"
+        self, symbol: str, timeframe: str, limit: int = 100, exchange: str | None = None
     ) -> list[OHLCVBar]:
         """The newest ``limit`` bars, returned oldest first (ready for indicators)."""
-        to_count("limit", limit)
-        params = self._series(symbol, timeframe, exchange)
-        params["limit"] = limit
+        count = to_count("limit", limit)  # a plain int: the driver refuses numpy's
+        params = self._series(symbol, timeframe, self._exchange(exchange))
+        params["limit"] = count
         conn, db = await self._connection()
         rows = await db.fetch(
             conn,
@@ -240,7 +241,7 @@ class OHLCVRepository:
         self,
         symbol: str,
         timeframe: str,
-        exchange: str = "binance",
+        exchange: str | None = None,
         *,
         start: datetime | None = None,
         end: datetime | None = None,
@@ -250,8 +251,15 @@ class OHLCVRepository:
         Without ``start``/``end`` only holes between stored bars count. With them (inclusive;
         either may be given alone) bars missing before the first or after the last stored
         bar inside the window count too, and an empty series is one gap covering the window.
+        Bars that would start outside the years 1 to 9999 are never missing.
+
+        Raises:
+            NotFoundError: the series holds no bar at all and the window is not bounded on
+                both sides (a misspelt symbol is not "no gaps"); the message names the
+                exchanges that do hold ``symbol`` in ``timeframe``.
+            ValidationError: a bad symbol, timeframe, exchange or bound.
         """
-        params = self._series(symbol, timeframe, exchange)
+        params = self._series(symbol, timeframe, self._exchange(exchange))
         lo, hi = to_optional_utc("start", start), to_optional_utc("end", end)
         conn, db = await self._connection()
         params.update(
@@ -276,6 +284,8 @@ class OHLCVRepository:
             for prev, ts in holes
         ]
         if lo is None and hi is None:
+            if not gaps:
+                await self._require_series(conn, db, params)
             return gaps
         bounds = await db.fetch(
             conn,
@@ -286,18 +296,42 @@ class OHLCVRepository:
         first, last = (None if v is None else db.decode_datetime(v) for v in bounds[0])
         if first is None or last is None:  # nothing stored inside the window
             if lo is None or hi is None:
+                await self._require_series(conn, db, params)
                 return []
-            whole = (timeframes.ceil(timeframe, lo), timeframes.floor(timeframe, hi))
-            return [whole] if whole[0] <= whole[1] else []
+            whole = (_ceil(timeframe, lo), _floor(timeframe, hi))
+            return (
+                [(whole[0], whole[1])] if whole[0] is not None and whole[1] is not None and whole[0] <= whole[1] else []
+            )
         if lo is not None:
-            head = (timeframes.ceil(timeframe, lo), timeframes.shift(timeframe, first, -1))
-            if head[0] <= head[1]:
-                gaps.insert(0, head)
+            head = (_ceil(timeframe, lo), _shift(timeframe, first, -1))
+            if head[0] is not None and head[1] is not None and head[0] <= head[1]:
+                gaps.insert(0, (head[0], head[1]))
         if hi is not None:
-            tail = (timeframes.shift(timeframe, last, 1), timeframes.floor(timeframe, hi))
-            if tail[0] <= tail[1]:
-                gaps.append(tail)
+            tail = (_shift(timeframe, last, 1), _floor(timeframe, hi))
+            if tail[0] is not None and tail[1] is not None and tail[0] <= tail[1]:
+                gaps.append((tail[0], tail[1]))
         return gaps
+
+    async def _require_series(self, conn: AsyncConnection, db: Backend, params: dict[str, Any]) -> None:
+        """Raise :class:`NotFoundError` when the series of ``params`` holds no bar at all."""
+        if await db.fetch(conn, "ohlcv.any", lambda: select(_c.id).where(_SERIES).limit(1), params):
+            return
+        rows = await db.fetch(
+            conn,
+            "ohlcv.exchanges",
+            lambda: (
+                select(_c.exchange)
+                .where(_c.symbol == bindparam("symbol"), _c.timeframe == bindparam("timeframe"))
+                .group_by(_c.exchange)
+                .order_by(_c.exchange)
+            ),
+            params,
+        )
+        elsewhere = ", ".join(exchange for (exchange,) in rows) or "none"
+        raise NotFoundError(
+            f"no {params['timeframe']} bars stored for {params['exchange']} {params['symbol']}; "
+            f"exchanges holding {params['symbol']} {params['timeframe']}: {elsewhere}"
+        )
 
     async def list_series(self, exchange: str | None = None) -> list[SeriesInfo]:
         """One ``SeriesInfo`` per stored series, sorted by exchange, symbol, timeframe."""
@@ -318,6 +352,35 @@ class OHLCVRepository:
             "timeframe": timeframes.check(timeframe),
             "exchange": to_text("exchange", exchange),
         }
+
+
+def _shift(timeframe: str, bar_start: datetime, bars: int) -> datetime | None:
+    """:func:`timeframes.shift`, or ``None`` beyond the years 1 to 9999 (no bar starts there)."""
+    try:
+        return timeframes.shift(timeframe, bar_start, bars)
+    except (OverflowError, ValueError):
+        return None
+
+
+def _ceil(timeframe: str, moment: datetime) -> datetime | None:
+    """The first bar start at or after ``moment``; ``None`` when it would be after 9999."""
+    try:
+        if timeframe == timeframes.MONTH:
+            return timeframes.ceil(timeframe, moment)
+        # The floor of the last instant before the next bar: unlike ceil(), it never steps
+        # below year 1 on the way (the bar containing a moment of year 1 may start before it).
+        step = timedelta(seconds=timeframes.FIXED_SECONDS[timeframe])
+        return timeframes.floor(timeframe, moment + step - _JUST_AFTER)
+    except (OverflowError, ValueError):
+        return None
+
+
+def _floor(timeframe: str, moment: datetime) -> datetime | None:
+    """The last bar start at or before ``moment``; ``None`` when it would be before year 1."""
+    try:
+        return timeframes.floor(timeframe, moment)
+    except (OverflowError, ValueError):
+        return None
 
 
 def _window(lo: datetime | None, hi: datetime | None) -> list[ColumnElement[bool]]:

@@ -5,7 +5,7 @@ every existing event) with a unique index, the key ``tradestore import events`` 
 Downgrade drops exactly these; every other row stays.
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-26 11:09:00.205319
 """
 
@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql
 import tradestore.types
 
 revision: str = "0004"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
