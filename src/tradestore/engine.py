@@ -6,14 +6,14 @@ import os
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, Dialect, ExceptionContext
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.engine import URL, Connection, Dialect, Engine, ExceptionContext
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState, StaticPool
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, PoolResetState, StaticPool
 
 from tradestore.dialects import register_sqlite_functions
 from tradestore.dialects.errors import translate
@@ -57,14 +57,17 @@ class TradestoreSQLiteConnection(sqlite3.Connection):
     #: thread). A ``BEGIN`` whose caller was cancelled may still be queued there: until it has
     #: run and been rolled back, the connection must not go back to the pool as it is.
     ended = True
+    #: Whether the open transaction was begun by a unit of work on the pool's connection, which
+    #: no SQLAlchemy ``Connection`` knows of yet (see ``begin_unit``).
+    begun_by_unit = False
 
     def commit(self) -> None:
-        self.write_locked = False
+        self.write_locked = self.begun_by_unit = False
         super().commit()
         self.ended = True
 
     def rollback(self) -> None:
-        self.write_locked = False
+        self.write_locked = self.begun_by_unit = False
         super().rollback()
         self.ended = True
 
@@ -176,29 +179,87 @@ def _may_be_in_transaction(driver: Any) -> bool:
 
 
 def _begin_immediate(conn: Connection) -> None:
-    _begin(conn, "BEGIN IMMEDIATE")
+    adapter: Any = conn.connection.dbapi_connection
+    connection = adapter.driver_connection._conn
+    if connection.begun_by_unit and connection.in_transaction:
+        # Begun by a unit of work on the pool's connection (see begin_unit); the ORM's
+        # Connection now takes that transaction as its own instead of beginning another.
+        connection.begun_by_unit = False
+        return
+    _begin(adapter, "BEGIN IMMEDIATE", conn.engine)
 
 
-def _begin(conn: Connection, sql: str) -> None:
+def _begin(adapter: Any, sql: str, engine: Engine) -> None:
     """Send ``sql`` (a SQLite ``BEGIN``) straight to aiosqlite: one hop to its thread, not three.
 
     SQLAlchemy's cursor takes a hop to open a cursor, one to execute and one to close it; this
-    hook runs at the start of every transaction, so the difference is paid on every unit of work.
+    runs at the start of every transaction, so the difference is paid on every unit of work.
     """
-    if conn.engine.echo:
-        conn.engine.logger.info(sql)
-    adapter: Any = conn.connection.dbapi_connection
+    if engine.echo:
+        engine.logger.info(sql)
     connection = adapter.driver_connection._conn
-    connection.write_locked = False
+    connection.write_locked = connection.begun_by_unit = False
     connection.ended = False
     try:
         adapter.run_async(lambda driver: driver.execute_fetchall(sql))
     except Exception as exc:
-        typed = translate(exc, conn.engine.url, busy_ms=SQLITE_BUSY_TIMEOUT_MS)
+        typed = translate(exc, engine.url, busy_ms=SQLITE_BUSY_TIMEOUT_MS)
         if typed is None:
             raise
         raise typed from exc
     connection.write_locked = sql.upper().startswith(("BEGIN IMMEDIATE", "BEGIN EXCLUSIVE"))
+
+
+# --- a unit of work on the pool's connection itself (see tradestore.sessions) -------------
+
+
+def begin_unit(fairy: PoolProxiedConnection, engine: Engine) -> None:
+    """Begin a unit of work's transaction on a checked-out pool connection, without a ``Connection``.
+
+    SQLite: ``BEGIN IMMEDIATE``, as the engine's begin hook sends it. PostgreSQL: nothing to send,
+    the checkout began it (see :func:`_begin_on_checkout`), or the first statement begins it.
+    Must run in SQLAlchemy's greenlet (``greenlet_spawn``).
+
+    Raises:
+        StorageBusyError, ConnectionLostError: as the engine's own ``BEGIN``.
+    """
+    adapter: Any = fairy.dbapi_connection
+    driver = adapter.driver_connection
+    if isinstance(driver, asyncpg.Connection):
+        return
+    _begin(adapter, "BEGIN IMMEDIATE", engine)
+    driver._conn.begun_by_unit = True
+
+
+def end_unit(fairy: PoolProxiedConnection, engine: Engine, *, commit: bool) -> None:
+    """Commit or roll back a transaction :func:`begin_unit` began (in SQLAlchemy's greenlet).
+
+    Errors are those SQLAlchemy's own commit raises: a lock not granted or a lost connection
+    typed (the connection is then discarded), any other the ``sqlalchemy.exc`` class.
+    """
+    adapter: Any = fairy.dbapi_connection
+    driver = adapter.driver_connection
+    if not isinstance(driver, asyncpg.Connection):
+        driver._conn.begun_by_unit = False
+    elif not commit and not _may_be_in_transaction(driver):
+        return
+    if engine.echo:
+        engine.logger.info("COMMIT" if commit else "ROLLBACK")
+    try:
+        if commit:
+            adapter.commit()
+        else:
+            adapter.rollback()
+    except Exception as exc:
+        driver_error = exc.__cause__ if isinstance(exc.__cause__, Exception) else exc
+        typed = translate(driver_error, engine.url, busy_ms=SQLITE_BUSY_TIMEOUT_MS) or translate(exc, engine.url)
+        if isinstance(typed, ConnectionLostError) or engine.dialect.is_disconnect(cast(Any, exc), adapter, None):
+            fairy.invalidate(exc)
+            typed = typed or translate(driver_error, engine.url, disconnect=True)
+        if typed is not None:
+            raise typed from exc
+        sql, dbapi = "COMMIT" if commit else "ROLLBACK", engine.dialect.loaded_dbapi
+        raise DBAPIError.instance(sql, None, exc, dbapi.Error, dialect=engine.dialect) from exc
 
 
 #: Where a pooled PostgreSQL connection notes the settings of the transaction begun at checkout.

@@ -19,6 +19,7 @@ from tradestore.errors import ConfigurationError, NotConnectedError, StorageBusy
 from tradestore.health import Health, check, open_engine, unhealthy
 from tradestore.models import Base
 from tradestore.repositories.base import DEFAULT_EXCHANGE, SESSION_EXCHANGE
+from tradestore.sessions import UnitSession
 from tradestore.urls import backend_name, describe, is_memory, mask, resolve
 from tradestore.values import to_text
 
@@ -49,21 +50,6 @@ async def _shielded(awaitable: Awaitable[T]) -> T:
             log.debug("cleanup failed while the task was being cancelled", exc_info=task.exception())
         raise cancelled
     return task.result()
-
-
-async def _end(session: AsyncSession, *, commit: bool) -> None:
-    """Commit (or roll back) ``session``, then close it: one shielded task for both."""
-    try:
-        if commit:
-            try:
-                await session.commit()
-            except BaseException:
-                await session.rollback()
-                raise
-        else:
-            await session.rollback()
-    finally:
-        await session.close()
 
 
 class DatabaseManager:
@@ -113,7 +99,7 @@ class DatabaseManager:
         except ValidationError as exc:
             raise ConfigurationError(str(exc)) from None
         self._engine: AsyncEngine | None = None
-        self._sessions: async_sessionmaker[AsyncSession] | None = None
+        self._sessions: async_sessionmaker[UnitSession] | None = None
         # In-memory SQLite is one connection: sessions take turns on it (see get_session).
         self._memory_lock: asyncio.Lock | None = None
         # The event loop the pool's connections belong to (see _follow_loop).
@@ -180,7 +166,7 @@ class DatabaseManager:
             await _shielded(engine.dispose())
             raise
         self._engine = engine
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._sessions = async_sessionmaker(engine, class_=UnitSession, expire_on_commit=False)
         self._memory_lock = asyncio.Lock() if is_memory(self.url) else None
         self._loop = asyncio.get_running_loop()
         log.info("connected to %s", self.database)
@@ -203,7 +189,7 @@ class DatabaseManager:
     ) -> None:
         await self.disconnect()
 
-    def _require(self) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
+    def _require(self) -> tuple[AsyncEngine, async_sessionmaker[UnitSession]]:
         if self._engine is None or self._sessions is None:
             raise NotConnectedError(
                 f"DatabaseManager for {self.database} is not connected: call `await manager.connect()` first"
@@ -275,9 +261,12 @@ class DatabaseManager:
             _holding_memory_db.reset(token)
             lock.release()
 
-    @contextlib.asynccontextmanager
-    async def get_session(self) -> AsyncIterator[AsyncSession]:
+    def get_session(self) -> contextlib.AbstractAsyncContextManager[AsyncSession]:
         """A session in its own transaction: committed when the block ends, rolled back if it raises.
+
+        Use it as ``async with db.get_session() as session:``. The session is an ``AsyncSession``
+        whose connection and transaction open on first use; repositories and the ORM share them
+        (see :mod:`tradestore.sessions`).
 
         Cancelling the task (or an ``asyncio.timeout``) while the block runs rolls the whole
         transaction back; once the commit has started it is finished first, then the
@@ -291,16 +280,7 @@ class DatabaseManager:
                 in time; nothing was written (a ``TransientError``: retry the unit of work).
             ConnectionLostError: the connection broke or could not be made (a ``TransientError``).
         """
-        _, sessions = self._require()
-        async with self._turn():
-            session = sessions(info={SESSION_EXCHANGE: self.exchange})
-            try:
-                yield session
-            except BaseException:
-                await _shielded(_end(session, commit=False))
-                raise
-            # Shielded: a commit cut off half-way would leave its outcome unknown.
-            await _shielded(_end(session, commit=True))
+        return _SessionBlock(self)
 
     async def create_all(self) -> None:
         """Create every table and index that does not exist yet, and record the head schema revision.
@@ -339,3 +319,40 @@ class DatabaseManager:
     def _scrub(self, exc: BaseException) -> str:
         """The text of ``exc`` on one line, with the password cut out."""
         return describe(exc, self.url)
+
+
+class _SessionBlock:
+    """``async with db.get_session() as session``: one unit of work.
+
+    A class rather than a generator-based context manager: this runs around every unit of work
+    a bot makes, and the generator machinery (two of them, with ``_turn``) cost more than the rest
+    of the frame's Python code.
+    """
+
+    __slots__ = ("_db", "_session", "_turn")
+
+    def __init__(self, db: DatabaseManager) -> None:
+        self._db = db
+        self._session: UnitSession | None = None
+        self._turn: contextlib.AbstractAsyncContextManager[None] | None = None
+
+    async def __aenter__(self) -> AsyncSession:
+        db = self._db
+        _, sessions = db._require()
+        if db._memory_lock is not None or db._loop is not asyncio.get_running_loop():
+            self._turn = db._turn()  # the in-memory database's turn, or a new event loop's pool
+            await self._turn.__aenter__()
+        self._session = sessions(info={SESSION_EXCHANGE: db.exchange})
+        return self._session
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        session, turn = self._session, self._turn
+        try:
+            if session is not None:
+                # Shielded: a commit cut off half-way would leave its outcome unknown.
+                await _shielded(session.end(commit=exc_type is None))
+        finally:
+            if turn is not None:
+                await turn.__aexit__(exc_type, exc, tb)
