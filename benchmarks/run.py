@@ -31,7 +31,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from benchmarks import data, hot_path
+from benchmarks import data, hot_path, processes
 from benchmarks.baselines import Orm, Raw, RawPostgres, RawSQLite
 from benchmarks.report import Row, table
 from tradestore import DatabaseManager, OHLCVBar, OHLCVRepository, TradeRepository
@@ -578,6 +578,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="PostgreSQL server to run on (a database is created for the run and dropped after it)",
     )
     parser.add_argument("--workdir", default=None, help="folder for the SQLite database file (default: a temp dir)")
+    processes.add_arguments(parser)
     args = parser.parse_args(argv)
     if args.big:
         args.scale_max = max(args.scale_max, 10_000_000)
@@ -674,4 +675,7 @@ async def amain(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks; exit status 1 when a goal is missed."""
-    return asyncio.run(amain(parse_args(argv)))
+    args = parse_args(argv)
+    if args.shared_file or args.many_bots:
+        return processes.run(args)
+    return asyncio.run(amain(args))

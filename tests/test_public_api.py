@@ -31,6 +31,7 @@ def test_public_names() -> None:
         "Proposal",
         "ProposalRepository",
         "PositionRepository",
+        "ReadOnlyError",
         "SchemaError",
         "SeriesInfo",
         "StrategyPerformance",
@@ -59,6 +60,8 @@ def test_error_tree() -> None:
         errors.ConfigurationError, ValueError
     )
     assert issubclass(errors.NotFoundError, errors.StorageError) and issubclass(errors.NotFoundError, LookupError)
+    assert issubclass(errors.ReadOnlyError, errors.StorageError)
+    assert not issubclass(errors.ReadOnlyError, errors.TransientError)  # retrying never helps
     assert issubclass(errors.ConflictError, errors.ValidationError)
     assert issubclass(errors.InvalidTransitionError, errors.ValidationError)
 

@@ -6,23 +6,26 @@ import os
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import asyncpg
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, Dialect, Engine, ExceptionContext
-from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.engine import URL, Connection, Dialect, ExceptionContext
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, PoolResetState, StaticPool
+from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState, StaticPool
 
 from tradestore.dialects import register_sqlite_functions
 from tradestore.dialects.errors import translate
 from tradestore.errors import ConfigurationError, ConnectionLostError
 from tradestore.urls import describe, is_memory, is_sqlite, mask
 from tradestore.values import json_dumps
+from tradestore.write_queue import Checkpointer, WriteQueue
 
 #: How long a SQLite writer waits for another one's lock before failing, in milliseconds.
 SQLITE_BUSY_TIMEOUT_MS = 5_000
+#: The execution option that makes a connection's transactions read-only (see ``readonly_engine``).
+READONLY = "tradestore_readonly"
 
 
 class TradestoreSQLiteConnection(sqlite3.Connection):
@@ -31,13 +34,16 @@ class TradestoreSQLiteConnection(sqlite3.Connection):
     Set up in the constructor, so it happens in aiosqlite's worker thread, on every new
     connection: WAL for file databases, ``synchronous=NORMAL``, foreign keys, a busy timeout,
     a larger page cache, the exact-decimal collation and functions, and no implicit BEGIN
-    (tradestore emits ``BEGIN IMMEDIATE`` itself, see :func:`build_engine`).
+    (tradestore begins every transaction itself, see :meth:`begin`).
     """
 
     def __init__(self, database: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(database, *args, **kwargs)
         self.isolation_level = None
         memory = str(database) in ("", ":memory:") or "mode=memory" in str(database)
+        self._queue = None if memory else WriteQueue(str(database))
+        self._checkpointer = None if memory else Checkpointer.of(str(database))
+        self._query_only = False
         # The busy timeout first: switching a new file to WAL needs a lock that connections
         # opening it at the same moment must wait for, not fail on.
         self.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS:d}")
@@ -46,6 +52,8 @@ class TradestoreSQLiteConnection(sqlite3.Connection):
         self.execute("PRAGMA synchronous=NORMAL")
         self.execute("PRAGMA foreign_keys=ON")
         self.execute("PRAGMA cache_size=-65536")  # 64 MiB
+        if not memory:  # checkpoints run in a thread of their own (see Checkpointer)
+            self.execute("PRAGMA wal_autocheckpoint=0")
         register_sqlite_functions(self)
 
     #: Whether this connection holds the write lock: its transaction began ``BEGIN IMMEDIATE``
@@ -57,19 +65,53 @@ class TradestoreSQLiteConnection(sqlite3.Connection):
     #: thread). A ``BEGIN`` whose caller was cancelled may still be queued there: until it has
     #: run and been rolled back, the connection must not go back to the pool as it is.
     ended = True
-    #: Whether the open transaction was begun by a unit of work on the pool's connection, which
-    #: no SQLAlchemy ``Connection`` knows of yet (see ``begin_unit``).
-    begun_by_unit = False
+
+    def begin(self, readonly: bool) -> None:
+        """Begin a transaction: a write transaction in its turn, or a read that never waits.
+
+        Write: wait for this writer's turn in the file's :class:`WriteQueue` (writers of every
+        process in arrival order), then ``BEGIN IMMEDIATE``, so that a read-then-write unit of
+        work never fails half-way with "database is locked". Read-only: ``PRAGMA query_only``
+        and a deferred ``BEGIN``; in WAL mode its reads see the last commit and never wait for
+        a writer, and a write raises ``SQLITE_READONLY``.
+        """
+        if readonly != self._query_only:
+            self.execute("PRAGMA query_only=ON" if readonly else "PRAGMA query_only=OFF")
+            self._query_only = readonly
+        if readonly:
+            self.execute("BEGIN DEFERRED")
+            return
+        if self._queue is not None:
+            self._queue.acquire(SQLITE_BUSY_TIMEOUT_MS / 1000)
+        try:
+            self.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._release()
+            raise
 
     def commit(self) -> None:
-        self.write_locked = self.begun_by_unit = False
-        super().commit()
+        """Commit, then let the next writer in (and the checkpointer know)."""
+        self.write_locked = False
+        try:
+            super().commit()
+        finally:
+            self._release()
         self.ended = True
+        if self._checkpointer is not None and not self._query_only:
+            self._checkpointer.committed()
 
     def rollback(self) -> None:
-        self.write_locked = self.begun_by_unit = False
-        super().rollback()
+        """Roll back, then let the next writer in."""
+        self.write_locked = False
+        try:
+            super().rollback()
+        finally:
+            self._release()
         self.ended = True
+
+    def _release(self) -> None:
+        if self._queue is not None and not self.in_transaction:
+            self._queue.release()
 
     def close(self) -> None:
         """Roll back any open transaction, then close.
@@ -83,6 +125,8 @@ class TradestoreSQLiteConnection(sqlite3.Connection):
             if self.in_transaction:
                 self.rollback()
         finally:
+            if self._queue is not None:
+                self._queue.close()
             super().close()
 
 
@@ -112,11 +156,14 @@ def check_pool(pool_size: object, max_overflow: object) -> tuple[int, int]:
 def build_engine(url: URL, *, pool_size: int, max_overflow: int, echo: bool) -> AsyncEngine:
     """An engine for ``url`` (an async-driver URL from :func:`tradestore.urls.resolve`).
 
-    SQLite: every transaction starts with ``BEGIN IMMEDIATE``, taking the write lock up front
-    so that a read-then-write unit of work never fails half-way with "database is locked";
-    an in-memory database is one connection shared by the manager (``StaticPool``).
+    SQLite: every write transaction waits for its turn among the file's writers, then starts
+    with ``BEGIN IMMEDIATE``, taking the write lock up front so that a read-then-write unit of
+    work never fails half-way with "database is locked" (see
+    :meth:`TradestoreSQLiteConnection.begin`); an in-memory database is one connection shared
+    by the manager (``StaticPool``).
     PostgreSQL: a ``pool_size`` + ``max_overflow`` pool whose connections begin their transaction
     when checked out, which also proves them alive (see :func:`_begin_on_checkout`); sessions in UTC.
+    Both: :func:`readonly_engine` gives the same pool with read-only transactions.
     Both: a lock not granted in time raises :class:`StorageBusyError` and a broken or
     impossible connection :class:`ConnectionLostError`, instead of the driver's error.
 
@@ -138,7 +185,7 @@ def build_engine(url: URL, *, pool_size: int, max_overflow: int, echo: bool) -> 
             engine = create_async_engine(
                 url, pool_size=pool_size, max_overflow=max_overflow, connect_args=connect_args, **common
             )
-        event.listen(engine.sync_engine, "begin", _begin_immediate)
+        event.listen(engine.sync_engine, "begin", _begin_sqlite)
     else:
         engine = create_async_engine(
             url,
@@ -151,9 +198,21 @@ def build_engine(url: URL, *, pool_size: int, max_overflow: int, echo: bool) -> 
         event.listen(engine.sync_engine, "connect", _numeric_as_text)
         event.listen(engine.sync_engine, "checkout", _begin_on_checkout)
         event.listen(engine.sync_engine, "begin", _begin_postgres)
+        event.listen(engine.sync_engine, "begin", _begin_postgres_read_only)
     event.listen(engine.sync_engine, "handle_error", _translate_error, retval=True)
     event.listen(engine.sync_engine.pool, "reset", _reset)
     return engine
+
+
+def readonly_engine(engine: AsyncEngine) -> AsyncEngine:
+    """``engine``'s pool, with every transaction read-only.
+
+    SQLite: a deferred read (see :meth:`TradestoreSQLiteConnection.begin`); PostgreSQL:
+    ``SET TRANSACTION READ ONLY`` first thing in the transaction begun at checkout (one round
+    trip, where asking for ``BEGIN READ ONLY`` would cost a ``ROLLBACK`` and a ``BEGIN``). A write
+    in such a transaction raises :class:`ReadOnlyError`.
+    """
+    return engine.execution_options(**{READONLY: True})
 
 
 def _reset(dbapi_connection: Any, record: ConnectionPoolEntry, state: PoolResetState) -> None:
@@ -178,88 +237,28 @@ def _may_be_in_transaction(driver: Any) -> bool:
     return bool(connection.in_transaction or not getattr(connection, "ended", False))
 
 
-def _begin_immediate(conn: Connection) -> None:
-    adapter: Any = conn.connection.dbapi_connection
-    connection = adapter.driver_connection._conn
-    if connection.begun_by_unit and connection.in_transaction:
-        # Begun by a unit of work on the pool's connection (see begin_unit); the ORM's
-        # Connection now takes that transaction as its own instead of beginning another.
-        connection.begun_by_unit = False
-        return
-    _begin(adapter, "BEGIN IMMEDIATE", conn.engine)
-
-
-def _begin(adapter: Any, sql: str, engine: Engine) -> None:
-    """Send ``sql`` (a SQLite ``BEGIN``) straight to aiosqlite: one hop to its thread, not three.
+def _begin_sqlite(conn: Connection) -> None:
+    """The ``begin`` hook: take this writer's turn and begin, in one hop to aiosqlite's thread.
 
     SQLAlchemy's cursor takes a hop to open a cursor, one to execute and one to close it; this
-    runs at the start of every transaction, so the difference is paid on every unit of work.
+    hook runs at the start of every transaction, so the difference is paid on every unit of work.
+    Waiting for the writer queue happens in that thread too, leaving the event loop free.
     """
-    if engine.echo:
-        engine.logger.info(sql)
+    readonly = bool(conn.get_execution_options().get(READONLY, False))
+    if conn.engine.echo:
+        conn.engine.logger.info("BEGIN DEFERRED (read-only)" if readonly else "BEGIN IMMEDIATE")
+    adapter: Any = conn.connection.dbapi_connection
     connection = adapter.driver_connection._conn
-    connection.write_locked = connection.begun_by_unit = False
+    connection.write_locked = False
     connection.ended = False
     try:
-        adapter.run_async(lambda driver: driver.execute_fetchall(sql))
+        adapter.run_async(lambda driver: driver._execute(connection.begin, readonly))
     except Exception as exc:
-        typed = translate(exc, engine.url, busy_ms=SQLITE_BUSY_TIMEOUT_MS)
+        typed = translate(exc, conn.engine.url, busy_ms=SQLITE_BUSY_TIMEOUT_MS)
         if typed is None:
             raise
         raise typed from exc
-    connection.write_locked = sql.upper().startswith(("BEGIN IMMEDIATE", "BEGIN EXCLUSIVE"))
-
-
-# --- a unit of work on the pool's connection itself (see tradestore.sessions) -------------
-
-
-def begin_unit(fairy: PoolProxiedConnection, engine: Engine) -> None:
-    """Begin a unit of work's transaction on a checked-out pool connection, without a ``Connection``.
-
-    SQLite: ``BEGIN IMMEDIATE``, as the engine's begin hook sends it. PostgreSQL: nothing to send,
-    the checkout began it (see :func:`_begin_on_checkout`), or the first statement begins it.
-    Must run in SQLAlchemy's greenlet (``greenlet_spawn``).
-
-    Raises:
-        StorageBusyError, ConnectionLostError: as the engine's own ``BEGIN``.
-    """
-    adapter: Any = fairy.dbapi_connection
-    driver = adapter.driver_connection
-    if isinstance(driver, asyncpg.Connection):
-        return
-    _begin(adapter, "BEGIN IMMEDIATE", engine)
-    driver._conn.begun_by_unit = True
-
-
-def end_unit(fairy: PoolProxiedConnection, engine: Engine, *, commit: bool) -> None:
-    """Commit or roll back a transaction :func:`begin_unit` began (in SQLAlchemy's greenlet).
-
-    Errors are those SQLAlchemy's own commit raises: a lock not granted or a lost connection
-    typed (the connection is then discarded), any other the ``sqlalchemy.exc`` class.
-    """
-    adapter: Any = fairy.dbapi_connection
-    driver = adapter.driver_connection
-    if not isinstance(driver, asyncpg.Connection):
-        driver._conn.begun_by_unit = False
-    elif not commit and not _may_be_in_transaction(driver):
-        return
-    if engine.echo:
-        engine.logger.info("COMMIT" if commit else "ROLLBACK")
-    try:
-        if commit:
-            adapter.commit()
-        else:
-            adapter.rollback()
-    except Exception as exc:
-        driver_error = exc.__cause__ if isinstance(exc.__cause__, Exception) else exc
-        typed = translate(driver_error, engine.url, busy_ms=SQLITE_BUSY_TIMEOUT_MS) or translate(exc, engine.url)
-        if isinstance(typed, ConnectionLostError) or engine.dialect.is_disconnect(cast(Any, exc), adapter, None):
-            fairy.invalidate(exc)
-            typed = typed or translate(driver_error, engine.url, disconnect=True)
-        if typed is not None:
-            raise typed from exc
-        sql, dbapi = "COMMIT" if commit else "ROLLBACK", engine.dialect.loaded_dbapi
-        raise DBAPIError.instance(sql, None, exc, dbapi.Error, dialect=engine.dialect) from exc
+    connection.write_locked = not readonly
 
 
 #: Where a pooled PostgreSQL connection notes the settings of the transaction begun at checkout.
@@ -293,6 +292,23 @@ def _begin_postgres(conn: Connection) -> None:
     adapter: Any = conn.connection.dbapi_connection
     if adapter._transaction is not None and conn.connection.info.get(_BEGUN_AS) != _settings(adapter):
         adapter.rollback()  # SQLAlchemy's adapter then begins with the settings now asked for
+
+
+def _begin_postgres_read_only(conn: Connection) -> None:
+    """A ``begin`` hook after :func:`_begin_postgres`: make a session of :func:`readonly_engine` read-only."""
+    if not conn.get_execution_options().get(READONLY, False):
+        return
+    adapter: Any = conn.connection.dbapi_connection
+    if adapter._transaction is None:  # not begun at checkout: SQLAlchemy's adapter begins it first
+        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        return
+    try:
+        adapter.run_async(lambda driver: driver.execute("SET TRANSACTION READ ONLY"))
+    except Exception as exc:
+        typed = translate(exc, conn.engine.url)
+        if typed is None:
+            raise
+        raise typed from exc
 
 
 def _settings(adapter: Any) -> tuple[Any, ...]:
@@ -358,10 +374,12 @@ def _translate_error(context: ExceptionContext) -> BaseException | None:
 
 
 __all__ = [
+    "READONLY",
     "SQLITE_BUSY_TIMEOUT_MS",
     "TradestoreSQLiteConnection",
     "build_engine",
     "check_pool",
     "prepare_sqlite_file",
+    "readonly_engine",
     "translate",
 ]

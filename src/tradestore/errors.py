@@ -11,6 +11,7 @@ The tree::
     ├── ConfigurationError       unusable settings, e.g. an unsupported URL (also a ValueError)
     ├── NotFoundError            the row asked for does not exist (also a LookupError)
     ├── SchemaError              the database's schema revision does not match this code's
+    ├── ReadOnlyError            a write in a read-only session (``get_session(readonly=True)``)
     └── TransientError           a passing failure; the unit of work was not applied: retry it
         ├── StorageBusyError     a lock was not granted in time (SQLite busy timeout,
         │                        PostgreSQL deadlock or lock timeout)
@@ -90,6 +91,15 @@ class SchemaError(StorageError):
     Raised by ``DatabaseManager.connect()`` for a database migrated by a newer tradestore,
     or for an older one when ``auto_migrate`` is off (the message gives the command that
     upgrades it).
+    """
+
+
+class ReadOnlyError(StorageError):
+    """A write was attempted in a read-only transaction; it was refused and nothing was written.
+
+    Raised for a write inside ``get_session(readonly=True)`` (SQLite ``query_only``,
+    PostgreSQL ``READ ONLY``), and by a PostgreSQL standby, which refuses every write.
+    Never transient: write in a session of ``get_session()``.
     """
 
 

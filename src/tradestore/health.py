@@ -72,6 +72,8 @@ class Health(Mapping[str, Any]):
         size_bytes: bytes on disk (a SQLite file with its write-ahead log, or
             ``pg_database_size``); ``None`` in memory or when unknown.
         error: why it is unhealthy (one line, no password).
+        replicas: with ``DatabaseManager(replicas=...)``, one report per replica (status, latency,
+            replay lag: see ``tradestore.replicas.Replica.status``); absent otherwise.
     """
 
     status: str
@@ -84,6 +86,7 @@ class Health(Mapping[str, Any]):
     schema_status: str | None = None
     size_bytes: int | None = None
     error: str | None = None
+    replicas: tuple[Mapping[str, Any], ...] | None = None
 
     @property
     def healthy(self) -> bool:
@@ -91,14 +94,15 @@ class Health(Mapping[str, Any]):
         return self.status == "healthy"
 
     def as_dict(self) -> dict[str, Any]:
-        """The fields as a dict (``error`` only when there is one)."""
+        """The fields as a dict (``error`` and ``replicas`` only when there are some)."""
         fields = asdict(self)
-        if fields["error"] is None:
-            del fields["error"]
+        for key in _ONLY_WHEN_SET:
+            if fields[key] is None:
+                del fields[key]
         return fields
 
     def __getitem__(self, key: str) -> Any:
-        if (key == "error" and self.error is None) or key not in self.__dataclass_fields__:
+        if key not in self.__dataclass_fields__ or (key in _ONLY_WHEN_SET and getattr(self, key) is None):
             raise KeyError(key)
         return getattr(self, key)
 
@@ -107,6 +111,10 @@ class Health(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self.as_dict())
+
+
+#: Keys a report has only when they hold something.
+_ONLY_WHEN_SET = ("error", "replicas")
 
 
 def unhealthy(url: URL, error: str) -> Health:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
-from collections.abc import AsyncIterator, Awaitable
+import os
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -14,23 +16,27 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tradestore import schema
-from tradestore.engine import SQLITE_BUSY_TIMEOUT_MS, check_pool
+from tradestore.engine import SQLITE_BUSY_TIMEOUT_MS, check_pool, readonly_engine
 from tradestore.errors import ConfigurationError, NotConnectedError, StorageBusyError, StorageError, ValidationError
 from tradestore.health import Health, check, open_engine, unhealthy
 from tradestore.models import Base
+from tradestore.replicas import Replicas, lsn_to_int
 from tradestore.repositories.base import DEFAULT_EXCHANGE, SESSION_EXCHANGE
-from tradestore.sessions import UnitSession
-from tradestore.urls import backend_name, describe, is_memory, mask, resolve
+from tradestore.urls import backend_name, describe, is_memory, is_sqlite, mask, resolve
 from tradestore.values import to_text
 
 log = logging.getLogger("tradestore")
 T = TypeVar("T")
 
+#: The primary's current WAL position, to measure how far each replica is behind.
+_WAL_POSITION_SQL = "SELECT pg_current_wal_lsn()::text"
 #: Set while a task holds the in-memory database: the manager and that task. Tasks started
 #: inside the session inherit it, which is how a nested session is told from a waiting one.
 _holding_memory_db: ContextVar[tuple[DatabaseManager, asyncio.Task[Any] | None] | None] = ContextVar(
     "_holding_memory_db", default=None
 )
+#: (task, SQLite file) of every write session open in this process, to refuse a nested one.
+_writing: set[tuple[asyncio.Task[Any], str]] = set()
 
 
 async def _shielded(awaitable: Awaitable[T]) -> T:
@@ -50,6 +56,21 @@ async def _shielded(awaitable: Awaitable[T]) -> T:
             log.debug("cleanup failed while the task was being cancelled", exc_info=task.exception())
         raise cancelled
     return task.result()
+
+
+async def _end(session: AsyncSession, *, commit: bool) -> None:
+    """Commit (or roll back) ``session``, then close it: one shielded task for both."""
+    try:
+        if commit:
+            try:
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+        else:
+            await session.rollback()
+    finally:
+        await session.close()
 
 
 class DatabaseManager:
@@ -73,10 +94,13 @@ class DatabaseManager:
             call names none (default ``"binance"``, as in the seed bots).
         auto_migrate: on ``connect()``, upgrade a database whose schema revision is older
             than this code's (or that is empty) instead of refusing it.
+        replicas: URLs of PostgreSQL streaming standbys of this (PostgreSQL) database: read-only
+            sessions go to them in turn, and to the primary when none answers (see ``get_session``).
 
     Raises:
         ConfigurationError: for a URL that cannot be parsed or has an unsupported scheme, a
             ``pool_size`` below 1, a ``max_overflow`` below 0, or an empty ``exchange``.
+            Also for replicas that are not PostgreSQL standbys of a PostgreSQL primary.
     """
 
     def __init__(
@@ -88,9 +112,19 @@ class DatabaseManager:
         echo: bool = False,
         auto_migrate: bool = False,
         exchange: str = DEFAULT_EXCHANGE,
+        replicas: Sequence[str | URL] = (),
     ) -> None:
         self.url: URL = resolve(database_url)
         self.backend: str = backend_name(self.url)
+        if isinstance(replicas, str | URL):
+            raise ConfigurationError("replicas: expected a list of URLs, got one URL")
+        replica_urls = [resolve(url) for url in replicas]
+        if replica_urls and (is_sqlite(self.url) or any(map(is_sqlite, replica_urls))):
+            raise ConfigurationError(
+                "replicas: PostgreSQL streaming standbys of a PostgreSQL primary only, got "
+                + ", ".join(mask(url) for url in [self.url, *replica_urls])
+            )
+        self._replicas = Replicas(replica_urls)
         self.pool_size, self.max_overflow = check_pool(pool_size, max_overflow)
         self.echo = echo
         self.auto_migrate = auto_migrate
@@ -99,7 +133,8 @@ class DatabaseManager:
         except ValidationError as exc:
             raise ConfigurationError(str(exc)) from None
         self._engine: AsyncEngine | None = None
-        self._sessions: async_sessionmaker[UnitSession] | None = None
+        self._readonly: AsyncEngine | None = None
+        self._sessions: async_sessionmaker[AsyncSession] | None = None
         # In-memory SQLite is one connection: sessions take turns on it (see get_session).
         self._memory_lock: asyncio.Lock | None = None
         # The event loop the pool's connections belong to (see _follow_loop).
@@ -117,6 +152,11 @@ class DatabaseManager:
     def database(self) -> str:
         """The URL with its password masked: safe to print or log."""
         return mask(self.url)
+
+    @property
+    def replicas(self) -> list[str]:
+        """The replicas' URLs, passwords masked."""
+        return [mask(url) for url in self._replicas.urls]
 
     @property
     def engine(self) -> AsyncEngine:
@@ -166,7 +206,10 @@ class DatabaseManager:
             await _shielded(engine.dispose())
             raise
         self._engine = engine
-        self._sessions = async_sessionmaker(engine, class_=UnitSession, expire_on_commit=False)
+        self._readonly = readonly_engine(engine)
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        # Replicas are not required to answer now: reads go to the primary while they do not.
+        self._replicas.start(pool_size=self.pool_size, max_overflow=self.max_overflow, echo=self.echo)
         self._memory_lock = asyncio.Lock() if is_memory(self.url) else None
         self._loop = asyncio.get_running_loop()
         log.info("connected to %s", self.database)
@@ -175,8 +218,9 @@ class DatabaseManager:
         """Close every pooled connection; calling it again does nothing."""
         if self._engine is not None:
             self._follow_loop()  # connections of a finished event loop cannot be closed from this one
-        engine, self._engine, self._sessions = self._engine, None, None
+        engine, self._engine, self._sessions, self._readonly = self._engine, None, None, None
         if engine is not None:
+            await _shielded(self._replicas.stop())
             await _shielded(engine.dispose())
             log.info("disconnected from %s", self.database)
 
@@ -189,7 +233,7 @@ class DatabaseManager:
     ) -> None:
         await self.disconnect()
 
-    def _require(self) -> tuple[AsyncEngine, async_sessionmaker[UnitSession]]:
+    def _require(self) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
         if self._engine is None or self._sessions is None:
             raise NotConnectedError(
                 f"DatabaseManager for {self.database} is not connected: call `await manager.connect()` first"
@@ -220,6 +264,8 @@ class DatabaseManager:
             self._memory_lock = asyncio.Lock()
         else:
             self._engine.sync_engine.dispose(close=False)
+            for replica in self._replicas.members:
+                replica.engine.sync_engine.dispose(close=False)
         log.info("%s: new event loop, new connection pool", self.database)
 
     @contextlib.asynccontextmanager
@@ -261,12 +307,58 @@ class DatabaseManager:
             _holding_memory_db.reset(token)
             lock.release()
 
-    def get_session(self) -> contextlib.AbstractAsyncContextManager[AsyncSession]:
+    @contextlib.asynccontextmanager
+    async def _one_writer(self, readonly: bool) -> AsyncIterator[None]:
+        """Refuse a write session inside another of the same task on the same SQLite file.
+
+        The inner one would wait for the outer one's write lock, which is released only when
+        the inner one is done: it would wait out the busy timeout and fail.
+        """
+        task = asyncio.current_task()
+        if readonly or self.backend != "sqlite" or self._memory_lock is not None or task is None:
+            yield
+            return
+        key = (task, os.path.abspath(self.url.database or ""))
+        if key in _writing:
+            raise StorageError(
+                f"a write session was opened inside another write session of the same task on {self.database}: "
+                "SQLite has one writer at a time, so the inner one would wait for the outer one forever; "
+                "use the outer session, or open the inner one with get_session(readonly=True) to read"
+            )
+        _writing.add(key)
+        try:
+            yield
+        finally:
+            _writing.discard(key)
+
+    async def _open(self, sessions: async_sessionmaker[AsyncSession], readonly: bool) -> AsyncSession:
+        """A new session: on the primary, or for a read-only one the next replica that answers."""
+        info = {SESSION_EXCHANGE: self.exchange}
+        if not readonly:
+            return sessions(info=info)
+        for replica in self._replicas.in_turn():
+            session = sessions(bind=replica.engine, info=info)
+            try:
+                await session.connection()  # a dead replica fails here, before the caller's block
+            except Exception as exc:
+                await _shielded(session.close())
+                replica.failed(exc)
+                continue
+            replica.answered()
+            return session
+        return sessions(bind=self._readonly, info=info)
+
+    @contextlib.asynccontextmanager
+    async def get_session(self, *, readonly: bool = False) -> AsyncIterator[AsyncSession]:
         """A session in its own transaction: committed when the block ends, rolled back if it raises.
 
-        Use it as ``async with db.get_session() as session:``. The session is an ``AsyncSession``
-        whose connection and transaction open on first use; repositories and the ORM share them
-        (see :mod:`tradestore.sessions`).
+        ``readonly=True`` gives a read-only transaction: on a SQLite file a deferred read that
+        never waits for a writer (WAL) and sees the last commit; on PostgreSQL ``READ ONLY``,
+        on the next replica that answers, else on the primary. A write in it raises
+        ``ReadOnlyError``. Read-only sessions may be opened inside any other session; a write
+        session inside another write session of the same task on a SQLite file is refused at
+        once (it could only wait for the outer one). On in-memory SQLite (one connection)
+        every session, read-only or not, takes its turn and none may be nested.
 
         Cancelling the task (or an ``asyncio.timeout``) while the block runs rolls the whole
         transaction back; once the commit has started it is finished first, then the
@@ -276,11 +368,23 @@ class DatabaseManager:
 
         Raises:
             NotConnectedError: before ``connect()`` or after ``disconnect()``.
+            StorageError: a write session nested in another of the same task on a SQLite file; any
+                session nested in one on in-memory SQLite.
+            ReadOnlyError: a write in a read-only session (nothing of it is written).
             StorageBusyError: the SQLite write lock (or a PostgreSQL row lock) was not granted
                 in time; nothing was written (a ``TransientError``: retry the unit of work).
             ConnectionLostError: the connection broke or could not be made (a ``TransientError``).
         """
-        return _SessionBlock(self)
+        _, sessions = self._require()
+        async with self._turn(), self._one_writer(readonly):
+            session = await self._open(sessions, readonly)
+            try:
+                yield session
+            except BaseException:
+                await _shielded(_end(session, commit=False))
+                raise
+            # Shielded: a commit cut off half-way would leave its outcome unknown.
+            await _shielded(_end(session, commit=True))
 
     async def create_all(self) -> None:
         """Create every table and index that does not exist yet, and record the head schema revision.
@@ -301,58 +405,34 @@ class DatabaseManager:
             await conn.exec_driver_sql(f"DROP TABLE IF EXISTS {schema.VERSION_TABLE}")
 
     async def health_check(self) -> Health:
-        """Whether the database answers, how fast, and whether its schema is current; never raises.
+        """Whether the database and its replicas answer, how fast, and whether its schema is current; never raises.
 
         Returns:
             A :class:`~tradestore.health.Health` report, which also reads as a dict:
             ``report["status"]`` is ``'healthy'`` or ``'unhealthy'``; ``backend``, ``database``
             (password masked), ``latency_ms``, ``server_version``, ``schema_revision``,
-            ``schema_head``, ``schema_status``, ``size_bytes`` and, when unhealthy, ``error``.
+            ``schema_head``, ``schema_status``, ``size_bytes``, when unhealthy ``error``, and with
+            replicas ``replicas``: one report per replica (see
+            :meth:`tradestore.replicas.Replica.status`: status, latency, replay lag in seconds and
+            bytes). A dead replica does not make the report unhealthy: reads go to the primary.
         """
+        primary_lsn = None
         try:
             engine, _ = self._require()
             async with self._turn(), engine.connect() as conn:
-                return await check(conn, self.url)
+                report = await check(conn, self.url)
+                if self._replicas:
+                    primary_lsn = (await conn.exec_driver_sql(_WAL_POSITION_SQL)).scalar()
         except Exception as exc:
-            return unhealthy(self.url, self._scrub(exc))
+            report = unhealthy(self.url, self._scrub(exc))
+        if not self._replicas:
+            return report
+        if self._engine is None:
+            replicas = [{"database": url, "status": "unhealthy", "error": "not connected"} for url in self.replicas]
+        else:
+            replicas = [await replica.status(lsn_to_int(primary_lsn)) for replica in self._replicas.members]
+        return dataclasses.replace(report, replicas=tuple(replicas))
 
     def _scrub(self, exc: BaseException) -> str:
         """The text of ``exc`` on one line, with the password cut out."""
         return describe(exc, self.url)
-
-
-class _SessionBlock:
-    """``async with db.get_session() as session``: one unit of work.
-
-    A class rather than a generator-based context manager: this runs around every unit of work
-    a bot makes, and the generator machinery (two of them, with ``_turn``) cost more than the rest
-    of the frame's Python code.
-    """
-
-    __slots__ = ("_db", "_session", "_turn")
-
-    def __init__(self, db: DatabaseManager) -> None:
-        self._db = db
-        self._session: UnitSession | None = None
-        self._turn: contextlib.AbstractAsyncContextManager[None] | None = None
-
-    async def __aenter__(self) -> AsyncSession:
-        db = self._db
-        _, sessions = db._require()
-        if db._memory_lock is not None or db._loop is not asyncio.get_running_loop():
-            self._turn = db._turn()  # the in-memory database's turn, or a new event loop's pool
-            await self._turn.__aenter__()
-        self._session = sessions(info={SESSION_EXCHANGE: db.exchange})
-        return self._session
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        session, turn = self._session, self._turn
-        try:
-            if session is not None:
-                # Shielded: a commit cut off half-way would leave its outcome unknown.
-                await _shielded(session.end(commit=exc_type is None))
-        finally:
-            if turn is not None:
-                await turn.__aexit__(exc_type, exc, tb)

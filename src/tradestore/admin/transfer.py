@@ -45,6 +45,7 @@ from tradestore.models import Base
 from tradestore.pages import keyset_pages
 from tradestore.urls import is_memory, mask
 from tradestore.values import EXACT
+from tradestore.write_queue import NEXT_SUFFIX, WRITER_SUFFIX
 
 #: Rows read and written per round trip.
 DEFAULT_CHUNK_ROWS = 5_000
@@ -275,7 +276,8 @@ async def copy_database(
                 await source.dispose()
     except BaseException:
         if new_file and path is not None:  # leave no empty database behind where there was none
-            for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            leftovers = ("-wal", "-shm", WRITER_SUFFIX, NEXT_SUFFIX)
+            for leftover in (path, *(Path(f"{path}{suffix}") for suffix in leftovers)):
                 with contextlib.suppress(OSError):
                     leftover.unlink()
         raise

@@ -1,4 +1,5 @@
-"""How each driver says "a lock was not granted" and "the connection broke", as typed errors.
+"""How each driver says "a lock was not granted", "the connection broke" and "this transaction
+is read-only", as typed errors.
 
 Translated at the engine boundary (a ``handle_error`` hook, see :mod:`tradestore.engine`) and
 by the bulk paths that talk to the driver directly (:meth:`Backend.fetch`).
@@ -11,7 +12,7 @@ import sqlite3
 import asyncpg
 from sqlalchemy.engine import URL
 
-from tradestore.errors import ConnectionLostError, StorageBusyError, TransientError
+from tradestore.errors import ConnectionLostError, ReadOnlyError, StorageBusyError, StorageError
 from tradestore.urls import describe, mask
 
 #: SQLite's primary result codes for a lock not granted: SQLITE_BUSY, SQLITE_LOCKED.
@@ -22,12 +23,17 @@ _PG_BUSY_STATES = ("40P01", "55P03")
 #: server going away (57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now).
 _PG_LOST_STATES = ("08", "57P")
 _ASYNCPG_LOST_WORDS = ("connection is closed", "cannot switch to state")
+#: SQLite's result code for a write refused by a read-only connection (``query_only``); PostgreSQL's
+#: SQLSTATE read_only_sql_transaction (a READ ONLY transaction, or a hot standby).
+_SQLITE_READONLY = 8
+_PG_READ_ONLY_STATE = "25006"
 
 
 def translate(
     error: Exception, url: URL | None, *, disconnect: bool = False, busy_ms: int | None = None
-) -> TransientError | None:
-    """The typed error for a driver's ``error``: a lock not granted or a lost connection, else ``None``.
+) -> StorageError | None:
+    """The typed error for a driver's ``error``: a write refused as read-only (:class:`ReadOnlyError`),
+    a lock not granted or a lost connection (both ``TransientError``), else ``None``.
 
     Used by the engine's ``handle_error`` hook and by the bulk paths that talk to the driver
     directly. The driver's error is the typed error's ``orig``; raise it ``from`` the driver's.
@@ -40,6 +46,11 @@ def translate(
     """
     where = mask(url) if url is not None else "the database"
     detail = describe(error, url)
+    if _write_refused(error):
+        return ReadOnlyError(
+            f"{where}: a write was refused: the transaction is read-only ({detail}); writes belong in a "
+            "session of get_session(), not get_session(readonly=True) (or the file or server is read-only)"
+        )
     if _lock_not_granted(error):
         waited = f" for {busy_ms} ms" if isinstance(error, sqlite3.Error) and busy_ms is not None else ""
         return StorageBusyError(
@@ -52,6 +63,12 @@ def translate(
             error,
         )
     return None
+
+
+def _write_refused(error: Exception) -> bool:
+    if isinstance(error, sqlite3.Error):
+        return getattr(error, "sqlite_errorcode", 0) & 0xFF == _SQLITE_READONLY
+    return getattr(error, "sqlstate", None) == _PG_READ_ONLY_STATE
 
 
 def _lock_not_granted(error: Exception) -> bool:

@@ -31,10 +31,10 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy.engine import Connection, Engine, Result
+from sqlalchemy.engine import Result
 from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import Delete, Executable, Insert, Select, Update
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
@@ -193,23 +193,24 @@ async def run(
         DuplicateError: a unique key is already stored (also an ``IntegrityError``).
         sqlalchemy.exc.DBAPIError: any other database error, of the class SQLAlchemy would raise.
     """
-    engine, raw = await _connection(session)
+    conn, raw = await _connection(session)
     from tradestore.dialects import backend  # the package imports this module
 
-    db = backend(engine.dialect)
+    db = backend(conn.dialect)
     found = prepare(db, statement, params)
     if found is None:
         return None
     prepared, extracted = found
     sql, args = prepared.arguments(params, extracted)
+    engine = conn.sync_engine
     if engine.echo:
         engine.logger.info(sql)
         engine.logger.info("[single-row path] %r", tuple(args))
     try:
         rows, coltypes, rowcount = await db.run_single(raw, sql, args)
     except Exception as exc:
-        raise _typed(exc, engine, raw, prepared, sql, args) from exc
-    processors = prepared.result_processors(coltypes, engine.dialect)
+        raise _typed(exc, conn, raw, prepared, sql, args) from exc
+    processors = prepared.result_processors(coltypes, conn.dialect)
     if processors and rows:
         out = []
         for row in rows:
@@ -229,42 +230,37 @@ async def execute(
     return None if found is None else FastResult(*found)
 
 
-#: The engine and pool connection of each session transaction the single-row path has used.
-_CONNECTIONS: weakref.WeakKeyDictionary[Any, tuple[Connection, Engine, Any]] = weakref.WeakKeyDictionary()
+#: The connection of each session transaction the single-row path has used (forgotten with it).
+_CONNECTIONS: weakref.WeakKeyDictionary[Any, tuple[AsyncConnection, Any]] = weakref.WeakKeyDictionary()
 
 
-async def _connection(session: AsyncSession) -> tuple[Engine, Any]:
-    """The session's engine and pool connection, beginning the transaction if needed.
+async def _connection(session: AsyncSession) -> tuple[AsyncConnection, Any]:
+    """The session's connection and its pool connection, beginning the transaction if needed.
 
-    A session of ``DatabaseManager.get_session()`` holds its pool connection itself (no trip
-    through SQLAlchemy's greenlet bridge once it is open); any other ``AsyncSession`` is asked,
-    which costs two trips, once per transaction, the answer then found here.
+    Asking the session costs two trips through SQLAlchemy's greenlet bridge; a unit of work
+    asks once per transaction, then finds the answer here.
     """
-    from tradestore.sessions import UnitSession  # sessions imports the engine, which imports this package
-
-    if isinstance(session, UnitSession):
-        fairy = await session.pool_connection()
-        return session.sync_session._engine, fairy
     transaction = session.sync_session.get_transaction()
     found = _CONNECTIONS.get(transaction) if transaction is not None else None
-    if found is not None and not found[0].invalidated and not found[0].closed:
-        return found[1], found[2]
+    if found is not None:
+        sync_connection = found[0].sync_connection
+        if sync_connection is not None and not sync_connection.invalidated:
+            return found
     conn = await session.connection()  # begins the transaction (SQLite: BEGIN IMMEDIATE)
     sync = conn.sync_connection
-    assert sync is not None
     # Checked out and valid: the pool's connection is an attribute (no trip through the bridge).
-    raw = sync.connection if not sync.invalidated else await conn.get_raw_connection()
+    raw = sync.connection if sync is not None and not sync.invalidated else await conn.get_raw_connection()
     transaction = session.sync_session.get_transaction()
     if transaction is not None:
-        _CONNECTIONS[transaction] = (sync, sync.engine, raw)
-    return sync.engine, raw
+        _CONNECTIONS[transaction] = (conn, raw)
+    return conn, raw
 
 
 def _typed(
-    error: Exception, engine: Engine, raw: Any, prepared: Prepared, sql: str, args: list[Any]
+    error: Exception, conn: AsyncConnection, raw: Any, prepared: Prepared, sql: str, args: list[Any]
 ) -> Exception:
     """The exception SQLAlchemy's path raises for the driver's ``error``."""
-    typed = translate(error, engine.url)
+    typed = translate(error, conn.engine.url)
     if typed is not None:
         return typed  # the session's rollback then finds a lost connection gone and discards it
     if is_unique_violation(error):
@@ -277,5 +273,5 @@ def _typed(
         adapter._handle_exception(error)
     except Exception as adapted:
         orig = adapted
-    dbapi = engine.dialect.loaded_dbapi
-    return cast(Exception, DBAPIError.instance(sql, args, orig, dbapi.Error, dialect=engine.dialect))
+    dbapi = conn.dialect.loaded_dbapi
+    return cast(Exception, DBAPIError.instance(sql, args, orig, dbapi.Error, dialect=conn.dialect))
