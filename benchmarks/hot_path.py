@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import hashlib
 import json
 import re
 import statistics
@@ -34,6 +35,8 @@ from tradestore import (
     Bot,
     BotRepository,
     DatabaseManager,
+    Decision,
+    DecisionRepository,
     EquityRepository,
     EquitySnapshot,
     Fill,
@@ -348,12 +351,12 @@ def a_snapshot(env: Env, i: int) -> EquitySnapshot:
     )
 
 
-async def ts_record(env: Env, i: int) -> int:
+async def ts_equity_record(env: Env, i: int) -> int:
     async with env.db.get_session() as session:
         return await EquityRepository(session).record(a_snapshot(env, i))
 
 
-async def raw_record(env: Env, i: int) -> int:
+async def raw_equity_record(env: Env, i: int) -> int:
     s = a_snapshot(env, i)
     args = (s.bot_id, s.mode, s.timestamp, s.equity, s.balance, s.unrealized_pnl, s.open_positions, None)
     return int(await env.raw.transaction(lambda: env.raw.fetchval(_RECORD, *args)))
@@ -401,6 +404,49 @@ async def raw_iteration(env: Env, i: int) -> list[Decimal]:
         return [decimal(r[8]) for r in reversed(rows)]
 
     return await raw.transaction(body)  # type: ignore[no-any-return]
+
+
+# DecisionRepository.record: one decision with its per-strategy signals and an indicators snapshot
+_SIGNALS = {"sentiment": {"signal": "BUY", "confidence": "0.9"}, "technical": {"signal": "BUY", "confidence": "0.8"}}
+_DECISION_COLUMNS = (
+    "bot_id", "symbol", "exchange", "action", "timestamp", "mode", "price", "confidence", "strategy",
+    "strategy_version", "bot_version", "aggregation", "signals", "indicators", "rationale", "model", "trade_id",
+    "metadata",
+)  # fmt: skip
+_INSERT_DECISION = (
+    f"INSERT INTO decisions ({', '.join(_DECISION_COLUMNS)}, content_key, created_at) "
+    f"VALUES ({', '.join(f'${n}' for n in range(1, len(_DECISION_COLUMNS) + 3))}) RETURNING id"
+)
+
+
+def a_decision(env: Env, i: int) -> Decision:
+    return Decision(
+        f"dec-{env.tag}-{i}", "BTCUSDT", "buy", T0 + timedelta(seconds=i), price=Decimal("50123.45"),
+        confidence=Decimal("0.85"), strategy="ensemble", strategy_version="a3f9c2d1", bot_version="1.0.0",
+        aggregation="weighted_average", signals=_SIGNALS, indicators={"rsi_14": "61.25", "unit": i},
+        exchange="binance",
+    )  # fmt: skip
+
+
+async def ts_decision_record(env: Env, i: int) -> int:
+    async with env.db.get_session() as session:
+        return await DecisionRepository(session).record(a_decision(env, i))
+
+
+async def raw_decision_record(env: Env, i: int) -> int:
+    d = a_decision(env, i)
+    args = [getattr(d, c) for c in _DECISION_COLUMNS]
+    key = hashlib.sha256(json.dumps(args, default=str, sort_keys=True).encode()).hexdigest()  # its content key
+    args += [key, datetime.now(UTC)]
+    return int(await env.raw.transaction(lambda: env.raw.fetchval(_INSERT_DECISION, *args)))
+
+
+async def check_decisions(env: Env, units: int) -> None:
+    sql = (
+        "SELECT symbol, exchange, action, timestamp, mode, price, confidence, strategy, signals, indicators "
+        "FROM decisions WHERE bot_id LIKE $1 ORDER BY timestamp"
+    )
+    await same_rows(env, sql, units, "dec-{tag}-%")
 
 
 # OrderRepository.create, transition and record_fill
@@ -650,6 +696,7 @@ class Case:
 CASES: list[Case] = [
     Case("`TradeRepository.insert`", ts_insert, raw_insert, check_trades("ins")),
     Case("`SystemEventRepository.log_event`", ts_log_event, raw_log_event, check_events("ev")),
+    Case("`DecisionRepository.record`", ts_decision_record, raw_decision_record, check_decisions),
     Case("`TradeRepository.update` (close a trade)", ts_close, raw_close, check_trades("close"), open_trades),
     Case("`PositionRepository.update_position`", ts_position, raw_position, check_positions),
     Case(
@@ -660,7 +707,7 @@ CASES: list[Case] = [
         open_positions,
     ),
     Case("`BotRepository.heartbeat` (with the balance)", ts_heartbeat, raw_heartbeat, check_heartbeats, register_bots),
-    Case("`EquityRepository.record`", ts_record, raw_record, check_snapshots),
+    Case("`EquityRepository.record`", ts_equity_record, raw_equity_record, check_snapshots),
     Case("`OrderRepository.create`", ts_create_order, raw_create_order, check_orders("oc", 1)),
     Case(
         "`OrderRepository.transition` (new → submitted)",

@@ -17,6 +17,8 @@ from tradestore import (
     Bot,
     BotRepository,
     DatabaseManager,
+    Decision,
+    DecisionRepository,
     EquityRepository,
     EquitySnapshot,
     Fill,
@@ -24,6 +26,8 @@ from tradestore import (
     Order,
     OrderRepository,
     PositionRepository,
+    Proposal,
+    ProposalRepository,
     SystemEventRepository,
     TradeRepository,
     schema,
@@ -54,6 +58,10 @@ async def fill(url: str) -> None:
         await orders.record_fill(
             Fill("binance", "BTC/USDT", "o-1", "t-1", "buy", "50000.123456789", "0.2", datetime(2024, 1, 1, tzinfo=UTC))
         )
+        decision = Decision("bot", "BTCUSDT", "buy", datetime(2024, 1, 1, tzinfo=UTC), price="50000.10",
+                            signals={"rsi": {"signal": "BUY", "confidence": 0.9}}, trade_id=trade_id)  # fmt: skip
+        decision_id = await DecisionRepository(session).record(decision)
+        await ProposalRepository(session).create(Proposal("bot", "BTCUSDT", "buy", "0.01", decision_id=decision_id))
         await PositionRepository(session).update_position(position(margin="100.10"))
         await SystemEventRepository(session).log_event("start", "info", "bot started", {"at": Decimal("1.50")})
         await BotRepository(session).register(Bot("grid-1", config={"pairs": ["BTC/USDT"]}, balance="1000.000000001"))
@@ -83,7 +91,11 @@ async def contents(url: str) -> dict[str, Any]:
         trade_of_order = await TradeRepository(session).get_by_id(order.trade_id)
         fills = await orders.get_fills(order.id or 0)
         history = await orders.get_history(order.id or 0)
+        decisions = await DecisionRepository(session).find()
+        linked = [d.trade_id and await TradeRepository(session).get_by_id(d.trade_id) for d in decisions]
+        proposals = await ProposalRepository(session).find()
     strip = ("id", "created_at", "updated_at")
+    unlinked = (*strip, "trade_id", "decision_id")  # ids differ between databases: compared through what they link
     return {
         "ohlcv": [(b.timestamp, b.open, b.close, b.volume) for b in candles],
         # Compared as values: asyncpg reads NUMERIC 50000 back as Decimal('5E+4'), equal to Decimal('50000').
@@ -101,6 +113,13 @@ async def contents(url: str) -> dict[str, Any]:
         ),
         "fills": [(f.exchange_trade_id, f.price, f.quantity, f.timestamp) for f in fills],
         "history": [h.status for h in history],
+        "decisions": [
+            ({k: v for k, v in vars(d).items() if k not in unlinked}, t and t.trade_id)
+            for d, t in zip(decisions, linked, strict=True)
+        ],
+        "proposals": [
+            ({k: v for k, v in vars(p).items() if k not in unlinked}, p.decision_id is not None) for p in proposals
+        ],
     }
 
 
@@ -111,13 +130,16 @@ def test_copy_moves_every_table_and_verifies_it(
     source, target = new_database(source_kind), new_database(target_kind)
     asyncio.run(fill(source))
     result = ok("copy", source, target, "--json").json
-    assert (
-        result["verified"] and result["created_schema"] and result["copied"] == 47 + 2 + 1 + 2 + 1 + 3 + 1 + 1 + 3 + 1
-    )
+    # candles, events, trades, a position, an order with its history and fill, a bot, equity, a report,
+    # a decision, a proposal
+    copied = 47 + 2 + 2 + 1 + 1 + 3 + 1 + 1 + 3 + 1 + 1 + 1
+    assert result["verified"] and result["created_schema"] and result["copied"] == copied
     assert {t["table"]: (t["source_rows"], t["target_rows"]) for t in result["tables"]} == {
         "bots": (1, 1),
         "equity_snapshots": (3, 3),
         "fills": (1, 1),
+        "decisions": (1, 1),
+        "proposals": (1, 1),
         "ohlcv": (47, 47),
         "order_history": (3, 3),
         "orders": (1, 1),
@@ -163,14 +185,6 @@ def test_a_non_empty_target_is_refused_unless_appending(fresh_url: str, tmp_path
     assert result["verified"] and tables["ohlcv"]["target_rows"] == 4
 
 
-def test_append_refuses_rows_that_refer_to_others_by_id(new_database: Callable[[str], str]) -> None:
-    source, target = new_database("sqlite"), new_database("sqlite")
-    asyncio.run(fill(source))
-    line = fails("copy", source, target, "--append")
-    assert "orders" in line and "fills" in line and "empty target" in line and "nothing was written" in line
-    assert ok("copy", source, target, "--json").json["verified"]
-
-
 def test_the_source_must_be_current_and_the_target_not_newer(
     new_database: Callable[[str], str], tmp_path: Path
 ) -> None:
@@ -208,6 +222,47 @@ def test_copy_with_the_source_from_url_and_a_password_never_shown(
     line = fails("copy", "postgresql://bot:s3cr3t-pw@127.0.0.1:1/nowhere", "--url", source)
     assert "cannot connect" in line and "s3cr3t-pw" not in line
     assert schema.head_revision()
+
+
+@pytest.mark.parametrize(("source_kind", "target_kind"), PAIRS)
+def test_appended_rows_keep_their_links(new_database: Callable[[str], str], source_kind: str, target_kind: str) -> None:
+    """With --append rows get new ids in the target; decisions and proposals still point at their trades."""
+    source, target = new_database(source_kind), new_database(target_kind)
+    asyncio.run(fill(source))
+
+    async def occupy() -> None:  # ids 1-2 of trades and decisions are taken in the target
+        async with DatabaseManager(target, auto_migrate=True) as db, db.get_session() as session:
+            other = [await TradeRepository(session).insert(trade(n, exchange="kraken")) for n in (7, 8)]
+            for n, trade_id in enumerate(other):
+                await DecisionRepository(session).record(
+                    Decision("other", "ETHUSDT", "sell", datetime(2023, 1, 1, n, tzinfo=UTC), trade_id=trade_id)
+                )
+
+    asyncio.run(occupy())
+    assert ok("copy", source, target, "--append", "--json").json["verified"]
+
+    async def links() -> tuple[Any, ...]:
+        async with DatabaseManager(target) as db, db.get_session() as session:
+            (decision,) = await DecisionRepository(session).find(bot_id="bot")
+            (proposal,) = await ProposalRepository(session).find(bot_id="bot")
+            assert decision.trade_id is not None
+            linked = await TradeRepository(session).get_by_id(decision.trade_id)
+            return decision.id, proposal.decision_id, linked.exchange if linked else None, linked and linked.trade_id
+
+    decision_id, proposal_decision, exchange, trade_id = asyncio.run(links())
+    assert (proposal_decision, exchange, trade_id) == (decision_id, "binance", "T1")
+
+    async def order_links() -> tuple[Any, ...]:
+        async with DatabaseManager(target) as db, db.get_session() as session:
+            orders = OrderRepository(session)
+            order = await orders.get_by_client_id("o-1", "binance")
+            assert order is not None and order.id is not None and order.trade_id is not None
+            linked = await TradeRepository(session).get_by_id(order.trade_id)
+            fills = await orders.get_fills(order.id)
+            history = await orders.get_history(order.id)
+            return linked and (linked.exchange, linked.trade_id), [f.exchange_trade_id for f in fills], len(history)
+
+    assert asyncio.run(order_links()) == (("binance", "T1"), ["t-1"], 3)
 
 
 def test_copy_refuses_the_same_file_spelt_otherwise(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

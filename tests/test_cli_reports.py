@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy import delete
+
 from cli_runner import fails, ok, seed
-from tradestore import schema
+from factories import trade
+from tradestore import (
+    DatabaseManager,
+    Decision,
+    DecisionRepository,
+    Proposal,
+    ProposalRepository,
+    TradeRepository,
+    schema,
+)
+from tradestore.admin import inventory
+from tradestore.models import OHLCVModel
+from tradestore.urls import resolve
 
 HEAD = schema.head_revision()
 
@@ -24,26 +40,64 @@ def test_stats_counts_rows_per_table_and_series(fresh_url: str, tmp_path: Path) 
     seed(fresh_url, tmp_path, [0, 1, 2, 5])
     seed(fresh_url, tmp_path, [0, 1], symbol="ETHUSDT")
     stats = ok("stats", "--url", fresh_url, "--json").json
-    assert stats["rows"] == {
-        "bots": 0,
-        "equity_snapshots": 0,
-        "fills": 0,
-        "ohlcv": 6,
-        "order_history": 0,
-        "orders": 0,
-        "performance_reports": 0,
-        "positions": 0,
-        "system_events": 0,
-        "trades": 0,
-    }
+    assert stats["rows"] == {t: 6 if t == "ohlcv" else 0 for t in schema.TABLES}
     assert stats["series"] == 2 and stats["schema_status"] == "current" and stats["size_bytes"] > 0
     text = ok("stats", "--url", fresh_url).out
     assert ["ohlcv", "6"] in [line.split() for line in text.splitlines()] and "series    2" in text
 
 
+async def _fill(url: str) -> None:
+    now = datetime.now(UTC)
+    async with DatabaseManager(url) as db, db.get_session() as session:
+        trades = TradeRepository(session)
+        closed = await trades.insert(trade(1, pnl="10", mode="paper"))
+        await trades.insert(trade(2, mode="paper"))
+        await trades.insert(trade(3))
+        await DecisionRepository(session).record_many(
+            [Decision("bot", "BTCUSDT", "buy", now - timedelta(minutes=m), mode="paper" if m % 2 else "live",
+                      trade_id=closed) for m in range(5)]
+        )  # fmt: skip
+        proposals = ProposalRepository(session)
+        await proposals.create(Proposal("bot", "BTCUSDT", "buy", "1"))
+        await proposals.create(Proposal("bot", "BTCUSDT", "buy", "1", expires_at=now - timedelta(seconds=1)))
+        await proposals.reject(await proposals.create(Proposal("bot", "BTCUSDT", "sell", "1")), reason="no")
+
+
+def test_stats_splits_rows_by_mode_and_counts_what_bots_ask(fresh_url: str, tmp_path: Path) -> None:
+    seed(fresh_url, tmp_path, list(range(1400)))
+    asyncio.run(_fill(fresh_url))
+
+    async def forget_candles() -> None:
+        async with DatabaseManager(fresh_url) as db, db.get_session() as session:
+            await session.execute(delete(OHLCVModel))
+
+    asyncio.run(forget_candles())
+    stats = ok("stats", "--url", fresh_url, "--json").json
+    assert stats["rows"]["trades"] == 3 and stats["rows"]["decisions"] == 5 and stats["rows"]["proposals"] == 3
+    assert stats["rows_by_mode"]["trades"] == {"live": 1, "paper": 2}
+    assert stats["rows_by_mode"]["decisions"] == {"live": 3, "paper": 2}
+    assert stats["rows_by_mode"]["positions"] == {} and "ohlcv" not in stats["rows_by_mode"]
+    assert (stats["open_trades"], stats["closed_trades"], stats["pending_proposals"]) == (2, 1, 1)
+    if resolve(fresh_url).get_backend_name() == "sqlite":
+        assert stats["free_pages"] > 0 and stats["free_bytes"] == stats["free_pages"] * 4096
+        text = ok("stats", "--url", fresh_url).out
+        assert f"free      {stats['free_pages']:,} pages" in text
+        ok("optimize", "--url", fresh_url)
+        assert ok("stats", "--url", fresh_url, "--json").json["free_pages"] == 0
+    else:
+        assert stats["free_pages"] is None and stats["free_bytes"] is None
+    text = ok("stats", "--url", fresh_url).out
+    assert "pending proposals  1" in text and "open trades        2" in text
+    assert ["table", "rows", "live", "paper"] in [line.split() for line in text.splitlines()]
+    assert ["trades", "3", "1", "2"] in [line.split() for line in text.splitlines()]
+    library = asyncio.run(inventory.inventory(resolve(fresh_url))).as_dict()
+    assert library == ok("stats", "--url", fresh_url, "--json").json | {"size_bytes": library["size_bytes"]}
+
+
 def test_stats_of_an_empty_database(fresh_url: str) -> None:
     stats = ok("stats", "--url", fresh_url, "--json").json
     assert stats["rows"] == {} and stats["series"] == 0 and stats["schema_status"] == "empty"
+    assert stats["open_trades"] is None and stats["pending_proposals"] is None and stats["rows_by_mode"] == {}
 
 
 def test_series_lists_spans_bars_and_gaps(fresh_url: str, tmp_path: Path) -> None:

@@ -33,21 +33,13 @@ async def fill(url: str) -> None:
 def test_inventory_counts_rows_series_and_reads_the_schema(fresh_url: str) -> None:
     empty = asyncio.run(inventory(resolve(fresh_url)))
     assert (empty.schema_status, empty.schema_revision, empty.rows, empty.series) == ("empty", None, {}, 0)
+    assert (empty.open_trades, empty.pending_proposals, empty.rows_by_mode) == (None, None, {})
     asyncio.run(fill(fresh_url))
     found = asyncio.run(inventory(resolve(fresh_url)))
     assert isinstance(found, Inventory) and found.backend == resolve(fresh_url).get_backend_name()
-    assert found.rows == {
-        "bots": 0,
-        "equity_snapshots": 0,
-        "fills": 0,
-        "ohlcv": 8,
-        "order_history": 0,
-        "orders": 0,
-        "performance_reports": 0,
-        "positions": 0,
-        "system_events": 0,
-        "trades": 1,
-    }
+    assert found.rows == {name: 0 for name in schema.TABLES} | {"ohlcv": 8, "trades": 1}
+    assert (found.open_trades, found.closed_trades, found.pending_proposals) == (1, 0, 0)
+    assert found.rows_by_mode["trades"] == {"live": 1} and found.rows_by_mode["decisions"] == {}
     assert found.series == 2 and found.server_version and found.size_bytes and found.size_bytes > 0
     assert (found.schema_revision, found.schema_head, found.schema_status) == (HEAD, HEAD, "current")
     assert found.as_dict()["rows"]["ohlcv"] == 8

@@ -82,19 +82,7 @@ def test_upgrade_creates_the_models_schema_and_downgrade_removes_it(url: URL | s
     try:
         differences, tables = asyncio.run(schema_state(target))
         assert differences == []
-        assert tables == {
-            "ohlcv",
-            "trades",
-            "positions",
-            "system_events",
-            "orders",
-            "order_history",
-            "fills",
-            "bots",
-            "equity_snapshots",
-            "performance_reports",
-            "alembic_version",
-        }
+        assert tables == {*Base.metadata.tables, "alembic_version"}
         asyncio.run(second_open_position_is_refused(target))
     finally:
         command.downgrade(config, "base")
@@ -247,7 +235,10 @@ async def _rows(url: URL | str) -> dict[str, list[Any]]:
             found = {}
             for name in ("ohlcv", "trades", "positions", "system_events", "orders", "fills", "order_history"):
                 table = Base.metadata.tables[name]
-                found[name] = [tuple(r) for r in (await conn.execute(select(table).order_by(table.c.id))).all()]
+                # the columns of 0003's time: later revisions add some (0004: system_events.content_key)
+                existing = set(await conn.run_sync(_column_names, name))
+                columns = [c for c in table.c if c.name in existing]
+                found[name] = [tuple(r) for r in (await conn.execute(select(*columns).order_by(table.c.id))).all()]
             return found
     finally:
         await engine.dispose()
@@ -316,5 +307,100 @@ async def _indexes(url: URL | str) -> set[str]:
                 }
 
             return await conn.run_sync(names)
+    finally:
+        await engine.dispose()
+
+
+# --- revision 0004: decisions and proposals ---------------------------------------------
+
+
+def test_0004_upgrades_a_database_holding_rows_and_downgrades_to_what_it_was(url: URL | str, tmp_path: Path) -> None:
+    """Decisions and proposals: every existing row survives both ways; downgrade drops only what 0004 added."""
+    target = file_or_pg(url, tmp_path)
+    config = alembic_config(target)
+    before = ScriptDirectory.from_config(config).get_revision("0004").down_revision
+    assert isinstance(before, str)
+    command.upgrade(config, before)
+    asyncio.run(_fill_0001_tables(target))
+    try:
+        rows_before = asyncio.run(_rows_0004(target, ("ohlcv", "trades", "positions", "system_events")))
+        command.upgrade(config, "0004")
+        assert asyncio.run(_rows_0004(target, tuple(rows_before))) == rows_before
+        asyncio.run(_use_0004(target))
+        command.downgrade(config, before)
+        assert asyncio.run(_rows_0004(target, tuple(rows_before))) == rows_before
+        _, tables = asyncio.run(schema_state(target))
+        assert not {"decisions", "proposals"} & tables
+        columns = asyncio.run(_columns(target, "system_events"))
+        assert "content_key" not in columns
+        command.upgrade(config, "head")
+        differences, _ = asyncio.run(schema_state(target))
+        assert differences == []
+    finally:
+        command.downgrade(config, "base")
+
+
+async def _fill_0001_tables(url: URL | str) -> None:
+    engine = build_engine(resolve(url), pool_size=1, max_overflow=0, echo=False)
+    now = datetime.now(UTC).isoformat(" ")
+    try:
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql(
+                "INSERT INTO system_events (event_type, severity, message, created_at) "
+                f"VALUES ('start', 'info', 'bot started', '{now}')"
+            )
+            await conn.exec_driver_sql(
+                "INSERT INTO trades (trade_id, symbol, exchange, side, action, entry_price, quantity, entry_time, "
+                f"leverage, fee, mode, created_at, updated_at) VALUES ('T1', 'BTCUSDT', 'binance', 'long', 'open', "
+                f"'50000.10', '0.01', '{now}', '1', '0', 'live', '{now}', '{now}')"
+            )
+    finally:
+        await engine.dispose()
+
+
+async def _rows_0004(url: URL | str, tables: tuple[str, ...]) -> dict[str, list[tuple[Any, ...]]]:
+    engine = build_engine(resolve(url), pool_size=1, max_overflow=0, echo=False)
+    try:
+        async with engine.connect() as conn:
+            found = {}
+            for name in tables:
+                columns = await conn.run_sync(_column_names, name)
+                kept = ", ".join(c for c in columns if c != "content_key")
+                result = await conn.exec_driver_sql(f"SELECT {kept} FROM {name} ORDER BY id")
+                found[name] = [tuple(str(v) for v in row) for row in result]
+            return found
+    finally:
+        await engine.dispose()
+
+
+def _column_names(connection: Any, table: str) -> list[str]:
+    return [c["name"] for c in inspect(connection).get_columns(table)]
+
+
+async def _columns(url: URL | str, table: str) -> set[str]:
+    engine = build_engine(resolve(url), pool_size=1, max_overflow=0, echo=False)
+    try:
+        async with engine.connect() as conn:
+            return set(await conn.run_sync(lambda c: [x["name"] for x in inspect(c).get_columns(table)]))
+    finally:
+        await engine.dispose()
+
+
+async def _use_0004(url: URL | str) -> None:
+    """The new tables take rows on the upgraded database, linked to the trade that was there."""
+    engine = build_engine(resolve(url), pool_size=1, max_overflow=0, echo=False)
+    now = datetime.now(UTC).isoformat(" ")
+    try:
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql(
+                "INSERT INTO decisions (bot_id, symbol, exchange, action, timestamp, mode, trade_id, content_key, "
+                f"created_at) VALUES ('bot', 'BTCUSDT', 'binance', 'buy', '{now}', 'live', 1, '{'0' * 64}', '{now}')"
+            )
+            await conn.exec_driver_sql(
+                "INSERT INTO proposals (bot_id, symbol, exchange, side, quantity, mode, leverage, status, decision_id, "
+                f"created_at, updated_at) VALUES ('bot', 'BTCUSDT', 'binance', 'buy', '0.01', 'live', '1', 'pending', "
+                f"1, '{now}', '{now}')"
+            )
+            await conn.exec_driver_sql("UPDATE system_events SET content_key = 'k'")
     finally:
         await engine.dispose()

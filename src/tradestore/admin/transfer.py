@@ -154,8 +154,22 @@ def _reason(exc: IntegrityError) -> str:
 
 
 def _tables() -> list[Table]:
-    """Every tradestore table, each after the tables its foreign keys refer to (trades before orders)."""
+    """Every tradestore table, a table after those its foreign keys refer to."""
     return [table for table in Base.metadata.sorted_tables if table.name in schema.TABLES]
+
+
+def _referred() -> set[str]:
+    """The tables some foreign key refers to (their ids must be followed when they change)."""
+    return {key.column.table.name for table in _tables() for key in table.foreign_keys}
+
+
+def _remap(row: dict[str, Any], table: Table, new_ids: Mapping[str, Mapping[int, int]]) -> dict[str, Any]:
+    """``row`` with each foreign key turned from the source's id into the id the target gave that row."""
+    for key in table.foreign_keys:
+        name, value = key.parent.key, row[key.parent.key]
+        if value is not None:
+            row[name] = new_ids[key.column.table.name][value]
+    return row
 
 
 def _content(table: Table) -> list[str]:
@@ -299,27 +313,29 @@ async def _copy(
         filled = ", ".join(f"{name}: {rows:,} rows" for name, rows in before.items() if rows)
         raise StorageError(f"target {report.target} is not empty ({filled}): pass --append to add to it")
     totals = await row_counts(sconn)
-    if report.append:
-        # Appended rows get new ids, so the ids their foreign keys hold would point elsewhere.
-        linked = [t.name for t in _tables() if t.foreign_keys and totals[t.name]]
-        if linked:
-            raise StorageError(
-                f"--append gives rows new ids, and rows of {', '.join(linked)} refer to other rows by id: "
-                "copy into an empty target instead; nothing was written"
-            )
     everything, done = sum(totals.values()), 0
     if progress is not None:
         progress(0, everything)
+    # Appended rows get new ids in the target: foreign keys are turned to them as rows are copied.
+    new_ids: dict[str, dict[int, int]] = {name: {} for name in _referred()} if report.append else {}
     for table in _tables():
         columns = _content(table)
         kept = columns if report.append else ["id", *columns]
         existing = await table_tally(tconn, table, chunk_rows=chunk_rows) if before[table.name] else Tally()
         copied, values = Tally(), _digest_values(table)
         async for rows in _pages(sconn, table, chunk_rows):
+            if report.append:
+                rows = [_remap(dict(row), table, new_ids) for row in rows]
             for row in rows:
                 copied.add(values(row))
             try:
-                await tconn.execute(insert(table), [{c: row[c] for c in kept} for row in rows])
+                written = [{c: row[c] for c in kept} for row in rows]
+                if table.name in new_ids:
+                    statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+                    given = (await tconn.execute(statement, written)).scalars().all()
+                    new_ids[table.name].update(zip((row["id"] for row in rows), given, strict=True))
+                else:
+                    await tconn.execute(insert(table), written)
             except IntegrityError as exc:
                 conflict = f"a row of {table.name} conflicts with one already in the target ({_reason(exc)})"
                 raise StorageError(f"{conflict}; nothing was written") from None

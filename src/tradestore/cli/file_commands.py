@@ -1,4 +1,4 @@
-"""``tradestore import ohlcv`` and ``tradestore export ohlcv``: candles from and to files."""
+"""``tradestore import ohlcv|trades|decisions|events`` and ``tradestore export ohlcv``: files in and out."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import os
 import stat
+import sys
 from array import array
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,9 +16,11 @@ from typing import Any, cast
 from sqlalchemy import func, select
 
 from tradestore import timeframes
+from tradestore.admin.history import ImportReport, import_records
 from tradestore.cli.access import store
 from tradestore.cli.console import CommandError, Console, table, writing_out
 from tradestore.domain import OHLCVBar
+from tradestore.errors import ValidationError
 from tradestore.files.ohlcv import (
     DECIMAL_COLUMNS,
     DecimalShape,
@@ -25,10 +28,12 @@ from tradestore.files.ohlcv import (
     RowError,
     Series,
     guess_format,
+    not_utf8,
     parquet_available,
     read_bars,
     write_csv,
 )
+from tradestore.files.records import assignments, read_records
 from tradestore.manager import DatabaseManager
 from tradestore.models import OHLCVModel
 from tradestore.pages import keyset_pages
@@ -102,6 +107,82 @@ async def import_ohlcv(args: argparse.Namespace, console: Console) -> int:
             f"{listing}\n\nimported {data['bars']:,} {series.timeframe} bars of {series.exchange} {series.symbol} "
             f"into {mask(url)}{note}"
         )
+
+    console.emit(data, human)
+    return 0
+
+
+async def import_history(args: argparse.Namespace, console: Console) -> int:
+    """Store the trades, decisions or events of each file (JSON array or JSON Lines), one transaction per file."""
+    url = resolve(args.url)
+    try:
+        renames, fills = assignments(args.map, "--map"), assignments(args.set, "--set")
+    except ValidationError as exc:
+        raise CommandError(str(exc)) from None
+    paths = [None if name == "-" else Path(name) for name in args.files]
+    for path in paths:
+        if path is not None and not path.is_file():
+            raise CommandError(f"{path}: no such file")
+    if args.skip_invalid is not None and any(
+        p is not None and p.resolve() == args.skip_invalid.resolve() for p in paths
+    ):
+        raise CommandError(
+            f"--skip-invalid {args.skip_invalid}: that is an input file; name another file for the rejects"
+        )
+    done: list[ImportReport] = []
+    async with store(url) as db, contextlib.AsyncExitStack() as stack:
+        rejects = None
+        if args.skip_invalid is not None:
+            rejects = stack.enter_context(args.skip_invalid.open("w", encoding="utf-8"))
+        for path in paths:
+            name = "<stdin>" if path is None else str(path)
+            progress = console.progress(
+                f"importing {'stdin' if path is None else path.name}", None if path is None else path.stat().st_size
+            )
+            try:
+                with contextlib.ExitStack() as files:
+                    stream = sys.stdin if path is None else files.enter_context(path.open(encoding="utf-8-sig"))
+                    async with db.get_session() as session:  # the whole file or nothing of it
+                        report = await import_records(
+                            session,
+                            args.kind,
+                            read_records(stream, name, progress=progress.update),
+                            name,
+                            renames=renames,
+                            fills=fills,
+                            rejects=rejects,
+                            exchange=db.exchange,
+                        )
+            except (RowError, UnicodeDecodeError) as exc:
+                earlier = f"; {len(done)} earlier file(s) were imported" if done else ""
+                error = not_utf8(path) if isinstance(exc, UnicodeDecodeError) and path is not None else exc
+                raise CommandError(f"{error}; nothing of {name} was written{earlier}") from None
+            finally:
+                progress.close()
+            done.append(report)
+    data = {
+        "database": mask(url),
+        "kind": args.kind,
+        "files": [vars(r) for r in done],
+        "written": sum(r.written for r in done),
+        "already_stored": sum(r.already_stored for r in done),
+        "rejected": sum(r.rejected for r in done),
+        "rejects_file": args.skip_invalid,
+    }
+
+    def human() -> str:
+        headers = ["file", "records", "written", "already stored", "rejected"]
+        listing = table(headers, [[r.file, r.records, r.written, r.already_stored, r.rejected] for r in done])
+        lines = [listing, "", f"imported {data['written']:,} {args.kind} into {mask(url)}"]
+        if data["already_stored"]:
+            lines.append(f"{data['already_stored']:,} were already stored and left as they are")
+        if args.skip_invalid is not None:
+            lines.append(f"{data['rejected']:,} rejected, each with its reason, in {args.skip_invalid}")
+        kept = sorted({name for r in done for name in r.kept_in_metadata})
+        if kept:
+            where = "details" if args.kind == "events" else "metadata"
+            lines.append(f"fields without a column, kept in {where}: {', '.join(kept)}")
+        return "\n".join(lines)
 
     console.emit(data, human)
     return 0

@@ -23,6 +23,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
 from tradestore import __version__, timeframes
+from tradestore.admin.history import KINDS
 from tradestore.admin.transfer import DEFAULT_CHUNK_ROWS
 from tradestore.cli import bot_commands, file_commands, report_commands, schema_commands, upkeep_commands
 from tradestore.cli.arguments import age, duration, moment, number, positive, timeframe
@@ -122,13 +123,34 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--risk-free-rate", type=number, default=Decimal(0), help="yearly, e.g. 0.04 (default 0)")
     sub.add_argument("--plot", type=Path, metavar="FILE.png", help="draw the equity curve and drawdown (matplotlib)")
 
-    imports = commands.add_parser("import", help="load candles from files")
+    imports = commands.add_parser("import", help="load candles, trades, decisions or events from files")
     import_kinds = imports.add_subparsers(dest="kind", required=True, metavar="KIND")
     sub = command(import_kinds, "ohlcv", file_commands.import_ohlcv, "upsert candles from CSV or ccxt JSON files")
     sub.add_argument("files", nargs="+", type=Path, metavar="FILE")
     _series_arguments(sub, positional=False)
     sub.add_argument("--format", choices=FORMATS, help="default: ccxt-json for .json files, else csv")
     sub.add_argument("--chunk-rows", type=positive, default=10_000, help="bars per upsert (default 10000)")
+    for kind in KINDS:
+        sub = command(
+            import_kinds, kind, file_commands.import_history, f"add {kind} from JSON or JSON Lines files (- for stdin)"
+        )
+        sub.add_argument("files", nargs="+", metavar="FILE", help="a JSON array of objects or JSON Lines; - is stdin")
+        sub.add_argument(
+            "--map", action="append", default=[], metavar="OLD=NEW", help="rename a field, e.g. asset=symbol"
+        )
+        sub.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="FIELD=VALUE",
+            help="give every record a field, e.g. mode=paper",
+        )
+        sub.add_argument(
+            "--skip-invalid",
+            type=Path,
+            metavar="REJECTS",
+            help="write the valid records and put the rejected ones, with their reasons, in REJECTS (JSON Lines)",
+        )
 
     exports = commands.add_parser("export", help="write candles to a file")
     export_kinds = exports.add_subparsers(dest="kind", required=True, metavar="KIND")

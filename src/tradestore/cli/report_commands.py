@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradestore import timeframes
-from tradestore.admin.inventory import inventory
+from tradestore.admin.inventory import inventory, mode_order
 from tradestore.cli.access import store
 from tradestore.cli.console import CommandError, Console, human_bytes, pairs, table
 from tradestore.health import health as health_of
@@ -45,20 +45,35 @@ async def health(args: argparse.Namespace, console: Console) -> int:
 
 
 async def stats(args: argparse.Namespace, console: Console) -> int:
-    """Backend, version, schema, size, rows per table and the number of candle series."""
+    """What the database holds: rows per table and per mode, open and closed trades, proposals, size."""
     found = await inventory(resolve(args.url))
 
     def human() -> str:
-        head = pairs(
-            {
-                "database": found.database,
-                "backend": f"{found.backend} {found.server_version}",
-                "schema": _schema_text(found.schema_revision, found.schema_head, found.schema_status),
-                "size": human_bytes(found.size_bytes),
-                "series": found.series,
-            }
-        )
-        return head + "\n\n" + table(["table", "rows"], sorted(found.rows.items()))
+        head: dict[str, Any] = {
+            "database": found.database,
+            "backend": f"{found.backend} {found.server_version}",
+            "schema": _schema_text(found.schema_revision, found.schema_head, found.schema_status),
+            "size": human_bytes(found.size_bytes),
+            "series": found.series,
+        }
+        if found.free_pages is not None:
+            head["free"] = (
+                f"{found.free_pages:,} pages, {human_bytes(found.free_bytes)} (`tradestore optimize` reclaims them)"
+            )
+        modes = sorted({m for split in found.rows_by_mode.values() for m in split}, key=mode_order)
+        rows = [
+            [name, count, *(found.rows_by_mode[name].get(m, 0) if name in found.rows_by_mode else None for m in modes)]
+            for name, count in sorted(found.rows.items())
+        ]
+        bots = found.bots_by_status
+        activity: dict[str, Any] = {
+            "open trades": found.open_trades,
+            "closed trades": found.closed_trades,
+            "open orders": found.open_orders,
+            "pending proposals": found.pending_proposals,
+            "bots": None if bots is None else ", ".join(f"{n:,} {status}" for status, n in bots.items()) or "none",
+        }
+        return "\n\n".join([pairs(head), table(["table", "rows", *modes], rows), pairs(activity)])
 
     console.emit(found.as_dict(), human)
     return 0

@@ -146,10 +146,12 @@ class Backend(ABC):
         """
         if not rows:
             return
-        columns = tuple(rows[0])
-        processors = [table.c[name].type._cached_bind_processor(self.dialect) for name in columns]
+        # In the table's column order, whatever the order of the rows' keys: the compiled
+        # statement lists its columns in table order.
+        columns = tuple(c.name for c in table.c if c.name in rows[0])
+        processors = [(name, table.c[name].type._cached_bind_processor(self.dialect)) for name in columns]
         encoded = [
-            tuple(v if process is None else process(v) for process, v in zip(processors, row.values(), strict=True))
+            tuple(row[name] if process is None else process(row[name]) for name, process in processors)
             for row in rows
         ]
         await self.write(conn, table, columns, encoded, upsert_on=None)

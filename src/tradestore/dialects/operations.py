@@ -74,6 +74,10 @@ class Operations(ABC):
     async def size(self, conn: AsyncConnection) -> int | None:
         """Bytes the database takes on disk, as seen over ``conn``; ``None`` for in-memory."""
 
+    async def free_pages(self, conn: AsyncConnection) -> tuple[int, int] | None:
+        """(free pages, page size) inside the database that :meth:`optimize` gives back; ``None`` if not told."""
+        return None
+
     @abstractmethod
     async def optimize(self, conn: AsyncConnection) -> list[str]:
         """Reclaim space and refresh the planner's statistics; returns the statements run."""
@@ -137,6 +141,10 @@ class SQLiteOperations(Operations):
 
     async def size(self, conn: AsyncConnection) -> int | None:
         return self.file_size()
+
+    async def free_pages(self, conn: AsyncConnection) -> tuple[int, int] | None:
+        pages = int(await conn.scalar(text("PRAGMA freelist_count")) or 0)
+        return pages, int(await conn.scalar(text("PRAGMA page_size")) or 0)
 
     async def optimize(self, conn: AsyncConnection) -> list[str]:
         statements = ["VACUUM", "ANALYZE", "PRAGMA optimize", "PRAGMA wal_checkpoint(TRUNCATE)"]

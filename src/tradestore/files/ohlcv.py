@@ -113,7 +113,7 @@ def _header(names: list[str], file: str) -> dict[str, int]:
     return positions
 
 
-class _Counting:
+class CountingLines:
     """A text file's lines, counting the characters handed out (for the progress bar)."""
 
     def __init__(self, stream: IO[str], progress: Progress | None) -> None:
@@ -164,7 +164,7 @@ def read_csv(path: Path, series: Series, *, progress: Progress | None = None) ->
     """
     file = str(path)
     with path.open(newline="", encoding="utf-8-sig") as stream:
-        reader = csv.reader(_Counting(stream, progress))
+        reader = csv.reader(CountingLines(stream, progress))
         rows = _decoded(reader, path)
         try:
             header = next(rows)

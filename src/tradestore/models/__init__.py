@@ -7,6 +7,7 @@ into the exact column types of :mod:`tradestore.types`. Models never import the 
 from tradestore.models.base import NAMING_CONVENTION, Base, Key
 from tradestore.models.bots import BotModel
 from tradestore.models.candles import OHLCVModel
+from tradestore.models.decisions import CONTENT_KEY_LENGTH, DecisionModel, ProposalModel
 from tradestore.models.equity import EquitySnapshotModel, PerformanceReportModel
 from tradestore.models.events import SystemEventModel
 from tradestore.models.orders import FillModel, OrderHistoryModel, OrderModel
@@ -14,10 +15,12 @@ from tradestore.models.trading import BOT_KEY, OPEN, PositionModel, TradeModel
 
 __all__ = [
     "BOT_KEY",
+    "CONTENT_KEY_LENGTH",
     "NAMING_CONVENTION",
     "OPEN",
     "Base",
     "BotModel",
+    "DecisionModel",
     "EquitySnapshotModel",
     "FillModel",
     "Key",
@@ -26,6 +29,7 @@ __all__ = [
     "OrderModel",
     "PerformanceReportModel",
     "PositionModel",
+    "ProposalModel",
     "SystemEventModel",
     "TradeModel",
 ]
