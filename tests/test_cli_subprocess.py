@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from cli_runner import minutes_csv
+from tradestore import schema
 
 SCRIPT = Path(sys.executable).with_name("tradestore")
 
@@ -27,7 +28,7 @@ def tradestore(*argv: str | Path, cwd: Path, **kwargs: object) -> subprocess.Com
 
 def test_the_console_script_end_to_end(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'bot.db'}"
-    assert "-> 0001" in tradestore("db", "upgrade", "--url", url, cwd=tmp_path).stdout
+    assert f"-> {schema.head_revision()}" in tradestore("db", "upgrade", "--url", url, cwd=tmp_path).stdout
     csv = minutes_csv(tmp_path / "bars.csv", [0, 1, 4])
     done = tradestore(
         "import", "ohlcv", csv, "--exchange", "binance", "--symbol", "BTCUSDT", "--timeframe", "1m", "--url", url,

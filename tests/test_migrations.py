@@ -78,7 +78,15 @@ def test_upgrade_creates_the_models_schema_and_downgrade_removes_it(url: URL | s
     try:
         differences, tables = asyncio.run(schema_state(target))
         assert differences == []
-        assert tables == {"ohlcv", "trades", "positions", "system_events", "alembic_version"}
+        assert tables == {
+            "ohlcv",
+            "ohlcv_fetched",
+            "ohlcv_series",
+            "trades",
+            "positions",
+            "system_events",
+            "alembic_version",
+        }
         asyncio.run(second_open_position_is_refused(target))
     finally:
         command.downgrade(config, "base")

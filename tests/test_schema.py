@@ -12,7 +12,6 @@ from sqlalchemy import text
 from factories import bars
 from tradestore import DatabaseManager, OHLCVRepository, schema
 from tradestore.errors import SchemaError
-from tradestore.models import Base
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*expression-based index")
 
@@ -80,11 +79,13 @@ async def test_a_database_from_a_newer_tradestore_is_refused(fresh_url: str) -> 
 
 
 async def test_an_older_database_is_refused_with_the_upgrade_command(fresh_url: str, newer_code: str) -> None:
+    today = schema.scripts().get_revision(newer_code).down_revision
+    assert isinstance(today, str)
     async with DatabaseManager(fresh_url) as db:  # empty: accepted; migrate it to what today's code needs
-        await schema.upgrade(db.engine, "0001")
+        await schema.upgrade(db.engine, today)
         async with db.get_session() as session:
             await OHLCVRepository(session).upsert_many(bars(3))
-    with pytest.raises(SchemaError, match=r"at schema revision 0001 but this tradestore needs 0099") as caught:
+    with pytest.raises(SchemaError, match=rf"at schema revision {today} but this tradestore needs 0099") as caught:
         await DatabaseManager(fresh_url).connect()
     assert "tradestore db upgrade --url" in str(caught.value)
     async with DatabaseManager(fresh_url, auto_migrate=True) as db:
@@ -104,8 +105,9 @@ async def test_auto_migrate_builds_an_empty_database(fresh_url: str) -> None:
 
 async def test_an_unversioned_database_counts_as_the_baseline(fresh_url: str, newer_code: str) -> None:
     async with DatabaseManager(fresh_url) as db:
-        async with db.engine.begin() as conn:  # what create_all() did before revisions were recorded
-            await conn.run_sync(Base.metadata.create_all)
+        await schema.upgrade(db.engine, schema.BASELINE)  # the tables create_all() made before revisions
+        async with db.engine.begin() as conn:  # were recorded, and no record
+            await conn.exec_driver_sql("DROP TABLE alembic_version")
         state = await schema.state_of(db.engine)
     assert (state.revision, state.unversioned, state.status) == (schema.BASELINE, True, "older")
     with pytest.raises(SchemaError, match="at schema revision 0001 but"):
@@ -130,7 +132,6 @@ async def test_auto_migrate_logs_through_the_tradestore_logger(
     fresh_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     import logging
-
 
     caplog.set_level(logging.INFO, logger="tradestore")
     async with DatabaseManager(fresh_url, auto_migrate=True):

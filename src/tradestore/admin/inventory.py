@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from tradestore import schema
 from tradestore.engine import build_engine
 from tradestore.errors import StorageError
-from tradestore.models import Base, OHLCVModel
+from tradestore.models import Base, SeriesModel
 from tradestore.urls import backend_name, is_memory, is_sqlite, mask
 
 VERSION_SQL = {"sqlite": "SELECT sqlite_version()", "postgresql": "SHOW server_version"}
@@ -148,7 +148,5 @@ async def row_counts(conn: AsyncConnection, tables: tuple[str, ...] | None = Non
 
 
 async def series_count(conn: AsyncConnection) -> int:
-    """How many distinct (exchange, symbol, timeframe) candle series are stored."""
-    c = OHLCVModel.__table__.c
-    keys = select(c.exchange, c.symbol, c.timeframe).distinct().subquery()
-    return int(await conn.scalar(select(func.count()).select_from(keys)) or 0)
+    """How many candle series hold bars (read from the series ledger)."""
+    return int(await conn.scalar(select(func.count()).where(SeriesModel.bar_count > 0)) or 0)

@@ -11,6 +11,11 @@ The checksum of a table is the sum, modulo 2**64, of a SHA-256 digest of each ro
 (every column but the surrogate ``id``, decimals compared by value): independent of row
 order and of the backend, and additive, so an appended copy is verified as
 ``checksum(target before) + checksum(source) == checksum(target after)``.
+
+Candles name their series by a small integer id (``ohlcv_series``), which differs between
+databases once rows are appended: candle rows are compared and written with the series'
+names instead, and the series ledger is not copied as a table but carried over (or, when
+appending, recomputed from the bars) and checked against the bars before the commit.
 """
 
 from __future__ import annotations
@@ -24,12 +29,12 @@ import re
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, insert, select, text
+from sqlalchemy import Table, func, insert, select, text, tuple_, update
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -124,40 +129,132 @@ def _reason(exc: IntegrityError) -> str:
     return re.sub(r"^<class '[^']+'>: ", "", lines[0])
 
 
+#: The candle series ledger: carried over with the bars, not copied as a table of its own.
+LEDGER = "ohlcv_series"
+#: Tables whose rows name their candle series by its id.
+BY_SERIES = ("ohlcv", "ohlcv_fetched")
+#: A series id → (exchange, symbol, timeframe).
+SeriesNames = dict[int, tuple[str, str, str]]
+
+
 def _tables() -> list[Table]:
-    return [Base.metadata.tables[name] for name in schema.TABLES]
+    return [Base.metadata.tables[name] for name in schema.TABLES if name != LEDGER]
 
 
 def _content(table: Table) -> list[str]:
     return [c.key for c in table.columns if c.key != "id"]
 
 
+def _values(table: Table, row: Mapping[str, Any], names: SeriesNames) -> Iterable[Any]:
+    """What a row holds, ids aside: a candle row's series by its names, not its id."""
+    for column in _content(table):
+        if column == "series_id" and table.name in BY_SERIES:
+            yield from names[row[column]]
+        else:
+            yield row[column]
+
+
+async def series_names(conn: AsyncConnection) -> SeriesNames:
+    """Every candle series of a database by id."""
+    ledger = Base.metadata.tables[LEDGER]
+    rows = await conn.execute(select(ledger.c.id, ledger.c.exchange, ledger.c.symbol, ledger.c.timeframe))
+    return {row[0]: (row[1], row[2], row[3]) for row in rows.all()}
+
+
 async def _chunks(conn: AsyncConnection, table: Table, size: int) -> AsyncIterator[Sequence[Mapping[str, Any]]]:
-    """Every row of ``table`` by ascending ``id``, ``size`` rows at a time (keyset pagination)."""
-    last: int | None = None
+    """Every row of ``table`` in primary-key order, ``size`` rows at a time (keyset pagination)."""
+    key = list(table.primary_key.columns)
+    last: tuple[Any, ...] | None = None
     while True:
-        statement = select(table).order_by(table.c.id).limit(size)
+        statement = select(table).order_by(*key).limit(size)
         if last is not None:
-            statement = statement.where(table.c.id > last)
+            statement = statement.where(tuple_(*key) > tuple_(*last) if len(key) > 1 else key[0] > last[0])
         rows = [dict(r._mapping) for r in (await conn.execute(statement)).all()]
         if not rows:
             return
         yield rows
-        last = rows[-1]["id"]
+        last = tuple(rows[-1][c.key] for c in key)
 
 
 async def table_tally(conn: AsyncConnection, table: Table, *, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Tally:
     """Row count and checksum of a table's contents."""
-    tally, columns = Tally(), _content(table)
+    tally = Tally()
+    names = await series_names(conn) if table.name in BY_SERIES else {}
     async for rows in _chunks(conn, table, chunk_rows):
         for row in rows:
-            tally.add(row[c] for c in columns)
+            tally.add(_values(table, row, names))
     return tally
+
+
+async def _carry_ledger(sconn: AsyncConnection, tconn: AsyncConnection, append: bool) -> dict[int, int]:
+    """Bring the source's series into the target; returns source id → target id.
+
+    Without ``append`` the ledger rows are copied as they are (ids included). With it a
+    series the target already holds keeps its target id, a new one gets a new id, and both
+    are recomputed from the bars by :func:`_settle_ledger` once they are copied.
+    """
+    ledger = Base.metadata.tables[LEDGER]
+    rows = [dict(r._mapping) for r in (await sconn.execute(select(ledger).order_by(ledger.c.id))).all()]
+    if not append:
+        if rows:
+            await tconn.execute(insert(ledger), rows)
+        return {row["id"]: row["id"] for row in rows}
+    known = {names: id_ for id_, names in (await series_names(tconn)).items()}
+    mapping: dict[int, int] = {}
+    for row in rows:
+        names = (row["exchange"], row["symbol"], row["timeframe"])
+        if names not in known:
+            fresh = {k: v for k, v in row.items() if k != "id"}
+            known[names] = int((await tconn.execute(insert(ledger).values(fresh).returning(ledger.c.id))).scalar_one())
+        mapping[row["id"]] = known[names]
+    return mapping
+
+
+async def _settle_ledger(conn: AsyncConnection, database: str, *, recompute: bool) -> None:
+    """Make (``recompute``) or check the target's series ledger against its bars.
+
+    Raises:
+        StorageError: a ledger row disagrees with the bars (only when not recomputing).
+    """
+    ledger, bars = Base.metadata.tables[LEDGER], Base.metadata.tables["ohlcv"]
+    found = {
+        row[0]: (row[1], row[2], row[3])
+        for row in (
+            await conn.execute(
+                select(bars.c.series_id, func.count(), func.min(bars.c.time), func.max(bars.c.time)).group_by(
+                    bars.c.series_id
+                )
+            )
+        ).all()
+    }
+    recorded = await conn.execute(select(ledger.c.id, ledger.c.bar_count, ledger.c.first_bar, ledger.c.last_bar))
+    for series_id, count, first, last in recorded.all():
+        count_, first_, last_ = found.get(series_id, (0, None, None))
+        first_, last_ = _as_bar_time(first_), _as_bar_time(last_)
+        if (count, first, last) == (count_, first_, last_):
+            continue
+        if not recompute:
+            raise StorageError(
+                f"verification failed for {LEDGER} in {database}: series {series_id} records {count} bars "
+                f"but holds {count_}; nothing was written"
+            )
+        await conn.execute(
+            update(ledger)
+            .where(ledger.c.id == series_id)
+            .values(bar_count=count_, first_bar=first_, last_bar=last_, updated_at=datetime.now(UTC))
+        )
+
+
+def _as_bar_time(value: Any) -> Any:
+    """A bar start read through an aggregate (SQLite hands back the stored epoch seconds)."""
+    return datetime.fromtimestamp(value, UTC) if isinstance(value, int) else value
 
 
 def _reset_sequences(conn: Connection) -> None:
     """After rows were inserted with their ids, make PostgreSQL's next id follow the largest one."""
-    for table in _tables():
+    for table in Base.metadata.sorted_tables:
+        if "id" not in table.c or table.c.id.autoincrement is False:
+            continue
         conn.execute(
             text(
                 f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), coalesce(max(id), 1), "
@@ -268,19 +365,29 @@ async def _copy(
         filled = ", ".join(f"{name}: {rows:,} rows" for name, rows in before.items() if rows)
         raise StorageError(f"target {report.target} is not empty ({filled}): pass --append to add to it")
     totals = await row_counts(sconn)
-    everything, done = sum(totals.values()), 0
+    everything, done = sum(n for name, n in totals.items() if name != LEDGER), 0
     if progress is not None:
         progress(0, everything)
+    existing_tallies = {
+        table.name: await table_tally(tconn, table, chunk_rows=chunk_rows) if before[table.name] else Tally()
+        for table in _tables()
+    }
+    source_names = await series_names(sconn)
+    to_target = await _carry_ledger(sconn, tconn, report.append)
     for table in _tables():
         columns = _content(table)
-        kept = columns if report.append else ["id", *columns]
-        existing = await table_tally(tconn, table, chunk_rows=chunk_rows) if before[table.name] else Tally()
+        kept = columns if report.append or "id" not in table.c else ["id", *columns]
+        existing = existing_tallies[table.name]
         copied = Tally()
         async for rows in _chunks(sconn, table, chunk_rows):
             for row in rows:
-                copied.add(row[c] for c in columns)
+                copied.add(_values(table, row, source_names))
+            written = [{c: row[c] for c in kept} for row in rows]
+            if table.name in BY_SERIES:
+                for row in written:
+                    row["series_id"] = to_target[row["series_id"]]
             try:
-                await tconn.execute(insert(table), [{c: row[c] for c in kept} for row in rows])
+                await tconn.execute(insert(table), written)
             except IntegrityError as exc:
                 conflict = f"a row of {table.name} conflicts with one already in the target ({_reason(exc)})"
                 raise StorageError(f"{conflict}; nothing was written") from None
@@ -299,5 +406,6 @@ async def _copy(
                 f"target {after.rows} (expected {expected.rows}), checksum {after.hex} (expected {expected.hex}); "
                 "nothing was written"
             )
+    await _settle_ledger(tconn, report.target, recompute=report.append)
     if target_backend == "postgresql" and not report.append:
         await tconn.run_sync(_reset_sequences)

@@ -10,8 +10,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import func, select
-
 from tradestore.cli.access import store
 from tradestore.cli.console import CommandError, Console, table
 from tradestore.domain import OHLCVBar
@@ -27,7 +25,6 @@ from tradestore.files.ohlcv import (
     write_csv,
 )
 from tradestore.manager import DatabaseManager
-from tradestore.models import OHLCVModel
 from tradestore.repositories import OHLCVRepository
 from tradestore.urls import mask, resolve
 from tradestore.values import chunked
@@ -110,15 +107,8 @@ async def export_ohlcv(args: argparse.Namespace, console: Console) -> int:
     start, end = args.start or _EARLIEST, args.end or _LATEST
     async with store(url) as db:
         async with db.get_session() as session:
-            c = OHLCVModel
-            total = await session.scalar(
-                select(func.count()).where(
-                    c.exchange == series.exchange,
-                    c.symbol == series.symbol,
-                    c.timeframe == series.timeframe,
-                    c.timestamp >= start,
-                    c.timestamp <= end,
-                )
+            total = await OHLCVRepository(session).count_bars(
+                series.symbol, series.timeframe, series.exchange, start=start, end=end
             )
         if not total:
             raise CommandError(

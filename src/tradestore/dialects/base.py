@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -16,12 +17,9 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, ColumnElement, Select
 
 from tradestore.dialects.functions import dec_max, dec_min, dec_sign, dec_sub, dec_sum, epoch_seconds, month_index
+from tradestore.types import Encoder, as_is
 
 Row = tuple[Any, ...]
-
-
-def _same(value: Any) -> Any:
-    return value
 
 
 @dataclass(frozen=True)
@@ -51,9 +49,9 @@ class NetGroup:
 class Backend(ABC):
     """How the bulk paths talk to one kind of database.
 
-    ``encode_*`` turn a ``Decimal``/aware ``datetime`` into what the driver stores, and
-    ``decode_*`` turn what the driver returns back; on PostgreSQL the driver already speaks
-    both types and these are the identity.
+    Values go to the driver through each column type's own ``bulk_encoder`` and come back
+    through its ``bulk_decoder`` (see :mod:`tradestore.types`): one definition of how a
+    ``Decimal`` or a datetime is stored, shared by the ORM and the bulk paths.
     """
 
     name: str
@@ -65,18 +63,36 @@ class Backend(ABC):
     #: (PostgreSQL). They then write in key order, so two batches holding the same keys in
     #: different orders queue behind each other instead of deadlocking.
     writes_in_key_order: bool = False
-    encode_decimal: Callable[[Decimal], Any] = staticmethod(_same)
-    encode_datetime: Callable[[datetime], Any] = staticmethod(_same)
-    decode_decimal: Callable[[Any], Decimal] = staticmethod(_same)
-    decode_datetime: Callable[[Any], datetime] = staticmethod(_same)
 
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
         self._compiled: dict[Hashable, Compiled] = {}
 
-    def decode_datetimes(self, values: list[Any]) -> list[datetime]:
-        """``decode_datetime`` of each of ``values`` (none of them NULL), in one pass."""
-        return [self.decode_datetime(value) for value in values]
+    def encoder(self, column: ColumnElement[Any]) -> Encoder | None:
+        """How the bulk paths store the (already validated) values of ``column``; ``None``: as they are."""
+        hook = getattr(column.type, "bulk_encoder", None)
+        found: Encoder | None = None if hook is None else hook(self.dialect)
+        return None if found is as_is else found
+
+    def decoder(self, column: ColumnElement[Any]) -> Encoder | None:
+        """How values of ``column`` the driver returns become Python values; ``None``: as they are."""
+        hook = getattr(column.type, "bulk_decoder", None)
+        found: Encoder | None = None if hook is None else hook(self.dialect)
+        return None if found is as_is else found
+
+    def encode(self, column: ColumnElement[Any], value: Any) -> Any:
+        """One value of ``column`` as the driver takes it (``None`` stays ``None``)."""
+        found = self.encoder(column)
+        return value if found is None or value is None else found(value)
+
+    def decode(self, column: ColumnElement[Any], value: Any) -> Any:
+        """One value of ``column`` from the driver (``None`` stays ``None``)."""
+        found = self.decoder(column)
+        return value if found is None or value is None else found(value)
+
+    def atomically(self, conn: AsyncConnection) -> AbstractAsyncContextManager[Any]:
+        """A savepoint: what runs inside is kept whole or, on error, undone (the transaction goes on)."""
+        return conn.begin_nested()
 
     def compiled(self, key: Hashable, build: Callable[[], ClauseElement]) -> Compiled:
         """The statement ``build()`` makes, compiled for this dialect once per ``key``."""
@@ -94,15 +110,23 @@ class Backend(ABC):
         rows: Iterable[Row],
         *,
         upsert_on: Sequence[str] | None,
+        ignore: bool = False,
+        savepoint: bool = True,
     ) -> None:
-        """Insert ``rows`` (encoded tuples in ``columns`` order) inside a savepoint: all of them or none.
+        """Insert ``rows`` (encoded tuples in ``columns`` order): all of them or none.
 
         With ``upsert_on`` (the columns of a unique key, holding no key twice) a row whose key
-        is stored overwrites the stored row, ``created_at`` excepted. Without it a stored or
-        repeated key raises ``sqlalchemy.exc.IntegrityError``.
+        is stored overwrites the stored row, ``created_at`` excepted, or with ``ignore`` is
+        left out (the stored row stays). Without it a stored or repeated key raises
+        ``sqlalchemy.exc.IntegrityError``. The write runs in a savepoint of its own unless
+        ``savepoint=False`` (the caller holds one, see :meth:`atomically`).
         """
+        keys = None if upsert_on is None else tuple(upsert_on)
+        if not savepoint:
+            await self._write(conn, table, tuple(columns), rows, keys, ignore)
+            return
         async with conn.begin_nested():
-            await self._write(conn, table, tuple(columns), rows, None if upsert_on is None else tuple(upsert_on))
+            await self._write(conn, table, tuple(columns), rows, keys, ignore)
 
     @abstractmethod
     async def _write(
@@ -112,16 +136,24 @@ class Backend(ABC):
         columns: tuple[str, ...],
         rows: Iterable[Row],
         upsert_on: tuple[str, ...] | None,
+        ignore: bool,
     ) -> None:
         """The body of :meth:`write`, already inside its savepoint."""
 
-    def statement(self, table: Table, columns: tuple[str, ...], upsert_on: tuple[str, ...] | None) -> Compiled:
-        """The portable write statement: an insert, or an upsert on ``upsert_on``."""
+    def statement(
+        self, table: Table, columns: tuple[str, ...], upsert_on: tuple[str, ...] | None, ignore: bool = False
+    ) -> Compiled:
+        """The portable write statement: an insert, or an upsert on ``upsert_on``.
+
+        With ``ignore`` the upsert leaves stored keys alone instead of overwriting them.
+        """
 
         def build() -> ClauseElement:
             statement = self._insert_rows(table, columns)
             if upsert_on is None:
                 return cast(ClauseElement, statement)
+            if ignore:
+                return cast(ClauseElement, statement.on_conflict_do_nothing(index_elements=list(upsert_on)))
             return cast(
                 ClauseElement,
                 statement.on_conflict_do_update(
@@ -129,7 +161,7 @@ class Backend(ABC):
                 ),
             )
 
-        return self.compiled(("write", table.name, columns, upsert_on), build)
+        return self.compiled(("write", table.name, columns, upsert_on, ignore), build)
 
     @abstractmethod
     def _insert_rows(self, table: Table, columns: Sequence[str]) -> Any:

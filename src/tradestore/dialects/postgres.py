@@ -57,11 +57,12 @@ class PostgresBackend(Backend):
         columns: tuple[str, ...],
         rows: Iterable[Row],
         upsert_on: tuple[str, ...] | None,
+        ignore: bool,
     ) -> None:
         rows = rows if isinstance(rows, list) else list(rows)
-        if len(rows) >= self.copy_min_rows and await self._copied(conn, table, columns, rows, upsert_on):
+        if len(rows) >= self.copy_min_rows and await self._copied(conn, table, columns, rows, upsert_on, ignore):
             return
-        sql = self.statement(table, columns, upsert_on).sql
+        sql = self.statement(table, columns, upsert_on, ignore).sql
         for chunk in chunked(rows, self.chunk_rows):
             await conn.exec_driver_sql(sql, tuple(list(column) for column in zip(*chunk, strict=True)))
 
@@ -72,6 +73,7 @@ class PostgresBackend(Backend):
         columns: tuple[str, ...],
         rows: list[Row],
         upsert_on: tuple[str, ...] | None,
+        ignore: bool = False,
     ) -> bool:
         """Write ``rows`` with ``COPY``; ``False``, with nothing written, when that fails.
 
@@ -88,7 +90,7 @@ class PostgresBackend(Backend):
             try:
                 if overwrite:
                     assert upsert_on is not None
-                    await self._upsert_through_temporary_table(conn, driver, table, columns, rows, upsert_on)
+                    await self._upsert_through_temporary_table(conn, driver, table, columns, rows, upsert_on, ignore)
                 else:
                     await self._copy(driver, table.name, table, columns, rows, schema=table.schema)
             except Exception:
@@ -124,6 +126,7 @@ class PostgresBackend(Backend):
         columns: tuple[str, ...],
         rows: list[Row],
         keys: tuple[str, ...],
+        ignore: bool = False,
     ) -> None:
         quote = self.dialect.identifier_preparer.quote
         incoming = f"tradestore_incoming_{table.name}"
@@ -135,7 +138,8 @@ class PostgresBackend(Backend):
         )
         await self._copy(driver, incoming, table, columns, rows)
         statement = self.compiled(
-            ("upsert from", table.name, columns, keys), lambda: _upsert_from(table, incoming, columns, keys)
+            ("upsert from", table.name, columns, keys, ignore),
+            lambda: _upsert_from(table, incoming, columns, keys, ignore),
         )
         await conn.exec_driver_sql(statement.sql)
         await conn.exec_driver_sql(f"DROP TABLE {quote(incoming)}")
@@ -161,9 +165,6 @@ class PostgresBackend(Backend):
             kinds = tuple(_python_type(table.c[name].type) for name in columns)
             self._text_copy[key] = kinds if all(k in (str, int, Decimal, datetime) for k in kinds) else None
         return self._text_copy[key]
-
-    def decode_datetimes(self, values: list[Any]) -> list[datetime]:
-        return values  # asyncpg already returns aware UTC datetimes
 
     async def _fetch(self, driver: Any, sql: str, params: Sequence[Any]) -> Sequence[Sequence[Any]]:
         return await driver.fetch(sql, *params)  # type: ignore[no-any-return]
@@ -254,9 +255,13 @@ def _any_stored(table: Table, equal: Sequence[str], ranged: str) -> ClauseElemen
     )
 
 
-def _upsert_from(table: Table, incoming: str, columns: Sequence[str], keys: Sequence[str]) -> ClauseElement:
+def _upsert_from(
+    table: Table, incoming: str, columns: Sequence[str], keys: Sequence[str], ignore: bool
+) -> ClauseElement:
     source = sql_table(incoming, *(sql_column(c) for c in columns))
     statement = pg_insert(table).from_select(list(columns), select(*source.c))
+    if ignore:
+        return cast(ClauseElement, statement.on_conflict_do_nothing(index_elements=list(keys)))
     return cast(
         ClauseElement,
         statement.on_conflict_do_update(index_elements=list(keys), set_=_update_set(statement, columns, keys)),

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
-from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import Table, bindparam, func, select
@@ -16,9 +15,7 @@ from sqlalchemy.sql.expression import ClauseElement, ColumnElement
 
 from tradestore.dialects.base import Backend, NetGroup, Row
 from tradestore.dialects.functions import epoch_seconds, month_index
-from tradestore.values import chunked, datetime_from_sqlite, datetime_to_sqlite
-
-_tzinfo = attrgetter("tzinfo")
+from tradestore.values import chunked
 
 
 class SQLiteBackend(Backend):
@@ -30,18 +27,6 @@ class SQLiteBackend(Backend):
 
     name = "sqlite"
     insert = staticmethod(sqlite_insert)
-    encode_decimal = staticmethod(str)
-    encode_datetime = staticmethod(datetime_to_sqlite)
-    decode_decimal = staticmethod(Decimal)
-    decode_datetime = staticmethod(datetime_from_sqlite)
-
-    def decode_datetimes(self, values: list[Any]) -> list[datetime]:
-        # fromisoformat is C code and yields UTC exactly for the '+00:00' text tradestore
-        # writes; any other text (no offset, another offset) takes the careful path.
-        parsed = list(map(datetime.fromisoformat, values))
-        if set(map(_tzinfo, parsed)) <= {UTC}:
-            return parsed
-        return list(map(datetime_from_sqlite, values))
 
     def _insert_rows(self, table: Table, columns: Sequence[str]) -> Any:
         return self.insert(table).values({c: bindparam(c) for c in columns})
@@ -53,8 +38,9 @@ class SQLiteBackend(Backend):
         columns: tuple[str, ...],
         rows: Iterable[Row],
         upsert_on: tuple[str, ...] | None,
+        ignore: bool,
     ) -> None:
-        sql = self.statement(table, columns, upsert_on).sql
+        sql = self.statement(table, columns, upsert_on, ignore).sql
         for chunk in chunked(rows, self.chunk_rows):
             await conn.exec_driver_sql(sql, chunk)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -103,7 +103,11 @@ def _from_epoch_ms(value: object) -> datetime:
 
 @dataclass(frozen=True)
 class SeriesInfo:
-    """One stored candle series: where it starts and ends and how many bars it holds."""
+    """One stored candle series: where it starts and ends, how many bars it holds, when it was last written.
+
+    ``updated_at`` (the ledger's last write time) is left out of comparisons, so a
+    ``SeriesInfo`` built by hand equals the one read back.
+    """
 
     exchange: str
     symbol: str
@@ -111,3 +115,4 @@ class SeriesInfo:
     first: datetime
     last: datetime
     count: int
+    updated_at: datetime | None = field(default=None, compare=False)

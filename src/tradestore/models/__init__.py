@@ -5,7 +5,7 @@ into the exact column types of :mod:`tradestore.types`. Models never import the 
 """
 
 from tradestore.models.base import NAMING_CONVENTION, Base, Key
-from tradestore.models.candles import OHLCVModel
+from tradestore.models.candles import FetchedRangeModel, OHLCVModel, SeriesModel
 from tradestore.models.events import SystemEventModel
 from tradestore.models.trading import BOT_KEY, OPEN, PositionModel, TradeModel
 
@@ -14,9 +14,11 @@ __all__ = [
     "NAMING_CONVENTION",
     "OPEN",
     "Base",
+    "FetchedRangeModel",
     "Key",
     "OHLCVModel",
     "PositionModel",
+    "SeriesModel",
     "SystemEventModel",
     "TradeModel",
 ]

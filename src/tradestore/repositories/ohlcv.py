@@ -1,111 +1,136 @@
-"""``OHLCVRepository``: candles in bulk, by range, newest first, and the holes between them."""
+"""``OHLCVRepository``: candles in bulk, by range, newest first, the holes between them, and the ledgers.
+
+Storage (see :mod:`tradestore.models.candles`): a bar row is (series id, bar start, the
+numbers); the series ledger (``ohlcv_series``: first bar, last bar, bar count, last write)
+and the coverage ledger (``ohlcv_fetched``: ranges asked of the exchange) are updated in
+the transaction of every write and delete.
+"""
 
 from __future__ import annotations
 
 import gc
 from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from itertools import chain, repeat
-from operator import attrgetter, itemgetter
-from typing import Any, cast
+from itertools import repeat
+from operator import attrgetter, is_
+from typing import Any, Literal, cast
 
-from sqlalchemy import Table, and_, bindparam, func, select
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.expression import ColumnElement, Select
 
-from tradestore import timeframes
-from tradestore.dialects import Backend, backend
+from tradestore import bar_ranges, timeframes
+from tradestore.bar_ranges import BarRange
+from tradestore.dialects import Backend, Row, backend
 from tradestore.domain import OHLCVBar, SeriesInfo
-from tradestore.errors import ValidationError
-from tradestore.models import OHLCVModel
-from tradestore.values import chunked, to_count, to_optional_utc, to_text, to_utc
+from tradestore.errors import NotFoundError, ValidationError
+from tradestore.models import FetchedRangeModel, OHLCVModel, SeriesModel
+from tradestore.repositories.base import Repository
+from tradestore.values import ceil_second, floor_second, to_count, to_optional_utc, to_text, to_utc
 
 TABLE = cast(Table, OHLCVModel.__table__)
-KEY = ("exchange", "symbol", "timeframe", "timestamp")
-#: Written columns, in the order of the row tuples built by ``_encode``.
-WRITE_COLUMNS = (
-    "exchange", "symbol", "timeframe", "timestamp", "open", "high", "low", "close",
-    "volume", "quote_volume", "trades_count", "created_at",
-)  # fmt: skip
-#: Read columns, in the order ``_decoder`` expects.
-READ_COLUMNS = (
-    "id", "exchange", "symbol", "timeframe", "timestamp", "open", "high", "low", "close",
-    "volume", "quote_volume", "trades_count", "created_at",
-)  # fmt: skip
-_c = TABLE.c
-_SERIES = and_(
-    _c.exchange == bindparam("exchange"),
-    _c.symbol == bindparam("symbol"),
-    _c.timeframe == bindparam("timeframe"),
+SERIES = cast(Table, SeriesModel.__table__)
+FETCHED = cast(Table, FetchedRangeModel.__table__)
+KEY = ("series_id", "time")
+#: The one mapping between a bar and its row: column → ``OHLCVBar`` attribute.
+BAR_COLUMNS: dict[str, str] = {
+    "time": "timestamp",
+    "open": "open",
+    "high": "high",
+    "low": "low",
+    "close": "close",
+    "volume": "volume",
+    "quote_volume": "quote_volume",
+    "trades_count": "trades_count",
+}
+#: Written columns, in the table's order (the order the dialects' statements bind them in).
+WRITE_COLUMNS = tuple(column.name for column in TABLE.columns)
+READ_COLUMNS = tuple(BAR_COLUMNS)
+#: ``get_gaps(calendar=...)``: every bar expected, or none on Saturdays and Sundays (UTC).
+CALENDARS = ("24/7", "weekdays")
+OnConflict = Literal["replace", "ignore"]
+
+_c, _s, _f = TABLE.c, SERIES.c, FETCHED.c
+_NAMED = (
+    _s.exchange == bindparam("exchange"),
+    _s.symbol == bindparam("symbol"),
+    _s.timeframe == bindparam("timeframe"),
 )
+_OF_SERIES = _c.series_id == select(_s.id).where(*_NAMED).scalar_subquery()
+_JUST_AFTER = timedelta(microseconds=1)
+_series_key = attrgetter("exchange", "symbol", "timeframe")
+_time = attrgetter("timestamp")
 
 
 def _select_bars() -> Select[Any]:
-    return select(*(_c[name] for name in READ_COLUMNS)).where(_SERIES)
+    return select(*(_c[name] for name in READ_COLUMNS)).where(_OF_SERIES)
 
 
 def _range() -> Select[Any]:
-    return (
-        _select_bars()
-        .where(_c.timestamp >= bindparam("start"), _c.timestamp <= bindparam("end"))
-        .order_by(_c.timestamp)
-    )
+    return _select_bars().where(_c.time >= bindparam("start"), _c.time <= bindparam("end")).order_by(_c.time)
 
 
-_JUST_AFTER = timedelta(microseconds=1)
-_key = attrgetter(*KEY)
+def _encode(bars: Sequence[OHLCVBar], series_id: int, db: Backend) -> list[Row]:
+    """Rows in :data:`WRITE_COLUMNS` order, built a column at a time with each column type's encoder."""
+    columns: list[Iterable[Any]] = []
+    for name in WRITE_COLUMNS:
+        if name == "series_id":
+            columns.append(repeat(series_id, len(bars)))
+            continue
+        values = list(map(attrgetter(BAR_COLUMNS[name]), bars))
+        encode = db.encoder(_c[name])
+        if encode is None:
+            columns.append(values)
+        elif any(map(is_, values, repeat(None))):
+            columns.append([None if v is None else encode(v) for v in values])
+        else:
+            columns.append(map(encode, values))
+    return list(zip(*columns, strict=False))
 
 
-def _encode(bars: Iterable[OHLCVBar], db: Backend, created: Any) -> list[tuple[Any, ...]]:
-    dec, ts = db.encode_decimal, db.encode_datetime
-    return [
-        (
-            b.exchange,
-            b.symbol,
-            b.timeframe,
-            ts(b.timestamp),
-            dec(b.open),
-            dec(b.high),
-            dec(b.low),
-            dec(b.close),
-            dec(b.volume),
-            None if b.quote_volume is None else dec(b.quote_volume),
-            b.trades_count,
-            created,
-        )
-        for b in bars
-    ]
+def _decode(rows: Sequence[Sequence[Any]], db: Backend, series: dict[str, Any]) -> list[OHLCVBar]:
+    """Bars of one series from rows in :data:`READ_COLUMNS` order, without re-validating them.
 
-
-def _decode(rows: Sequence[Sequence[Any]], db: Backend) -> list[OHLCVBar]:
-    """Bars from stored rows, without re-validating what was validated on the way in.
-
-    Attributes are set one at a time in the dataclass's field order, as its own ``__init__``
-    does, so CPython stores them inline: no dict per bar, about twice as fast to build and free.
+    Columns are decoded a column at a time; attributes are then set one at a time in the
+    dataclass's field order, as its own ``__init__`` does, so CPython stores them inline (no
+    dict per bar). ``id`` and ``created_at`` are ``None``: bars have no row id or creation time.
     """
-    dec, new = db.decode_decimal, object.__new__
-    stamps = db.decode_datetimes(list(map(itemgetter(4), rows)))
-    made = db.decode_datetimes(list(map(itemgetter(12), rows)))
+    if not rows:
+        return []
+    value: dict[str, Sequence[Any]] = {}
+    for name, column in zip(READ_COLUMNS, zip(*rows, strict=True), strict=True):
+        decode = db.decoder(_c[name])
+        if decode is None:
+            value[name] = column
+        elif any(map(is_, column, repeat(None))):
+            value[name] = [None if v is None else decode(v) for v in column]
+        else:
+            value[name] = list(map(decode, column))
+    symbol, exchange, timeframe, new = series["symbol"], series["exchange"], series["timeframe"], object.__new__
     bars: list[OHLCVBar] = []
     append = bars.append
     gc_was_enabled = gc.isenabled()
     gc.disable()  # many small objects at once: the collector would only slow us down
     try:
-        for r, timestamp, created_at in zip(rows, stamps, made, strict=True):
+        for timestamp, open_, high, low, close, volume, quote_volume, trades_count in zip(
+            value["time"], value["open"], value["high"], value["low"], value["close"],
+            value["volume"], value["quote_volume"], value["trades_count"], strict=True,
+        ):  # fmt: skip
             bar = new(OHLCVBar)
-            bar.symbol = r[2]
-            bar.exchange = r[1]
-            bar.timeframe = r[3]
+            bar.symbol = symbol
+            bar.exchange = exchange
+            bar.timeframe = timeframe
             bar.timestamp = timestamp
-            bar.open = dec(r[5])
-            bar.high = dec(r[6])
-            bar.low = dec(r[7])
-            bar.close = dec(r[8])
-            bar.volume = dec(r[9])
-            bar.quote_volume = None if r[10] is None else dec(r[10])
-            bar.trades_count = r[11]
-            bar.id = r[0]
-            bar.created_at = created_at
+            bar.open = open_
+            bar.high = high
+            bar.low = low
+            bar.close = close
+            bar.volume = volume
+            bar.quote_volume = quote_volume
+            bar.trades_count = trades_count
+            bar.id = None
+            bar.created_at = None
             append(bar)
     finally:
         if gc_was_enabled:
@@ -122,22 +147,35 @@ def _checked(bars: Iterable[OHLCVBar]) -> list[OHLCVBar]:
     return items
 
 
-class OHLCVRepository:
-    """Candles of one session. Rows are unique on (exchange, symbol, timeframe, timestamp).
+@dataclass
+class _Ledger:
+    """One ``ohlcv_series`` row, as read (and then changed) inside a write."""
+
+    id: int
+    exchange: str
+    symbol: str
+    timeframe: str
+    first: datetime | None
+    last: datetime | None
+    count: int
+
+
+class OHLCVRepository(Repository):
+    """Candles of one session. Bars are unique per (exchange, symbol, timeframe, timestamp).
 
     Bulk writes and range reads go through the driver in large chunks (no object per row
-    beyond the ``OHLCVBar`` itself); gaps and series summaries are computed by the database.
+    beyond the ``OHLCVBar`` itself); gaps are computed by the database; ``list_series`` reads
+    the series ledger. Calls that name no exchange use the manager's default exchange.
     """
 
     def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    def __repr__(self) -> str:
-        return f"<OHLCVRepository {self.session!r}>"
+        super().__init__(session)
 
     async def _connection(self) -> tuple[AsyncConnection, Backend]:
         conn = await self.session.connection()
         return conn, backend(conn.dialect)
+
+    # --- writes -------------------------------------------------------------------------
 
     async def insert_many(self, bars: Iterable[OHLCVBar]) -> int:
         """Insert new bars; all of them or, on any error, none.
@@ -149,45 +187,202 @@ class OHLCVRepository:
             sqlalchemy.exc.IntegrityError: a bar's key is already stored or repeated.
             ValidationError: an item is not an ``OHLCVBar``.
         """
-        return await self._write(_checked(bars), upsert=False)
+        return await self._write(_checked(bars), "insert")
 
-    async def upsert_many(self, bars: Iterable[OHLCVBar]) -> int:
-        """Insert bars or overwrite the stored ones with the same key; all or, on error, none.
+    async def upsert_many(self, bars: Iterable[OHLCVBar], *, on_conflict: OnConflict = "replace") -> int:
+        """Insert bars, and overwrite (``"replace"``) or keep (``"ignore"``) stored ones with the same key.
 
-        When the input holds one key more than once the last one wins. Input of any size is
-        written in chunks inside the session's transaction.
+        All or, on error, none; input of any size is written in chunks inside the session's
+        transaction. A key given twice in one call: the last one wins with ``"replace"``, the
+        first with ``"ignore"``. Every bar given is marked as fetched (see :meth:`mark_fetched`).
 
         Returns:
-            The number of distinct bars written.
+            The number of distinct bars written: with ``"ignore"`` the stored ones left alone
+            are not counted.
 
         Raises:
-            ValidationError: an item is not an ``OHLCVBar``.
+            ValidationError: an item is not an ``OHLCVBar``, or ``on_conflict`` is unknown.
         """
+        mode = cast(OnConflict, to_text("on_conflict", on_conflict, choices=("replace", "ignore")))
         checked = _checked(bars)
-        latest = dict(zip(map(_key, checked), checked, strict=True))
-        return await self._write(checked if len(latest) == len(checked) else list(latest.values()), upsert=True)
+        keys = list(map(_series_key, checked))
+        stamps = list(map(_time, checked))
+        if mode == "ignore":
+            checked.reverse()
+            keys.reverse()
+            stamps.reverse()
+        latest = dict(zip(zip(keys, stamps, strict=True), checked, strict=True))
+        if len(latest) != len(checked):
+            checked = list(latest.values())
+        return await self._write(checked, mode)
 
-    async def _write(self, bars: list[OHLCVBar], *, upsert: bool) -> int:
+    async def _write(self, bars: list[OHLCVBar], mode: Literal["insert", "replace", "ignore"]) -> int:
         if not bars:
             return 0
+        groups: dict[tuple[str, str, str], list[OHLCVBar]] = {}
+        for bar in bars:
+            key = (bar.exchange, bar.symbol, bar.timeframe)
+            found = groups.get(key)
+            if found is None:
+                groups[key] = [bar]
+            else:
+                found.append(bar)
         conn, db = await self._connection()
-        created = db.encode_datetime(datetime.now(UTC))
-        if db.writes_in_key_order:
-            bars.sort(key=_key)  # every writer locks rows in the same order: no deadlock
-        rows = chain.from_iterable(_encode(chunk, db, created) for chunk in chunked(bars, db.chunk_rows))
-        await db.write(conn, TABLE, WRITE_COLUMNS, rows, upsert_on=KEY if upsert else None)
-        return len(bars)
+        now = datetime.now(UTC)
+        written = 0
+        async with db.atomically(conn):  # the bars, the ledger and the coverage: all or nothing
+            for key in sorted(groups):  # every writer locks series in the same order: no deadlock
+                ledger = await self._ledger(*key, lock=True, create=True)
+                assert ledger is not None
+                series_bars = groups[key]
+                stamps = list(map(_time, series_bars))
+                if any(map(datetime.__gt__, stamps, stamps[1:])):
+                    series_bars.sort(key=_time)
+                    stamps = list(map(_time, series_bars))
+                lo, hi = stamps[0], stamps[-1]
+                overlaps = (
+                    ledger.first is not None and ledger.last is not None and lo <= ledger.last and hi >= ledger.first
+                )
+                counted = overlaps and mode != "insert"  # only then may a bar already be stored
+                before = await self._count(ledger.id, lo, hi) if counted else 0
+                await db.write(
+                    conn,
+                    TABLE,
+                    WRITE_COLUMNS,
+                    _encode(series_bars, ledger.id, db),
+                    upsert_on=None if mode == "insert" else KEY,
+                    ignore=mode == "ignore",
+                    savepoint=False,
+                )
+                added = await self._count(ledger.id, lo, hi) - before if counted else len(series_bars)
+                written += added if mode == "ignore" else len(series_bars)
+                await self._save(
+                    ledger,
+                    lo if ledger.first is None else min(lo, ledger.first),
+                    hi if ledger.last is None else max(hi, ledger.last),
+                    ledger.count + added,
+                    now,
+                )
+                await self._cover(ledger, bar_ranges.runs(ledger.timeframe, stamps))
+        return written
+
+    async def mark_fetched(
+        self, symbol: str, timeframe: str, start: datetime, end: datetime, exchange: str | None = None
+    ) -> None:
+        """Record that the exchange was asked for the bars from ``start`` to ``end`` (inclusive).
+
+        Bars missing there are then known to be missing at the source (a delisted hour, an
+        outage): ``get_gaps(..., exclude_fetched=True)`` leaves them out and
+        :meth:`missing_ranges` does not ask for them again. ``upsert_many`` marks the bars it
+        writes by itself. Marks merge with the ranges already recorded.
+
+        Raises:
+            ValidationError: a bad name, timeframe or datetime, or ``start`` after ``end``.
+        """
+        window = self._window(timeframe, start, end)
+        params = self._series(symbol, timeframe, exchange)
+        if window is None:
+            return
+        conn, db = await self._connection()
+        async with db.atomically(conn):
+            ledger = await self._ledger(
+                params["exchange"], params["symbol"], params["timeframe"], lock=True, create=True
+            )
+            assert ledger is not None
+            await self._cover(ledger, [window])
+
+    async def missing_ranges(
+        self, symbol: str, timeframe: str, start: datetime, end: datetime, exchange: str | None = None
+    ) -> list[tuple[datetime, datetime]]:
+        """The bars from ``start`` to ``end`` never fetched: the backfill plan of a downloader.
+
+        Returns:
+            ``[(first bar, last bar), …]``, both inclusive, oldest first; a series never
+            written or marked is one range covering the window.
+
+        Raises:
+            ValidationError: a bad name, timeframe or datetime, or ``start`` after ``end``.
+        """
+        window = self._window(timeframe, start, end)
+        params = self._series(symbol, timeframe, exchange)
+        if window is None:
+            return []
+        ledger = await self._ledger(params["exchange"], params["symbol"], params["timeframe"])
+        if ledger is None:
+            return [window]
+        return await self._uncovered(ledger, window)
+
+    async def delete_range(
+        self,
+        symbol: str,
+        timeframe: str,
+        start: datetime | None,
+        end: datetime | None,
+        exchange: str | None = None,
+    ) -> int:
+        """Remove the bars with ``start <= timestamp <= end`` (``None``: no bound); they count as never fetched again.
+
+        Returns:
+            The number of bars removed.
+
+        Raises:
+            NotFoundError: no such series (never written or marked).
+            ValidationError: a bad name, timeframe or datetime.
+        """
+        params = self._series(symbol, timeframe, exchange)
+        lo, hi = to_optional_utc("start", start), to_optional_utc("end", end)
+        conn, db = await self._connection()
+        async with db.atomically(conn):
+            ledger = await self._ledger(params["exchange"], params["symbol"], params["timeframe"], lock=True)
+            if ledger is None:
+                raise NotFoundError(self._unknown(params))
+            bounds = self._bounds(lo, hi)
+            result = await self._execute(delete(TABLE).where(_c.series_id == ledger.id, *bounds))
+            removed = int(cast(Any, result).rowcount or 0)
+            if removed:
+                first, last = await self._extremes(ledger.id)
+                await self._save(ledger, first, last, ledger.count - removed, datetime.now(UTC))
+            if ledger.first is not None and ledger.last is not None:
+                cut_first = (
+                    ledger.first if lo is None else max(timeframes.ceil(timeframe, ceil_second(lo)), ledger.first)
+                )
+                cut_last = ledger.last if hi is None else min(timeframes.floor(timeframe, hi), ledger.last)
+                everything = lo is None and hi is None
+                await self._uncover(ledger, None if everything else (cut_first, cut_last))
+        return removed
+
+    async def delete_series(self, symbol: str, timeframe: str, exchange: str | None = None) -> int:
+        """Remove a series: its bars, its ledger and its fetched ranges.
+
+        Returns:
+            The number of bars removed.
+
+        Raises:
+            NotFoundError: no such series.
+        """
+        params = self._series(symbol, timeframe, exchange)
+        conn, db = await self._connection()
+        async with db.atomically(conn):
+            ledger = await self._ledger(params["exchange"], params["symbol"], params["timeframe"], lock=True)
+            if ledger is None:
+                raise NotFoundError(self._unknown(params))
+            result = await self._execute(delete(TABLE).where(_c.series_id == ledger.id))
+            await self._execute(delete(FETCHED).where(_f.series_id == ledger.id))
+            await self._execute(delete(SERIES).where(_s.id == ledger.id))
+        return int(cast(Any, result).rowcount or 0)
+
+    # --- reads --------------------------------------------------------------------------
 
     async def get_range(
-        self, symbol: str, timeframe: str, start: datetime, end: datetime, exchange: str = "binance"
+        self, symbol: str, timeframe: str, start: datetime, end: datetime, exchange: str | None = None
     ) -> list[OHLCVBar]:
         """Bars with ``start <= timestamp <= end``, oldest first."""
         params = self._series(symbol, timeframe, exchange)
-        lo, hi = to_utc("start", start), to_utc("end", end)
+        lo, hi = ceil_second(to_utc("start", start)), floor_second(to_utc("end", end))
         conn, db = await self._connection()  # after validation: bad arguments open no transaction
-        params.update(start=db.encode_datetime(lo), end=db.encode_datetime(hi))
+        params.update(start=db.encode(_c.time, lo), end=db.encode(_c.time, hi))
         rows = await db.fetch(conn, "ohlcv.range", _range, params)
-        return _decode(rows, db)
+        return _decode(rows, db, params)
 
     async def stream_range(
         self,
@@ -195,7 +390,7 @@ class OHLCVRepository:
         timeframe: str,
         start: datetime,
         end: datetime,
-        exchange: str = "binance",
+        exchange: str | None = None,
         *,
         batch_size: int = 10_000,
     ) -> AsyncIterator[OHLCVBar]:
@@ -203,21 +398,21 @@ class OHLCVRepository:
         if to_count("batch_size", batch_size) < 1:
             raise ValidationError(f"batch_size: must be at least 1, got {batch_size!r}")
         params = self._series(symbol, timeframe, exchange)
-        after, hi = to_utc("start", start), to_utc("end", end)
+        after, hi = ceil_second(to_utc("start", start)), floor_second(to_utc("end", end))
         conn, db = await self._connection()
-        params.update(end=db.encode_datetime(hi), limit=batch_size)
+        params.update(end=db.encode(_c.time, hi), limit=batch_size)
         while True:
-            params["start"] = db.encode_datetime(after)
+            params["start"] = db.encode(_c.time, after)
             rows = await db.fetch(conn, "ohlcv.page", lambda: _range().limit(bindparam("limit")), params)
-            bars = _decode(rows, db)
+            bars = _decode(rows, db, params)
             for bar in bars:
                 yield bar
             if len(bars) < batch_size:
                 return
-            after = bars[-1].timestamp + _JUST_AFTER  # bar starts are whole seconds
+            after = ceil_second(bars[-1].timestamp + _JUST_AFTER)  # bar starts are whole seconds
 
     async def get_latest(
-        self, symbol: str, timeframe: str, limit: int = 100, exchange: str = "binance"
+        self, symbol: str, timeframe: str, limit: int = 100, exchange: str | None = None
     ) -> list[OHLCVBar]:
         """The newest ``limit`` bars, returned oldest first (ready for indicators)."""
         to_count("limit", limit)
@@ -227,101 +422,337 @@ class OHLCVRepository:
         rows = await db.fetch(
             conn,
             "ohlcv.latest",
-            lambda: _select_bars().order_by(_c.timestamp.desc()).limit(bindparam("limit")),
+            lambda: _select_bars().order_by(_c.time.desc()).limit(bindparam("limit")),
             params,
         )
-        bars = _decode(rows, db)
+        bars = _decode(rows, db, params)
         bars.reverse()
         return bars
+
+    async def count_bars(
+        self,
+        symbol: str,
+        timeframe: str,
+        exchange: str | None = None,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> int:
+        """How many bars of a series start within ``start``/``end`` (inclusive; ``None``: no bound).
+
+        Without bounds the series ledger answers (no scan); an unknown series has 0 bars.
+        """
+        params = self._series(symbol, timeframe, exchange)
+        lo, hi = to_optional_utc("start", start), to_optional_utc("end", end)
+        ledger = await self._ledger(params["exchange"], params["symbol"], params["timeframe"])
+        if ledger is None:
+            return 0
+        if lo is None and hi is None:
+            return ledger.count
+        return int(
+            await self._scalar(
+                select(func.count()).select_from(TABLE).where(_c.series_id == ledger.id, *self._bounds(lo, hi))
+            )
+            or 0
+        )
 
     async def get_gaps(
         self,
         symbol: str,
         timeframe: str,
-        exchange: str = "binance",
+        exchange: str | None = None,
         *,
         start: datetime | None = None,
         end: datetime | None = None,
+        exclude_fetched: bool = False,
+        calendar: str = "24/7",
     ) -> list[tuple[datetime, datetime]]:
         """Missing bars, as (first missing bar, last missing bar) pairs, both inclusive, oldest first.
 
         Without ``start``/``end`` only holes between stored bars count. With them (inclusive;
         either may be given alone) bars missing before the first or after the last stored
         bar inside the window count too, and an empty series is one gap covering the window.
+
+        Args:
+            exclude_fetched: leave out bars recorded as fetched (:meth:`mark_fetched`): the
+                exchange was asked and had none.
+            calendar: ``"24/7"`` (every bar is expected) or ``"weekdays"`` (bars lying wholly
+                in Saturday or Sunday UTC are not).
+
+        Raises:
+            NotFoundError: no window and no bar of the series is stored (a misspelt series
+                never reads as "no gaps").
+            ValidationError: a bad name, timeframe, datetime or calendar.
         """
         params = self._series(symbol, timeframe, exchange)
         lo, hi = to_optional_utc("start", start), to_optional_utc("end", end)
+        to_text("calendar", calendar, choices=CALENDARS)
+        ledger = await self._ledger(params["exchange"], params["symbol"], params["timeframe"])
+        if ledger is None or ledger.first is None or ledger.last is None:
+            if lo is None and hi is None:
+                raise NotFoundError(self._unknown(params))
+            gaps: list[BarRange] = []
+            if lo is not None and hi is not None:
+                whole = (timeframes.ceil(timeframe, lo), timeframes.floor(timeframe, hi))
+                gaps = [whole] if whole[0] <= whole[1] else []
+        else:
+            gaps = await self._holes(ledger, lo, hi)
+        if exclude_fetched and gaps and ledger is not None:
+            fetched = await self._fetched(ledger, gaps[0][0], gaps[-1][1])
+            gaps = bar_ranges.subtract(timeframe, gaps, fetched)
+        if calendar == "weekdays":
+            gaps = bar_ranges.weekdays_only(timeframe, gaps)
+        return gaps
+
+    async def _holes(self, ledger: _Ledger, lo: datetime | None, hi: datetime | None) -> list[BarRange]:
+        """The gaps of a series with stored bars (see :meth:`get_gaps`)."""
+        assert ledger.first is not None and ledger.last is not None
+        timeframe = ledger.timeframe
         conn, db = await self._connection()
-        params.update(
-            start=None if lo is None else db.encode_datetime(lo),
-            end=None if hi is None else db.encode_datetime(hi),
-            step=timeframes.ordinal_step(timeframe),
-        )
+        low = None if lo is None else ceil_second(lo)
+        high = None if hi is None else floor_second(hi)
+        params = {
+            "series_id": ledger.id,
+            "start": None if low is None else db.encode(_c.time, low),
+            "end": None if high is None else db.encode(_c.time, high),
+            "step": timeframes.ordinal_step(timeframe),
+        }
         month = timeframe == timeframes.MONTH
         holes = await db.gaps(
             conn,
             ("ohlcv", month, lo is None, hi is None),
-            _c.timestamp,
-            lambda: [_SERIES, *_window(lo, hi)],
+            _c.time,
+            lambda: [_c.series_id == bindparam("series_id"), *_window(low, high)],
             params,
             monthly=month,
         )
+        decode = db.decoder(_c.time) or (lambda v: v)
         gaps = [
-            (
-                timeframes.shift(timeframe, db.decode_datetime(prev), 1),
-                timeframes.shift(timeframe, db.decode_datetime(ts), -1),
-            )
+            (bar_ranges.step(timeframe, decode(prev), 1), bar_ranges.step(timeframe, decode(ts), -1))
             for prev, ts in holes
         ]
         if lo is None and hi is None:
             return gaps
-        bounds = await db.fetch(
-            conn,
-            ("ohlcv.bounds", lo is None, hi is None),
-            lambda: select(func.min(_c.timestamp), func.max(_c.timestamp)).where(_SERIES, *_window(lo, hi)),
-            params,
-        )
-        first, last = (None if v is None else db.decode_datetime(v) for v in bounds[0])
+        first: datetime | None
+        last: datetime | None
+        if (lo is None or lo <= ledger.first) and (hi is None or hi >= ledger.last):
+            first, last = ledger.first, ledger.last  # the whole series is inside the window
+        else:
+            first, last = await self._extremes(ledger.id, low, high)
         if first is None or last is None:  # nothing stored inside the window
             if lo is None or hi is None:
                 return []
             whole = (timeframes.ceil(timeframe, lo), timeframes.floor(timeframe, hi))
             return [whole] if whole[0] <= whole[1] else []
         if lo is not None:
-            head = (timeframes.ceil(timeframe, lo), timeframes.shift(timeframe, first, -1))
-            if head[0] <= head[1]:
+            head = (timeframes.ceil(timeframe, lo), bar_ranges.step(timeframe, first, -1))
+            if head[0] <= head[1] and head[1] < first:
                 gaps.insert(0, head)
         if hi is not None:
-            tail = (timeframes.shift(timeframe, last, 1), timeframes.floor(timeframe, hi))
-            if tail[0] <= tail[1]:
+            tail = (bar_ranges.step(timeframe, last, 1), timeframes.floor(timeframe, hi))
+            if tail[0] <= tail[1] and tail[0] > last:
                 gaps.append(tail)
         return gaps
 
     async def list_series(self, exchange: str | None = None) -> list[SeriesInfo]:
-        """One ``SeriesInfo`` per stored series, sorted by exchange, symbol, timeframe."""
+        """One ``SeriesInfo`` per series holding bars, sorted by exchange, symbol, timeframe.
+
+        Read from the series ledger: one row per series, whatever the number of bars.
+        ``exchange=None`` lists every exchange.
+        """
         statement = (
-            select(_c.exchange, _c.symbol, _c.timeframe, func.min(_c.timestamp), func.max(_c.timestamp), func.count())
-            .group_by(_c.exchange, _c.symbol, _c.timeframe)
-            .order_by(_c.exchange, _c.symbol, _c.timeframe)
+            select(_s.exchange, _s.symbol, _s.timeframe, _s.first_bar, _s.last_bar, _s.bar_count, _s.updated_at)
+            .where(_s.bar_count > 0)
+            .order_by(_s.exchange, _s.symbol, _s.timeframe)
         )
         if exchange is not None:
-            statement = statement.where(_c.exchange == to_text("exchange", exchange))
-        rows = (await self.session.execute(statement)).all()
-        return [SeriesInfo(ex, sym, tf, first, last, count) for ex, sym, tf, first, last, count in rows]
+            statement = statement.where(_s.exchange == to_text("exchange", exchange))
+        rows: Sequence[Any] = (await self._execute(statement)).all()
+        return [SeriesInfo(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
 
-    @staticmethod
-    def _series(symbol: str, timeframe: str, exchange: str) -> dict[str, Any]:
+    # --- the ledgers ----------------------------------------------------------------------
+
+    async def _ledger(
+        self, exchange: str, symbol: str, timeframe: str, *, lock: bool = False, create: bool = False
+    ) -> _Ledger | None:
+        """The ledger row of a series (``None`` if there is none and ``create`` is off).
+
+        With ``lock`` the row is locked until the transaction ends (PostgreSQL; SQLite's
+        ``BEGIN IMMEDIATE`` already serialises writers), so concurrent writers of one series
+        keep its counts right.
+        """
+        params = {"exchange": exchange, "symbol": symbol, "timeframe": timeframe}
+        statement = select(_s.id, _s.first_bar, _s.last_bar, _s.bar_count).where(*_NAMED)
+        if lock:
+            statement = statement.with_for_update()
+        row = await self._one_or_none(statement, params)
+        if row is None and create:
+            _, db = await self._connection()
+            await self._execute(
+                db.insert(SERIES)
+                .values(**params, bar_count=0, updated_at=datetime.now(UTC))
+                .on_conflict_do_nothing(index_elements=["exchange", "symbol", "timeframe"])
+            )
+            row = await self._one_or_none(statement, params)
+        if row is None:
+            return None
+        return _Ledger(row[0], exchange, symbol, timeframe, row[1], row[2], row[3])
+
+    async def _save(
+        self, ledger: _Ledger, first: datetime | None, last: datetime | None, count: int, now: datetime
+    ) -> None:
+        ledger.first, ledger.last, ledger.count = first, last, count
+        await self._execute(
+            update(SERIES)
+            .where(_s.id == ledger.id)
+            .values(first_bar=first, last_bar=last, bar_count=count, updated_at=now)
+        )
+
+    async def _count(self, series_id: int, lo: datetime, hi: datetime) -> int:
+        statement = (
+            select(func.count()).select_from(TABLE).where(_c.series_id == series_id, _c.time >= lo, _c.time <= hi)
+        )
+        return int(await self._scalar(statement) or 0)
+
+    async def _extremes(
+        self, series_id: int, lo: datetime | None = None, hi: datetime | None = None
+    ) -> tuple[datetime | None, datetime | None]:
+        """The first and last stored bar start of a series, within ``lo``/``hi`` when given."""
+        row = await self._one_or_none(
+            select(func.min(_c.time), func.max(_c.time)).where(_c.series_id == series_id, *self._bounds(lo, hi))
+        )
+        if row is None:
+            return None, None
+        return _as_time(row[0]), _as_time(row[1])
+
+    async def _fetched(self, ledger: _Ledger, lo: datetime, hi: datetime) -> list[BarRange]:
+        """The recorded fetched ranges of a series that touch ``lo``..``hi``."""
+        rows = await self._execute(
+            select(_f.first_bar, _f.last_bar)
+            .where(_f.series_id == ledger.id, _f.first_bar <= hi, _f.last_bar >= lo)
+            .order_by(_f.first_bar)
+        )
+        found: Sequence[Any] = rows.all()
+        return [(row[0], row[1]) for row in found]
+
+    async def _cover(self, ledger: _Ledger, ranges: list[BarRange]) -> None:
+        """Merge ``ranges`` (sorted) into the series' fetched ranges."""
+        if not ranges:
+            return
+        timeframe = ledger.timeframe
+        lo, hi = bar_ranges.step(timeframe, ranges[0][0], -1), bar_ranges.step(timeframe, ranges[-1][1], 1)
+        existing = await self._fetched(ledger, lo, hi)
+        merged = bar_ranges.merge(timeframe, [*existing, *ranges])
+        await self._replace_fetched(ledger, existing, merged)
+
+    async def _uncover(self, ledger: _Ledger, cut: BarRange | None) -> None:
+        """Remove ``cut`` (``None``: everything) from the series' fetched ranges."""
+        if cut is None:
+            await self._execute(delete(FETCHED).where(_f.series_id == ledger.id))
+            return
+        if cut[0] > cut[1]:
+            return
+        existing = await self._fetched(ledger, cut[0], cut[1])
+        await self._replace_fetched(ledger, existing, bar_ranges.subtract(ledger.timeframe, existing, [cut]))
+
+    async def _replace_fetched(self, ledger: _Ledger, old: list[BarRange], new: list[BarRange]) -> None:
+        if old == new:
+            return
+        if old:
+            await self._execute(
+                delete(FETCHED).where(_f.series_id == ledger.id, _f.first_bar.in_([first for first, _ in old]))
+            )
+        if new:
+            await self.session.execute(  # one statement, many rows
+                insert(FETCHED), [{"series_id": ledger.id, "first_bar": a, "last_bar": b} for a, b in new]
+            )
+
+    async def _uncovered(self, ledger: _Ledger, window: BarRange) -> list[BarRange]:
+        """The bars of ``window`` outside every fetched range, found with a window function in the database.
+
+        The query returns each fetched range touching the window with the furthest bar any
+        earlier range reaches; a range starting beyond that leaves a hole before it.
+        """
+        lo, hi = window
+        furthest_before = func.max(_f.last_bar).over(order_by=_f.first_bar, rows=(None, -1))
+        ranked = (
+            select(_f.first_bar.label("first_bar"), _f.last_bar.label("last_bar"), furthest_before.label("reach"))
+            .where(_f.series_id == ledger.id, _f.first_bar <= hi, _f.last_bar >= lo)
+            .subquery()
+        )
+        rows: Sequence[Any] = (
+            await self._execute(
+                select(ranked.c.first_bar, ranked.c.last_bar, ranked.c.reach)
+                .where((ranked.c.reach.is_(None)) | (ranked.c.first_bar > ranked.c.reach))
+                .order_by(ranked.c.first_bar)
+            )
+        ).all()
+        furthest = await self._scalar(
+            select(func.max(_f.last_bar)).where(_f.series_id == ledger.id, _f.first_bar <= hi, _f.last_bar >= lo)
+        )
+        timeframe = ledger.timeframe
+        holes: list[BarRange] = []
+        for row in rows:
+            first, reach = _as_time(row[0]) or lo, _as_time(row[2])
+            start = lo if reach is None else max(lo, bar_ranges.step(timeframe, reach, 1))
+            stop = bar_ranges.step(timeframe, first, -1)
+            if start <= stop < first:
+                holes.append((start, stop))
+        end_of_cover = _as_time(furthest)
+        if end_of_cover is None:
+            return [window]
+        tail = (bar_ranges.step(timeframe, end_of_cover, 1), hi)
+        if tail[0] <= tail[1] and tail[0] > end_of_cover:
+            holes.append(tail)
+        return holes
+
+    # --- arguments ------------------------------------------------------------------------
+
+    def _series(self, symbol: str, timeframe: str, exchange: str | None) -> dict[str, Any]:
         return {
             "symbol": to_text("symbol", symbol),
             "timeframe": timeframes.check(timeframe),
-            "exchange": to_text("exchange", exchange),
+            "exchange": to_text("exchange", self._exchange(exchange)),
         }
+
+    @staticmethod
+    def _window(timeframe: str, start: datetime, end: datetime) -> BarRange | None:
+        """The bar starts within ``start``..``end`` as a range (``None`` when none lies there)."""
+        timeframes.check(timeframe)
+        lo, hi = to_utc("start", start), to_utc("end", end)
+        if lo > hi:
+            raise ValidationError(f"start: {lo.isoformat()} is after end {hi.isoformat()}")
+        first, last = timeframes.ceil(timeframe, lo), timeframes.floor(timeframe, hi)
+        return (first, last) if first <= last else None
+
+    @staticmethod
+    def _bounds(lo: datetime | None, hi: datetime | None) -> list[ColumnElement[bool]]:
+        bounds = []
+        if lo is not None:
+            bounds.append(_c.time >= ceil_second(lo))
+        if hi is not None:
+            bounds.append(_c.time <= floor_second(hi))
+        return bounds
+
+    @staticmethod
+    def _unknown(params: dict[str, Any]) -> str:
+        return (
+            f"no {params['timeframe']} bars of {params['exchange']} {params['symbol']} are stored "
+            "(check the exchange, symbol and timeframe)"
+        )
+
+
+def _as_time(value: Any) -> datetime | None:
+    """A bar start read through an aggregate, which may bypass the column type (SQLite: epoch seconds)."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromtimestamp(int(value), UTC)
 
 
 def _window(lo: datetime | None, hi: datetime | None) -> list[ColumnElement[bool]]:
     bounds = []
     if lo is not None:
-        bounds.append(_c.timestamp >= bindparam("start"))
+        bounds.append(_c.time >= bindparam("start"))
     if hi is not None:
-        bounds.append(_c.timestamp <= bindparam("end"))
+        bounds.append(_c.time <= bindparam("end"))
     return bounds
