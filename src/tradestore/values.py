@@ -182,11 +182,6 @@ def epoch_seconds(value: datetime) -> int:
     return (value - _EPOCH) // _SECOND
 
 
-def whole_epoch_seconds(value: datetime) -> int:
-    """:func:`epoch_seconds` of a datetime known to be a whole second (a bar start): faster."""
-    return int(value.timestamp())
-
-
 def datetime_from_epoch(value: int) -> datetime:
     """The aware UTC datetime ``value`` whole seconds after the Unix epoch."""
     return datetime.fromtimestamp(value, UTC)

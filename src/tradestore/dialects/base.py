@@ -17,7 +17,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, ColumnElement, Select
 
 from tradestore.dialects.functions import dec_max, dec_min, dec_sign, dec_sub, dec_sum, epoch_seconds, month_index
-from tradestore.types import Encoder, as_is
+from tradestore.types import ColumnCodec
 
 Row = tuple[Any, ...]
 
@@ -50,8 +50,8 @@ class Backend(ABC):
     """How the bulk paths talk to one kind of database.
 
     Values go to the driver through each column type's own ``bulk_encoder`` and come back
-    through its ``bulk_decoder`` (see :mod:`tradestore.types`): one definition of how a
-    ``Decimal`` or a datetime is stored, shared by the ORM and the bulk paths.
+    through its ``bulk_decoder`` (see :mod:`tradestore.types`), a column at a time: one
+    definition of how a ``Decimal`` or a datetime is stored, beside the ORM's bind step.
     """
 
     name: str
@@ -68,27 +68,31 @@ class Backend(ABC):
         self.dialect = dialect
         self._compiled: dict[Hashable, Compiled] = {}
 
-    def encoder(self, column: ColumnElement[Any]) -> Encoder | None:
-        """How the bulk paths store the (already validated) values of ``column``; ``None``: as they are."""
+    def encoder(self, column: ColumnElement[Any]) -> ColumnCodec | None:
+        """How the bulk paths store validated values of ``column``, a column at a time; ``None``: as they are."""
         hook = getattr(column.type, "bulk_encoder", None)
-        found: Encoder | None = None if hook is None else hook(self.dialect)
-        return None if found is as_is else found
+        return None if hook is None else cast(ColumnCodec | None, hook(self.dialect))
 
-    def decoder(self, column: ColumnElement[Any]) -> Encoder | None:
+    def decoder(self, column: ColumnElement[Any]) -> ColumnCodec | None:
         """How values of ``column`` the driver returns become Python values; ``None``: as they are."""
         hook = getattr(column.type, "bulk_decoder", None)
-        found: Encoder | None = None if hook is None else hook(self.dialect)
-        return None if found is as_is else found
+        return None if hook is None else cast(ColumnCodec | None, hook(self.dialect))
+
+    def encode_column(self, column: ColumnElement[Any], values: Sequence[Any]) -> Sequence[Any]:
+        """``values`` of ``column`` as the driver takes them (``None`` stays ``None``)."""
+        return _apply(self.encoder(column), values)
+
+    def decode_column(self, column: ColumnElement[Any], values: Sequence[Any]) -> Sequence[Any]:
+        """``values`` of ``column`` from the driver as Python values (``None`` stays ``None``)."""
+        return _apply(self.decoder(column), values)
 
     def encode(self, column: ColumnElement[Any], value: Any) -> Any:
         """One value of ``column`` as the driver takes it (``None`` stays ``None``)."""
-        found = self.encoder(column)
-        return value if found is None or value is None else found(value)
+        return self.encode_column(column, [value])[0]
 
     def decode(self, column: ColumnElement[Any], value: Any) -> Any:
         """One value of ``column`` from the driver (``None`` stays ``None``)."""
-        found = self.decoder(column)
-        return value if found is None or value is None else found(value)
+        return self.decode_column(column, [value])[0]
 
     def atomically(self, conn: AsyncConnection) -> AbstractAsyncContextManager[Any]:
         """A savepoint: what runs inside is kept whole or, on error, undone (the transaction goes on)."""
@@ -242,6 +246,16 @@ class Backend(ABC):
             sign: NetGroup(count, total, largest, smallest, costs)
             for sign, count, total, largest, smallest, costs in (await conn.execute(statement)).all()
         }
+
+
+def _apply(codec: ColumnCodec | None, values: Sequence[Any]) -> Sequence[Any]:
+    """``codec`` over a column, ``None`` values left as they are."""
+    if codec is None:
+        return values
+    if None not in values:  # (no value of these columns compares equal to None but None itself)
+        return list(codec(values))
+    converted = iter(codec([v for v in values if v is not None]))
+    return [None if v is None else next(converted) for v in values]
 
 
 def _update_set(statement: Any, columns: Sequence[str], keys: Sequence[str]) -> dict[str, Any]:

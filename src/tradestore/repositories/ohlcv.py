@@ -9,11 +9,12 @@ the transaction of every write and delete.
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import repeat
-from operator import attrgetter, is_
+from operator import attrgetter
 from typing import Any, Literal, cast
 
 from sqlalchemy import Table, bindparam, delete, func, insert, select, update
@@ -77,16 +78,10 @@ def _encode(bars: Sequence[OHLCVBar], series_id: int, db: Backend) -> list[Row]:
     for name in WRITE_COLUMNS:
         if name == "series_id":
             columns.append(repeat(series_id, len(bars)))
-            continue
-        values = list(map(attrgetter(BAR_COLUMNS[name]), bars))
-        encode = db.encoder(_c[name])
-        if encode is None:
-            columns.append(values)
-        elif any(map(is_, values, repeat(None))):
-            columns.append([None if v is None else encode(v) for v in values])
         else:
-            columns.append(map(encode, values))
-    return list(zip(*columns, strict=False))
+            columns.append(db.encode_column(_c[name], list(map(attrgetter(BAR_COLUMNS[name]), bars))))
+    with _collector_paused():  # many small tuples at once: the collector would only slow us down
+        return list(zip(*columns, strict=False))
 
 
 def _decode(rows: Sequence[Sequence[Any]], db: Backend, series: dict[str, Any]) -> list[OHLCVBar]:
@@ -98,21 +93,14 @@ def _decode(rows: Sequence[Sequence[Any]], db: Backend, series: dict[str, Any]) 
     """
     if not rows:
         return []
-    value: dict[str, Sequence[Any]] = {}
-    for name, column in zip(READ_COLUMNS, zip(*rows, strict=True), strict=True):
-        decode = db.decoder(_c[name])
-        if decode is None:
-            value[name] = column
-        elif any(map(is_, column, repeat(None))):
-            value[name] = [None if v is None else decode(v) for v in column]
-        else:
-            value[name] = list(map(decode, column))
+    value = {
+        name: db.decode_column(_c[name], column)
+        for name, column in zip(READ_COLUMNS, zip(*rows, strict=True), strict=True)
+    }
     symbol, exchange, timeframe, new = series["symbol"], series["exchange"], series["timeframe"], object.__new__
     bars: list[OHLCVBar] = []
     append = bars.append
-    gc_was_enabled = gc.isenabled()
-    gc.disable()  # many small objects at once: the collector would only slow us down
-    try:
+    with _collector_paused():
         for timestamp, open_, high, low, close, volume, quote_volume, trades_count in zip(
             value["time"], value["open"], value["high"], value["low"], value["close"],
             value["volume"], value["quote_volume"], value["trades_count"], strict=True,
@@ -132,10 +120,19 @@ def _decode(rows: Sequence[Sequence[Any]], db: Backend, series: dict[str, Any]) 
             bar.id = None
             bar.created_at = None
             append(bar)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
     return bars
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while many small objects are built."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _checked(bars: Iterable[OHLCVBar]) -> list[OHLCVBar]:
@@ -526,10 +523,11 @@ class OHLCVRepository(Repository):
             params,
             monthly=month,
         )
-        decode = db.decoder(_c.time) or (lambda v: v)
+        before = db.decode_column(_c.time, [prev for prev, _ in holes])
+        after = db.decode_column(_c.time, [ts for _, ts in holes])
         gaps = [
-            (bar_ranges.step(timeframe, decode(prev), 1), bar_ranges.step(timeframe, decode(ts), -1))
-            for prev, ts in holes
+            (bar_ranges.step(timeframe, prev, 1), bar_ranges.step(timeframe, ts, -1))
+            for prev, ts in zip(before, after, strict=True)
         ]
         if lo is None and hi is None:
             return gaps

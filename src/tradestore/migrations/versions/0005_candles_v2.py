@@ -50,14 +50,6 @@ def _sqlite() -> bool:
     return bool(op.get_bind().dialect.name == "sqlite")
 
 
-def _scalar(sql: str, **params: Any) -> Any:
-    return op.get_bind().execute(sa.text(sql), params).scalar()
-
-
-def _run(sql: str, **params: Any) -> None:
-    op.get_bind().execute(sa.text(sql), params)
-
-
 def _create_v2_tables() -> None:
     op.create_table(
         "ohlcv_series",
@@ -119,100 +111,112 @@ def _set_aside(old: str) -> None:
     op.rename_table("ohlcv", old)
     if _sqlite():
         return
+    quote = op.get_bind().dialect.identifier_preparer.quote
     names = op.get_bind().execute(
         sa.text("SELECT conname FROM pg_constraint WHERE conrelid = CAST(:table AS regclass)"), {"table": old}
     )
     for (name,) in names.all():
         if "ohlcv" in name:
-            _run(f'ALTER TABLE {old} RENAME CONSTRAINT "{name}" TO "{name.replace("ohlcv", old, 1)}"')
+            renamed = name.replace("ohlcv", old, 1)
+            op.execute(f"ALTER TABLE {quote(old)} RENAME CONSTRAINT {quote(name)} TO {quote(renamed)}")
 
 
-def _island(series_id: int, timeframe: str) -> str:
-    """An expression constant along a run of consecutive bars of one series (gaps and islands)."""
+def _statements(sqlite: bool) -> dict[str, str]:
+    """The SQL of this revision for one backend, from constant fragments (values travel as parameters)."""
+    seconds = "unixepoch({})" if sqlite else "{}"
+    old_numbers = ", ".join(f"o.{n}" for n in _NUMBERS)
+    new_numbers = ", ".join(f"n.{n}" for n in _NUMBERS)
     rank = "row_number() OVER (ORDER BY time)"
-    if _sqlite():
-        if timeframe == "1M":
-            year, month = (f"CAST(strftime('{part}', time, 'unixepoch') AS INTEGER)" for part in ("%Y", "%m"))
-            return f"{year} * 12 + {month} - {rank}"
-        return f"time - {_FIXED_SECONDS[timeframe]} * {rank}"
-    if timeframe == "1M":
+    if sqlite:
+        year, month = (f"CAST(strftime('{part}', time, 'unixepoch') AS INTEGER)" for part in ("%Y", "%m"))
+        fixed, monthly = f"time - :step * {rank}", f"{year} * 12 + {month} - {rank}"
+        stamp = "strftime('%Y-%m-%d %H:%M:%S', n.time, 'unixepoch') || '.000000+00:00'"
+    else:
         utc = "timezone('UTC', time)"
-        return f"CAST(EXTRACT(YEAR FROM {utc}) AS INTEGER) * 12 + CAST(EXTRACT(MONTH FROM {utc}) AS INTEGER) - {rank}"
-    return f"CAST(EXTRACT(EPOCH FROM time) AS BIGINT) - {_FIXED_SECONDS[timeframe]} * {rank}"
+        fixed = f"CAST(EXTRACT(EPOCH FROM time) AS BIGINT) - :step * {rank}"
+        year, month = (f"CAST(EXTRACT({part} FROM {utc}) AS INTEGER)" for part in ("YEAR", "MONTH"))
+        monthly = f"{year} * 12 + {month} - {rank}"
+        stamp = "n.time"
+    # Runs of consecutive bars (gaps and islands): the island expression is constant along a run.
+    runs = (
+        "INSERT INTO ohlcv_fetched (series_id, first_bar, last_bar) "
+        "SELECT :sid, min(time), max(time) FROM (SELECT time, {} AS island "
+        "FROM ohlcv WHERE series_id = :sid) AS runs GROUP BY island"
+    )
+    return {
+        "ledger": (
+            "INSERT INTO ohlcv_series (exchange, symbol, timeframe, first_bar, last_bar, bar_count, updated_at) "
+            f"SELECT exchange, symbol, timeframe, {seconds.format('min(timestamp)')}, "
+            f"{seconds.format('max(timestamp)')}, count(*), max(created_at) "
+            "FROM ohlcv_v1 GROUP BY exchange, symbol, timeframe"
+        ),
+        "up": (
+            f"INSERT INTO ohlcv (time, trades_count, series_id, {', '.join(_NUMBERS)}) "
+            f"SELECT {seconds.format('o.timestamp')}, o.trades_count, s.id, {old_numbers} FROM ohlcv_v1 o "
+            "JOIN ohlcv_series s ON s.exchange = o.exchange AND s.symbol = o.symbol AND s.timeframe = o.timeframe "
+            "WHERE o.id > :after AND o.id <= :upto ORDER BY s.id, o.timestamp"
+        ),
+        "fixed runs": runs.format(fixed),
+        "monthly runs": runs.format(monthly),
+        "down": (
+            "INSERT INTO ohlcv (exchange, symbol, timeframe, timestamp, "
+            f"{', '.join(_NUMBERS)}, trades_count, created_at) "
+            f"SELECT s.exchange, s.symbol, s.timeframe, {stamp}, {new_numbers}, n.trades_count, s.updated_at "
+            "FROM ohlcv_v2 n JOIN ohlcv_series s ON s.id = n.series_id "
+            "WHERE n.series_id = :sid AND n.time > :after AND n.time <= :upto ORDER BY n.time"
+        ),
+    }
 
 
 def upgrade() -> None:
-    sqlite, progress = _sqlite(), _progress()
+    bind, progress, sql = op.get_bind(), _progress(), _statements(_sqlite())
     _set_aside("ohlcv_v1")
     _create_v2_tables()
-    seconds = "unixepoch({})" if sqlite else "{}"
-    # The ledger, from one grouped pass over the old unique index.
-    _run(
-        "INSERT INTO ohlcv_series (exchange, symbol, timeframe, first_bar, last_bar, bar_count, updated_at) "
-        f"SELECT exchange, symbol, timeframe, {seconds.format('min(timestamp)')}, {seconds.format('max(timestamp)')}, "
-        "count(*), max(created_at) FROM ohlcv_v1 GROUP BY exchange, symbol, timeframe"
-    )
-    total = int(_scalar("SELECT count(*) FROM ohlcv_v1") or 0)
-    low, high = op.get_bind().execute(sa.text("SELECT min(id), max(id) FROM ohlcv_v1")).one()
+    bind.execute(sa.text(sql["ledger"]))  # one grouped pass over the old unique index
+    total = int(bind.execute(sa.text("SELECT count(*) FROM ohlcv_v1")).scalar() or 0)
+    low, high = bind.execute(sa.text("SELECT min(id), max(id) FROM ohlcv_v1")).one()
     done = 0
     progress(0, total)
-    numbers = ", ".join(f"o.{n}" for n in _NUMBERS)
-    copy = sa.text(
-        f"INSERT INTO ohlcv (time, trades_count, series_id, {', '.join(_NUMBERS)}) "
-        f"SELECT {seconds.format('o.timestamp')}, o.trades_count, s.id, {numbers} FROM ohlcv_v1 o "
-        "JOIN ohlcv_series s ON s.exchange = o.exchange AND s.symbol = o.symbol AND s.timeframe = o.timeframe "
-        "WHERE o.id > :after AND o.id <= :upto ORDER BY s.id, o.timestamp"
-    )
+    copy = sa.text(sql["up"])
     after = (low or 0) - 1
     while high is not None and after < high:
         upto = after + _batch()
-        done += op.get_bind().execute(copy, {"after": after, "upto": upto}).rowcount or 0
+        done += bind.execute(copy, {"after": after, "upto": upto}).rowcount or 0
         progress(done, total)
         after = upto
     # Bars stored before this revision count as fetched: each run of consecutive bars is one range.
-    for series_id, timeframe in op.get_bind().execute(sa.text("SELECT id, timeframe FROM ohlcv_series")).all():
-        _run(
-            "INSERT INTO ohlcv_fetched (series_id, first_bar, last_bar) "
-            f"SELECT :sid, min(time), max(time) FROM (SELECT time, {_island(series_id, timeframe)} AS island "
-            "FROM ohlcv WHERE series_id = :sid) AS runs GROUP BY island",
-            sid=series_id,
-        )
+    for series_id, timeframe in bind.execute(sa.text("SELECT id, timeframe FROM ohlcv_series")).all():
+        if timeframe == "1M":
+            bind.execute(sa.text(sql["monthly runs"]), {"sid": series_id})
+        else:
+            bind.execute(sa.text(sql["fixed runs"]), {"sid": series_id, "step": _FIXED_SECONDS[timeframe]})
     op.drop_table("ohlcv_v1")
 
 
 def downgrade() -> None:
-    sqlite, progress = _sqlite(), _progress()
+    bind, progress, sql = op.get_bind(), _progress(), _statements(_sqlite())
     _set_aside("ohlcv_v2")
     _create_v1_table()
-    stamp = "strftime('%Y-%m-%d %H:%M:%S', n.time, 'unixepoch') || '.000000+00:00'" if sqlite else "n.time"
-    total = int(_scalar("SELECT count(*) FROM ohlcv_v2") or 0)
+    total = int(bind.execute(sa.text("SELECT count(*) FROM ohlcv_v2")).scalar() or 0)
     done = 0
     progress(0, total)
-    numbers = ", ".join(f"n.{n}" for n in _NUMBERS)
-    copy = sa.text(
-        f"INSERT INTO ohlcv (exchange, symbol, timeframe, timestamp, {', '.join(_NUMBERS)}, trades_count, created_at) "
-        f"SELECT s.exchange, s.symbol, s.timeframe, {stamp}, {numbers}, n.trades_count, s.updated_at "
-        "FROM ohlcv_v2 n JOIN ohlcv_series s ON s.id = n.series_id "
-        "WHERE n.series_id = :sid AND n.time > :after AND n.time <= :upto ORDER BY n.time"
-    )
+    copy = sa.text(sql["down"])
     # Batches follow the primary key: each ends at the BATCH-th bar start after the last one.
     boundary = sa.text(
         "SELECT time FROM ohlcv_v2 WHERE series_id = :sid AND time > :after ORDER BY time LIMIT 1 OFFSET :skip"
     )
-    series = op.get_bind().execute(sa.text("SELECT DISTINCT series_id FROM ohlcv_v2 ORDER BY series_id")).all()
-    for (series_id,) in series:
-        after = (
-            op.get_bind()
-            .execute(sa.text("SELECT min(time) FROM ohlcv_v2 WHERE series_id = :sid"), {"sid": series_id})
-            .scalar()
-        )
-        after = _before(after)  # every batch is (after, upto]
+    bounds = sa.text("SELECT min(time), max(time) FROM ohlcv_v2 WHERE series_id = :sid")
+    for (series_id,) in bind.execute(sa.text("SELECT id FROM ohlcv_series ORDER BY id")).all():
+        first, last = bind.execute(bounds, {"sid": series_id}).one()
+        if first is None:
+            continue
+        after = _before(first)  # every batch is (after, upto]
         while True:
-            upto = op.get_bind().execute(boundary, {"sid": series_id, "after": after, "skip": _batch() - 1}).scalar()
-            params = {"sid": series_id, "after": after, "upto": upto}
-            if upto is None:  # the last, shorter batch: everything after ``after``
-                params["upto"] = _last(series_id)
-            done += op.get_bind().execute(copy, params).rowcount or 0
+            upto = bind.execute(boundary, {"sid": series_id, "after": after, "skip": _batch() - 1}).scalar()
+            done += (
+                bind.execute(copy, {"sid": series_id, "after": after, "upto": last if upto is None else upto}).rowcount
+                or 0
+            )
             progress(done, total)
             if upto is None:
                 break
@@ -225,11 +229,3 @@ def downgrade() -> None:
 def _before(moment: Any) -> Any:
     """A value just before a stored bar start (an integer on SQLite, a timestamp on PostgreSQL)."""
     return moment - 1 if isinstance(moment, int) else moment - timedelta(seconds=1)
-
-
-def _last(series_id: int) -> Any:
-    return (
-        op.get_bind()
-        .execute(sa.text("SELECT max(time) FROM ohlcv_v2 WHERE series_id = :sid"), {"sid": series_id})
-        .scalar()
-    )
