@@ -78,7 +78,7 @@ def weekdays_only(timeframe: str, ranges: Iterable[BarRange]) -> list[BarRange]:
 
     Bars longer than two days (``3d``, ``1w``, ``1M``) always hold a weekday and are kept.
     """
-    ranges = list(ranges)
+    ranges = merge(timeframe, ranges)
     if timeframe == timeframes.MONTH or timeframes.FIXED_SECONDS[timeframe] > 2 * 86_400:
         return ranges
     length = timedelta(seconds=timeframes.FIXED_SECONDS[timeframe])

@@ -60,6 +60,7 @@ _NAMED = (
 )
 _OF_SERIES = _c.series_id == select(_s.id).where(*_NAMED).scalar_subquery()
 _JUST_AFTER = timedelta(microseconds=1)
+_EARLIEST, _LATEST = datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, tzinfo=UTC)
 _series_key = attrgetter("exchange", "symbol", "timeframe")
 _time = attrgetter("timestamp")
 
@@ -317,7 +318,10 @@ class OHLCVRepository(Repository):
         end: datetime | None,
         exchange: str | None = None,
     ) -> int:
-        """Remove the bars with ``start <= timestamp <= end`` (``None``: no bound); they count as never fetched again.
+        """Remove the bars with ``start <= timestamp <= end`` (``None``: no bound).
+
+        The window also counts as never fetched again (its fetched ranges are forgotten), so a
+        downloader's :meth:`missing_ranges` asks for it anew.
 
         Returns:
             The number of bars removed.
@@ -339,13 +343,13 @@ class OHLCVRepository(Repository):
             if removed:
                 first, last = await self._extremes(ledger.id)
                 await self._save(ledger, first, last, ledger.count - removed, datetime.now(UTC))
-            if ledger.first is not None and ledger.last is not None:
-                cut_first = (
-                    ledger.first if lo is None else max(timeframes.ceil(timeframe, ceil_second(lo)), ledger.first)
-                )
-                cut_last = ledger.last if hi is None else min(timeframes.floor(timeframe, hi), ledger.last)
-                everything = lo is None and hi is None
-                await self._uncover(ledger, None if everything else (cut_first, cut_last))
+            # The window counts as never fetched again, whether bars were stored in it or not.
+            if lo is None and hi is None:
+                await self._uncover(ledger, None)
+            else:
+                first_cut = _EARLIEST if lo is None else timeframes.ceil(timeframe, lo)
+                last_cut = _LATEST if hi is None else timeframes.floor(timeframe, hi)
+                await self._uncover(ledger, (first_cut, last_cut))
         return removed
 
     async def delete_series(self, symbol: str, timeframe: str, exchange: str | None = None) -> int:
