@@ -134,6 +134,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--timeframe", type=timeframe, help="the timeframe whose old bars go")
     sub.add_argument("--dry-run", action="store_true", help="count what would go, remove nothing")
 
+    deletes = commands.add_parser("delete", help="remove candles imported by mistake")
+    delete_kinds = deletes.add_subparsers(dest="kind", required=True, metavar="KIND")
+    sub = command(
+        delete_kinds, "ohlcv", upkeep_commands.delete_ohlcv, "remove a window of one candle series (or all of it)"
+    )
+    _series_arguments(sub, positional=True)
+    _window_arguments(sub)
+    sub.add_argument("--dry-run", action="store_true", help="count what would go, remove nothing")
+
     command(commands, "optimize", upkeep_commands.optimize, "VACUUM/ANALYZE (SQLite), ANALYZE (PostgreSQL)")
     return parser
 
