@@ -54,7 +54,8 @@ async def import_ohlcv(args: argparse.Namespace, console: Console) -> int:
             try:
                 async with db.get_session() as session:  # the whole file or nothing of it
                     repo = OHLCVRepository(session)
-                    for chunk in chunked(read_bars(path, series, fmt, progress=progress.update), args.chunk_rows):
+                    bars = read_bars(path, series, fmt, progress=progress.update, align=args.align)
+                    for chunk in chunked(bars, args.chunk_rows):
                         await repo.upsert_many(chunk)
                         count += len(chunk)
                         low, high = min(b.timestamp for b in chunk), max(b.timestamp for b in chunk)

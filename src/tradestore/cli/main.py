@@ -23,7 +23,7 @@ from tradestore.cli import file_commands, report_commands, schema_commands, upke
 from tradestore.cli.arguments import duration, moment, positive, timeframe
 from tradestore.cli.console import CommandError, Console
 from tradestore.errors import ConfigurationError, StorageError
-from tradestore.files.ohlcv import FORMATS
+from tradestore.files.ohlcv import ALIGNMENTS, FORMATS
 from tradestore.urls import DEFAULT_URL, ENV_VAR, resolve
 
 Handler = Callable[[argparse.Namespace, Console], Coroutine[Any, Any, int]]
@@ -102,10 +102,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     imports = commands.add_parser("import", help="load candles from files")
     import_kinds = imports.add_subparsers(dest="kind", required=True, metavar="KIND")
-    sub = command(import_kinds, "ohlcv", file_commands.import_ohlcv, "upsert candles from CSV or ccxt JSON files")
+    sub = command(
+        import_kinds, "ohlcv", file_commands.import_ohlcv, "upsert candles from CSV, ccxt JSON or Parquet files"
+    )
     sub.add_argument("files", nargs="+", type=Path, metavar="FILE")
     _series_arguments(sub, positional=False)
-    sub.add_argument("--format", choices=FORMATS, help="default: ccxt-json for .json files, else csv")
+    sub.add_argument(
+        "--format", choices=FORMATS, help="default: ccxt-json for .json, parquet for .parquet/.pq, else csv"
+    )
+    sub.add_argument(
+        "--align",
+        choices=ALIGNMENTS,
+        default="start",
+        help="the file's times are bar starts (default) or bar ends (moved back to the start of their bar)",
+    )
     sub.add_argument("--chunk-rows", type=positive, default=10_000, help="bars per upsert (default 10000)")
 
     exports = commands.add_parser("export", help="write candles to a file")

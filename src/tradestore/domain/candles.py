@@ -79,7 +79,7 @@ class OHLCVBar:
             raise ValidationError(f"ccxt row: expected [timestamp_ms, open, high, low, close, volume], got {row!r}")
         millis, *prices = row
         values: dict[str, Any] = dict(zip(("open", "high", "low", "close", "volume"), prices, strict=True))
-        return cls(symbol, exchange, timeframe, _from_epoch_ms(millis), **values)
+        return cls(symbol, exchange, timeframe, from_epoch_ms(millis), **values)
 
     def to_ccxt(self) -> list[int | Decimal]:
         """This bar as a ccxt ``fetch_ohlcv`` row: ``[timestamp_ms, open, high, low, close, volume]``, exact."""
@@ -87,7 +87,7 @@ class OHLCVBar:
         return [millis, self.open, self.high, self.low, self.close, self.volume]
 
 
-def _from_epoch_ms(value: object) -> datetime:
+def from_epoch_ms(value: object) -> datetime:
     """An aware UTC datetime from whole milliseconds since the Unix epoch."""
     if (isinstance(value, float) and value.is_integer()) or (
         isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value()
