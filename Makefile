@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[test,dev,pandas,parquet]'
+	$(VENV)/bin/pip install --quiet -e '.[test,dev,pandas,parquet,plot]'
 	touch $(STAMP)
 
 .PHONY: demo test lint clean

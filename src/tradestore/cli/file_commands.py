@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
+from tradestore import timeframes
 from tradestore.cli.access import store
 from tradestore.cli.console import CommandError, Console, table
 from tradestore.domain import OHLCVBar
@@ -24,6 +25,7 @@ from tradestore.files.ohlcv import (
     read_bars,
     write_csv,
 )
+from tradestore.files.plot import draw, plot_available, save_png
 from tradestore.manager import DatabaseManager
 from tradestore.repositories import OHLCVRepository
 from tradestore.urls import mask, resolve
@@ -207,3 +209,47 @@ async def _write_parquet(
     finally:
         writer.close()
     return count
+
+
+#: More candles than this make a picture no one can read: narrow the window instead.
+PLOT_MAX_BARS = 20_000
+
+
+async def plot_ohlcv(args: argparse.Namespace, console: Console) -> int:
+    """Draw one series (or a window of it) as candles over volume, gaps shaded, to a PNG file."""
+    if not plot_available():
+        raise CommandError("plotting needs matplotlib: pip install 'tradestore[plot]'")
+    if args.output.suffix.lower() != ".png":
+        raise CommandError(f"{args.output}: plot writes PNG files (name it *.png)")
+    if args.output.exists() and not args.force:
+        raise CommandError(f"{args.output} already exists: choose another name or pass --force to replace it")
+    url = resolve(args.url)
+    start, end = args.start or _EARLIEST, args.end or _LATEST
+    async with store(url) as db, db.get_session() as session:
+        repo = OHLCVRepository(session)
+        total = await repo.count_bars(args.symbol, args.timeframe, args.exchange, start=start, end=end)
+        if not total:
+            raise CommandError(
+                f"no {args.timeframe} bars of {args.exchange} {args.symbol} in that range: nothing drawn"
+            )
+        if total > PLOT_MAX_BARS:
+            raise CommandError(
+                f"{total:,} bars are too many to draw (at most {PLOT_MAX_BARS:,}): narrow the window with --start/--end"
+            )
+        bars = await repo.get_range(args.symbol, args.timeframe, start, end, args.exchange)
+        gaps = await repo.get_gaps(args.symbol, args.timeframe, args.exchange, start=args.start, end=args.end)
+    name = f"{args.exchange} {args.symbol} {args.timeframe}"
+    figure = draw(
+        bars, gaps, title=f"{name}, {bars[0].timestamp:%Y-%m-%d %H:%M} to {bars[-1].timestamp:%Y-%m-%d %H:%M} UTC"
+    )
+    with _replacing(args.output) as partial:
+        save_png(figure, partial)
+    missing = sum(timeframes.count_between(args.timeframe, a, b) for a, b in gaps)
+    data = {"file": str(args.output), "bars": len(bars), "gaps": len(gaps), "missing": missing}
+    console.emit(
+        data,
+        lambda: (
+            f"plotted {len(bars):,} bars of {name} with {len(gaps):,} gaps ({missing:,} missing bars) to {args.output}"
+        ),
+    )
+    return 0

@@ -129,6 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--format", choices=("csv", "parquet"), help="default: from the file's extension")
     sub.add_argument("--force", action="store_true", help="replace an existing file")
 
+    plots = commands.add_parser("plot", help="draw candles to a PNG file (needs tradestore[plot])")
+    plot_kinds = plots.add_subparsers(dest="kind", required=True, metavar="KIND")
+    sub = command(plot_kinds, "ohlcv", file_commands.plot_ohlcv, "candles over volume, gaps shaded, as a PNG file")
+    _series_arguments(sub, positional=True)
+    _window_arguments(sub)
+    sub.add_argument("-o", "--output", type=Path, required=True, help="the PNG file")
+    sub.add_argument("--force", action="store_true", help="replace an existing file")
+
     sub = command(commands, "copy", upkeep_commands.copy, "copy every table to another database, then verify it")
     sub.add_argument("urls", nargs="+", metavar="URL", help="SOURCE_URL TARGET_URL (or TARGET_URL, from --url)")
     sub.add_argument("--append", action="store_true", help="add to a target that already holds rows")
