@@ -11,7 +11,7 @@ from cli_runner import fails, ok, seed
 from factories import bars
 
 pytest.importorskip("matplotlib")
-from tradestore.files.plot import draw  # noqa: E402
+from tradestore.files.plot import draw
 
 
 def test_plot_draws_a_png_with_the_gaps_marked(fresh_url: str, tmp_path: Path) -> None:
