@@ -11,10 +11,10 @@ registers, so ``ORDER BY``, ``MIN``/``MAX`` and comparisons stay numeric.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from itertools import repeat
+from functools import partial
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Numeric, String
@@ -34,31 +34,18 @@ from tradestore.values import (
 #: Name of the SQLite collation that orders decimal text numerically.
 DECIMAL_COLLATION = "decimal"
 
-#: How the bulk paths convert a column of values (none of them ``None``, all validated) to
-#: or from what the driver takes and returns, a column at a time: ``map`` over C functions
-#: where possible, so no Python frame runs per value.
-ColumnCodec = Callable[[Sequence[Any]], Iterable[Any]]
+#: How the bulk paths convert one value (not ``None``, already validated) to what the driver
+#: takes, or back from what it returns: C callables where possible (``str``, ``Decimal``, a
+#: ``partial``), so no Python frame runs per value.
+ValueCodec = Callable[[Any], Any]
 
 
-def _decimal_texts(values: Sequence[Any]) -> Iterable[Any]:
-    return map(str, values)
-
-
-def _decimals(values: Sequence[Any]) -> Iterable[Any]:
-    return map(Decimal, values)
-
-
-def _iso_texts(values: Sequence[Any]) -> Iterable[Any]:
-    return map(datetime_to_sqlite, values)
-
-
-def _whole_seconds(values: Sequence[Any]) -> Iterable[Any]:
+def _whole_seconds(value: datetime) -> int:
     # Bar starts are whole seconds: the float of ``timestamp()`` is exact for them.
-    return map(int, map(datetime.timestamp, values))
+    return int(value.timestamp())
 
 
-def _from_seconds(values: Sequence[Any]) -> Iterable[Any]:
-    return map(datetime.fromtimestamp, values, repeat(UTC))
+_from_seconds = partial(datetime.fromtimestamp, tz=UTC)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -85,9 +72,13 @@ class UTCDateTime(TypeDecorator[datetime]):
             return datetime_from_sqlite(value)
         return to_utc("datetime", value)
 
-    def bulk_encoder(self, dialect: Dialect) -> ColumnCodec | None:
-        """What the bulk paths store for aware UTC datetimes (the bind step, minus validation)."""
-        return _iso_texts if dialect.name == "sqlite" else None
+    def bulk_encoder(self, dialect: Dialect) -> ValueCodec | None:
+        """What the bulk paths store for an aware UTC datetime (the bind step, minus validation)."""
+        return datetime_to_sqlite if dialect.name == "sqlite" else None
+
+    def bulk_decoder(self, dialect: Dialect) -> ValueCodec | None:
+        """An aware UTC datetime from what the driver returns; ``None``: the driver's value already is."""
+        return datetime_from_sqlite if dialect.name == "sqlite" else None
 
 
 class BarTime(TypeDecorator[datetime]):
@@ -119,12 +110,12 @@ class BarTime(TypeDecorator[datetime]):
             return datetime_from_epoch(value)
         return to_utc("datetime", value)
 
-    def bulk_encoder(self, dialect: Dialect) -> ColumnCodec | None:
-        """What the bulk paths store for aware UTC bar starts (whole seconds); ``None``: as they are."""
+    def bulk_encoder(self, dialect: Dialect) -> ValueCodec | None:
+        """What the bulk paths store for an aware UTC bar start (a whole second); ``None``: as it is."""
         return _whole_seconds if dialect.name == "sqlite" else None
 
-    def bulk_decoder(self, dialect: Dialect) -> ColumnCodec | None:
-        """Aware UTC datetimes from what the driver returns; ``None``: the driver's values already are."""
+    def bulk_decoder(self, dialect: Dialect) -> ValueCodec | None:
+        """An aware UTC datetime from what the driver returns; ``None``: the driver's value already is."""
         return _from_seconds if dialect.name == "sqlite" else None
 
 
@@ -148,13 +139,13 @@ class ExactDecimal(TypeDecorator[Decimal]):
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         return None if value is None else decimal_from_db(value)
 
-    def bulk_encoder(self, dialect: Dialect) -> ColumnCodec | None:
-        """What the bulk paths store for ``Decimal`` values (the bind step, minus validation)."""
-        return _decimal_texts if dialect.name == "sqlite" else None
+    def bulk_encoder(self, dialect: Dialect) -> ValueCodec | None:
+        """What the bulk paths store for a ``Decimal`` (the bind step, minus validation)."""
+        return str if dialect.name == "sqlite" else None
 
-    def bulk_decoder(self, dialect: Dialect) -> ColumnCodec | None:
-        """``Decimal`` values from what the driver returns (text on SQLite; asyncpg decodes NUMERIC itself)."""
-        return _decimals if dialect.name == "sqlite" else None
+    def bulk_decoder(self, dialect: Dialect) -> ValueCodec | None:
+        """A ``Decimal`` from what the driver returns (text on SQLite; asyncpg decodes NUMERIC itself)."""
+        return Decimal if dialect.name == "sqlite" else None
 
     @property
     def python_type(self) -> type[Decimal]:

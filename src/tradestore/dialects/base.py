@@ -17,7 +17,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, ColumnElement, Select
 
 from tradestore.dialects.functions import dec_max, dec_min, dec_sign, dec_sub, dec_sum, epoch_seconds, month_index
-from tradestore.types import ColumnCodec
+from tradestore.types import ValueCodec
 
 Row = tuple[Any, ...]
 
@@ -68,31 +68,25 @@ class Backend(ABC):
         self.dialect = dialect
         self._compiled: dict[Hashable, Compiled] = {}
 
-    def encoder(self, column: ColumnElement[Any]) -> ColumnCodec | None:
-        """How the bulk paths store validated values of ``column``, a column at a time; ``None``: as they are."""
+    def encoder(self, column: ColumnElement[Any]) -> ValueCodec | None:
+        """How the bulk paths store a validated value of ``column``; ``None``: as it is."""
         hook = getattr(column.type, "bulk_encoder", None)
-        return None if hook is None else cast(ColumnCodec | None, hook(self.dialect))
+        return None if hook is None else cast(ValueCodec | None, hook(self.dialect))
 
-    def decoder(self, column: ColumnElement[Any]) -> ColumnCodec | None:
-        """How values of ``column`` the driver returns become Python values; ``None``: as they are."""
+    def decoder(self, column: ColumnElement[Any]) -> ValueCodec | None:
+        """How a value of ``column`` the driver returns becomes a Python value; ``None``: as it is."""
         hook = getattr(column.type, "bulk_decoder", None)
-        return None if hook is None else cast(ColumnCodec | None, hook(self.dialect))
-
-    def encode_column(self, column: ColumnElement[Any], values: Sequence[Any]) -> Sequence[Any]:
-        """``values`` of ``column`` as the driver takes them (``None`` stays ``None``)."""
-        return _apply(self.encoder(column), values)
-
-    def decode_column(self, column: ColumnElement[Any], values: Sequence[Any]) -> Sequence[Any]:
-        """``values`` of ``column`` from the driver as Python values (``None`` stays ``None``)."""
-        return _apply(self.decoder(column), values)
+        return None if hook is None else cast(ValueCodec | None, hook(self.dialect))
 
     def encode(self, column: ColumnElement[Any], value: Any) -> Any:
         """One value of ``column`` as the driver takes it (``None`` stays ``None``)."""
-        return self.encode_column(column, [value])[0]
+        found = self.encoder(column)
+        return value if found is None or value is None else found(value)
 
     def decode(self, column: ColumnElement[Any], value: Any) -> Any:
         """One value of ``column`` from the driver (``None`` stays ``None``)."""
-        return self.decode_column(column, [value])[0]
+        found = self.decoder(column)
+        return value if found is None or value is None else found(value)
 
     def atomically(self, conn: AsyncConnection) -> AbstractAsyncContextManager[Any]:
         """A savepoint: what runs inside is kept whole or, on error, undone (the transaction goes on)."""
@@ -246,16 +240,6 @@ class Backend(ABC):
             sign: NetGroup(count, total, largest, smallest, costs)
             for sign, count, total, largest, smallest, costs in (await conn.execute(statement)).all()
         }
-
-
-def _apply(codec: ColumnCodec | None, values: Sequence[Any]) -> Sequence[Any]:
-    """``codec`` over a column, ``None`` values left as they are."""
-    if codec is None:
-        return values
-    if None not in values:  # (no value of these columns compares equal to None but None itself)
-        return list(codec(values))
-    converted = iter(codec([v for v in values if v is not None]))
-    return [None if v is None else next(converted) for v in values]
 
 
 def _update_set(statement: Any, columns: Sequence[str], keys: Sequence[str]) -> dict[str, Any]:
