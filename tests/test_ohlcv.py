@@ -103,9 +103,10 @@ async def test_copy_path_keeps_every_write_promise(db: DatabaseManager, monkeypa
     copied: list[bool] = []
     original = PostgresBackend._copied
 
-    async def spy(self: PostgresBackend, *args: Any) -> bool:
-        copied.append(await original(self, *args))
-        return copied[-1]
+    async def spy(self: PostgresBackend, *args: Any) -> int | None:
+        result = await original(self, *args)  # the rows COPY inserted, or None when it gave way
+        copied.append(result is not None)
+        return result
 
     monkeypatch.setattr(PostgresBackend, "_copied", spy)
     async with db.get_session() as session:
@@ -123,6 +124,9 @@ async def test_copy_path_keeps_every_write_promise(db: DatabaseManager, monkeypa
         with pytest.raises(IntegrityError):
             await repo.insert_many([bar(9), bar(10), bar(9)])  # bar(9) twice
         assert await repo.insert_many(bars(12)[8:]) == 4
+        assert [s.count for s in await repo.list_series()] == [10]  # the ledger counted COPY's new rows
+        assert await repo.upsert_many([bar(n, close="100.9") for n in range(8, 15)], on_conflict="ignore") == 3
+        assert [s.count for s in await repo.list_series()] == [13]
     assert await count_rows(db) == 10
     # COPY wrote the upserts and the last insert; the failed inserts were replayed as statements.
     assert copied == ([True, True, False, False, True] if db.backend == "postgresql" else [])
@@ -143,9 +147,10 @@ async def test_copy_stores_awkward_values_exactly(
     copied: list[bool] = []
     original = PostgresBackend._copied
 
-    async def spy(self: PostgresBackend, *args: Any) -> bool:
-        copied.append(await original(self, *args))
-        return copied[-1]
+    async def spy(self: PostgresBackend, *args: Any) -> int | None:
+        result = await original(self, *args)  # the rows COPY inserted, or None when it gave way
+        copied.append(result is not None)
+        return result
 
     monkeypatch.setattr(PostgresBackend, "_copied", spy)
     for threshold, exchange in ((1, "copy"), (10**9, "arrays")):

@@ -63,6 +63,9 @@ class Backend(ABC):
     #: (PostgreSQL). They then write in key order, so two batches holding the same keys in
     #: different orders queue behind each other instead of deadlocking.
     writes_in_key_order: bool = False
+    #: Whether :meth:`write` tells how many rows it inserted (overwritten or skipped ones aside);
+    #: otherwise it returns ``None`` and a caller who needs the number counts for itself.
+    counts_inserted: bool = False
 
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
@@ -110,7 +113,7 @@ class Backend(ABC):
         upsert_on: Sequence[str] | None,
         ignore: bool = False,
         savepoint: bool = True,
-    ) -> None:
+    ) -> int | None:
         """Insert ``rows`` (encoded tuples in ``columns`` order): all of them or none.
 
         With ``upsert_on`` (the columns of a unique key, holding no key twice) a row whose key
@@ -118,13 +121,16 @@ class Backend(ABC):
         left out (the stored row stays). Without it a stored or repeated key raises
         ``sqlalchemy.exc.IntegrityError``. The write runs in a savepoint of its own unless
         ``savepoint=False`` (the caller holds one, see :meth:`atomically`).
+
+        Returns:
+            How many rows were inserted (not overwritten or skipped) when the backend knows it
+            without extra work (:attr:`counts_inserted`), else ``None``.
         """
         keys = None if upsert_on is None else tuple(upsert_on)
         if not savepoint:
-            await self._write(conn, table, tuple(columns), rows, keys, ignore)
-            return
+            return await self._write(conn, table, tuple(columns), rows, keys, ignore)
         async with conn.begin_nested():
-            await self._write(conn, table, tuple(columns), rows, keys, ignore)
+            return await self._write(conn, table, tuple(columns), rows, keys, ignore)
 
     @abstractmethod
     async def _write(
@@ -135,7 +141,7 @@ class Backend(ABC):
         rows: Iterable[Row],
         upsert_on: tuple[str, ...] | None,
         ignore: bool,
-    ) -> None:
+    ) -> int | None:
         """The body of :meth:`write`, already inside its savepoint."""
 
     def statement(
@@ -146,20 +152,22 @@ class Backend(ABC):
         With ``ignore`` the upsert leaves stored keys alone instead of overwriting them.
         """
 
-        def build() -> ClauseElement:
-            statement = self._insert_rows(table, columns)
-            if upsert_on is None:
-                return cast(ClauseElement, statement)
-            if ignore:
-                return cast(ClauseElement, statement.on_conflict_do_nothing(index_elements=list(upsert_on)))
-            return cast(
-                ClauseElement,
-                statement.on_conflict_do_update(
-                    index_elements=list(upsert_on), set_=_update_set(statement, columns, upsert_on)
-                ),
-            )
+        return self.compiled(
+            ("write", table.name, columns, upsert_on, ignore),
+            lambda: cast(ClauseElement, self._write_statement(table, columns, upsert_on, ignore)),
+        )
 
-        return self.compiled(("write", table.name, columns, upsert_on, ignore), build)
+    def _write_statement(
+        self, table: Table, columns: tuple[str, ...], upsert_on: tuple[str, ...] | None, ignore: bool
+    ) -> Any:
+        statement = self._insert_rows(table, columns)
+        if upsert_on is None:
+            return statement
+        if ignore:
+            return statement.on_conflict_do_nothing(index_elements=list(upsert_on))
+        return statement.on_conflict_do_update(
+            index_elements=list(upsert_on), set_=_update_set(statement, columns, upsert_on)
+        )
 
     @abstractmethod
     def _insert_rows(self, table: Table, columns: Sequence[str]) -> Any:

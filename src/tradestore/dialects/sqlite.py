@@ -40,6 +40,7 @@ class SQLiteBackend(Backend):
         upsert_on: tuple[str, ...] | None,
         ignore: bool,
     ) -> None:
+        # executemany returns no rows: callers that need the number of new rows count them.
         sql = self.statement(table, columns, upsert_on, ignore).sql
         for chunk in chunked(rows, self.chunk_rows):
             await conn.exec_driver_sql(sql, chunk)

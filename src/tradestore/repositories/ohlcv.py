@@ -265,9 +265,10 @@ class OHLCVRepository(Repository):
                 overlaps = (
                     ledger.first is not None and ledger.last is not None and lo <= ledger.last and hi >= ledger.first
                 )
-                counted = overlaps and mode != "insert"  # only then may a bar already be stored
+                # Only then may a bar already be stored; PostgreSQL's write tells how many were new.
+                counted = overlaps and mode != "insert" and not db.counts_inserted
                 before = await self._count(ledger.id, lo, hi) if counted else 0
-                await db.write(
+                inserted = await db.write(
                     conn,
                     TABLE,
                     WRITE_COLUMNS,
@@ -276,7 +277,10 @@ class OHLCVRepository(Repository):
                     ignore=mode == "ignore",
                     savepoint=False,
                 )
-                added = await self._count(ledger.id, lo, hi) - before if counted else len(series_bars)
+                if counted:
+                    added = await self._count(ledger.id, lo, hi) - before
+                else:
+                    added = len(series_bars) if inserted is None or not overlaps else inserted
                 written += added if mode == "ignore" else len(series_bars)
                 await self._save(
                     ledger,
