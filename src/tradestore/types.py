@@ -34,8 +34,8 @@ from tradestore.values import (
 DECIMAL_COLLATION = "decimal"
 
 #: How the bulk paths convert one value (not ``None``, already validated) to what the driver
-#: takes, or back from what it returns: C callables where possible (``str``, ``Decimal``, a
-#: ``partial``), so no Python frame runs per value.
+#: takes, or back from what it returns: C callables where possible (``str``, ``Decimal``),
+#: else one small function.
 ValueCodec = Callable[[Any], Any]
 
 
