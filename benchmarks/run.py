@@ -32,7 +32,7 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from benchmarks import data
+from benchmarks import data, hot_path
 from benchmarks.baselines import Orm, Raw, RawPostgres, RawSQLite
 from benchmarks.report import Row, table
 from tradestore import DatabaseManager, OHLCVBar, OHLCVRepository, TradeRepository
@@ -680,6 +680,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--big", action="store_true", help="the long run: 10,000,000 stored bars, stream_range over 1M and 10M"
     )
+    parser.add_argument(
+        "--hot-path", action="store_true", help="only the hot-path table: per-tick calls vs the raw driver"
+    )
+    parser.add_argument("--hot-units", type=int, default=600, help="timed units of work per side and row (hot path)")
+    parser.add_argument("--hot-rounds", type=int, default=12, help="alternating rounds they are split into")
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument(
         "--pg-url",
@@ -697,7 +702,39 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+async def hot_path_main(args: argparse.Namespace) -> int:
+    """The hot-path table alone (``--hot-path``)."""
+    started = time.perf_counter()
+    header = [
+        f"python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, {os.cpu_count()} CPUs, "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+    ]
+    folder = Path(tempfile.mkdtemp(prefix="tradestore-hot-", dir=args.workdir))
+    pg_url = await pg_database(args.pg_url) if args.backend in ("postgresql", "both") else None
+    try:
+        if pg_url is not None:
+            header.append(f"PostgreSQL {await server_version(pg_url)}")
+        sqlite_path = str(folder / "hot.db") if args.backend in ("sqlite", "both") else None
+        rows = await hot_path.main(args, log, sqlite_path, pg_url)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        if pg_url is not None:
+            await drop_pg_database(args.pg_url, pg_url)
+    print(f"tradestore hot path: {', '.join(header)}")
+    print(f"command: python -m benchmarks {' '.join(sys.argv[1:])}".rstrip())
+    print()
+    print(hot_path.table(rows))
+    print()
+    print(hot_path.table(rows, cpu=True))
+    print()
+    print(hot_path.NOTES.format(units=args.hot_units, rounds=args.hot_rounds, warm=hot_path.WARM, goal=hot_path.GOAL))
+    print(f"\ntotal time: {time.perf_counter() - started:.0f} s")
+    return 0 if all(r.met for r in rows) else 1
+
+
 async def amain(args: argparse.Namespace) -> int:
+    if args.hot_path:
+        return await hot_path_main(args)
     started = time.perf_counter()
     log(f"building {args.bars:,} validated bars")
     bars = data.make_bars(args.bars)

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from tradestore import DatabaseManager, SystemEventRepository
+from tradestore import DatabaseManager, SystemEvent, SystemEventRepository
 from tradestore.errors import ValidationError
 
 
@@ -56,4 +56,32 @@ async def test_bad_events_are_rejected(db: DatabaseManager, args: tuple[object, 
         repo = SystemEventRepository(session)
         with pytest.raises(ValidationError, match=named):
             await repo.log_event(*args)  # type: ignore[arg-type]
+        assert await repo.get_recent_events() == []
+
+
+async def test_log_events_writes_a_batch_exactly(db: DatabaseManager) -> None:
+    events = [
+        SystemEvent("fill", "info", f"filled {n}", details={"price": Decimal(f"50000.{n}"), "n": n}, symbol="BTCUSDT")
+        for n in range(2_500)  # more than one chunk on every backend's bulk path
+    ]
+    async with db.get_session() as session:
+        repo = SystemEventRepository(session)
+        assert await repo.log_events(iter(events)) == 2_500
+        assert await repo.log_events([]) == 0
+        stored = await repo.get_recent_events(limit=3_000)
+    assert len(stored) == 2_500
+    by_message = {e.message: e for e in stored}
+    for n in (0, 1, 1_234, 2_499):
+        got = by_message[f"filled {n}"]
+        assert (got.event_type, got.severity, got.symbol) == ("fill", "info", "BTCUSDT")
+        assert got.details == {"price": f"50000.{n}", "n": n}
+    assert len({e.created_at for e in stored}) == 1 and stored[0].created_at is not None
+    assert stored[0].created_at.tzinfo is UTC
+
+
+async def test_log_events_refuses_a_non_event_and_writes_nothing(db: DatabaseManager) -> None:
+    async with db.get_session() as session:
+        repo = SystemEventRepository(session)
+        with pytest.raises(ValidationError, match=r"events\[1\]: expected a SystemEvent, got 'oops'"):
+            await repo.log_events([SystemEvent("a", "info", "x"), "oops"])  # type: ignore[list-item]
         assert await repo.get_recent_events() == []

@@ -197,3 +197,46 @@ async def test_a_read_on_a_killed_connection_is_typed_and_recovers(pg_url: URL) 
         async with db.get_session() as session:
             assert len(await OHLCVRepository(session).get_latest("BTCUSDT", "1m")) == 10
         await db.drop_all()
+
+
+async def test_a_committed_session_is_not_rolled_back_again(
+    db: DatabaseManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pool rolls back only a connection handed back inside a transaction."""
+    from sqlalchemy.engine.interfaces import AdaptedConnection
+
+    rollbacks: list[str] = []
+    adapter = type(await _adapter(db))
+    original = adapter.rollback
+
+    def counted(self: AdaptedConnection) -> None:
+        rollbacks.append("rollback")
+        original(self)
+
+    monkeypatch.setattr(adapter, "rollback", counted)
+    async with db.get_session() as session:
+        await OHLCVRepository(session).upsert_many(bars(3))
+    assert rollbacks == []
+    with pytest.raises(RuntimeError):
+        async with db.get_session() as session:
+            await OHLCVRepository(session).upsert_many(bars(3, symbol="ETHUSDT"))
+            raise RuntimeError("the bot failed")
+    assert rollbacks == ["rollback"]
+    async with db.get_session() as session:
+        assert await session.scalar(select(func.count()).select_from(OHLCVModel)) == 3
+
+
+async def _adapter(db: DatabaseManager) -> object:
+    async with db.engine.connect() as conn:
+        return (await conn.get_raw_connection()).dbapi_connection
+
+
+@pytest.mark.postgres
+async def test_a_read_only_connection_gets_a_read_only_transaction(pg_url: URL) -> None:
+    """The transaction begun at checkout is begun again when the connection asks for other settings."""
+    async with DatabaseManager(pg_url) as db:
+        engine = db.engine.execution_options(postgresql_readonly=True)
+        async with engine.connect() as conn:
+            assert await conn.scalar(text("SHOW transaction_read_only")) == "on"
+        async with db.engine.connect() as conn:
+            assert await conn.scalar(text("SHOW transaction_read_only")) == "off"

@@ -213,3 +213,39 @@ def test_trade_validation_names_the_field() -> None:
     with pytest.raises(ValidationError, match="metadata"):
         trade(1, metadata={"bad": object()})
     assert trade(1, leverage=3, fee=0.1).fee == Decimal("0.1")
+
+
+async def test_insert_many_stores_every_trade_exactly(db: DatabaseManager) -> None:
+    batch = [trade(n, pnl=f"{n}.12345678", fee="0.1", metadata={"n": n}) for n in range(1_500)]
+    async with db.get_session() as session:
+        repo = TradeRepository(session)
+        assert await repo.insert_many(iter(batch)) == 1_500
+        assert await repo.insert_many([]) == 0
+    async with db.get_session() as session:
+        stored = await TradeRepository(session).get_recent(limit=2_000)
+    assert len(stored) == 1_500
+    by_id = {t.trade_id: t for t in stored}
+    for n in (0, 777, 1_499):
+        got, want = by_id[f"T{n}"], batch[n]
+        assert got.realized_pnl == want.realized_pnl == Decimal(f"{n}.12345678")
+        assert (got.entry_time, got.exit_time, got.fee, got.metadata) == (
+            want.entry_time,
+            want.exit_time,
+            want.fee,
+            {"n": n},
+        )
+        assert got.id is not None and got.created_at is not None and got.created_at.tzinfo is UTC
+
+
+async def test_insert_many_is_all_or_nothing(db: DatabaseManager) -> None:
+    async with db.get_session() as session:
+        repo = TradeRepository(session)
+        await repo.insert(trade(5))
+        with pytest.raises(IntegrityError):
+            await repo.insert_many([trade(1), trade(2), trade(5)])  # T5 is already stored
+        with pytest.raises(IntegrityError):
+            await repo.insert_many([trade(3), trade(3)])  # repeated in the batch
+        with pytest.raises(ValidationError, match=r"trades\[1\]: expected a Trade"):
+            await repo.insert_many([trade(4), None])  # type: ignore[list-item]
+        # The session is still usable and nothing of the failed calls was kept.
+        assert [t.trade_id for t in await repo.get_recent()] == ["T5"]

@@ -11,8 +11,9 @@ from typing import Any
 import asyncpg
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Dialect, ExceptionContext
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState, StaticPool
 
 from tradestore.dialects import register_sqlite_functions
 from tradestore.errors import ConnectionLostError, StorageBusyError, TransientError
@@ -54,6 +55,26 @@ class TradestoreSQLiteConnection(sqlite3.Connection):
         self.execute("PRAGMA cache_size=-65536")  # 64 MiB
         register_sqlite_functions(self)
 
+    #: Whether this connection holds the write lock: its transaction began ``BEGIN IMMEDIATE``
+    #: (set by the engine's begin hook, cleared at commit and rollback). Statements of such a
+    #: transaction never wait for a lock, so the single-row path may run them on the event
+    #: loop's thread instead of waking aiosqlite's (see ``SQLiteBackend.run_single``).
+    write_locked = False
+    #: Whether the last transaction begun has ended (committed or rolled back, in aiosqlite's
+    #: thread). A ``BEGIN`` whose caller was cancelled may still be queued there: until it has
+    #: run and been rolled back, the connection must not go back to the pool as it is.
+    ended = True
+
+    def commit(self) -> None:
+        self.write_locked = False
+        super().commit()
+        self.ended = True
+
+    def rollback(self) -> None:
+        self.write_locked = False
+        super().rollback()
+        self.ended = True
+
     def close(self) -> None:
         """Roll back any open transaction, then close.
 
@@ -86,11 +107,15 @@ def build_engine(url: URL, *, pool_size: int, max_overflow: int, echo: bool) -> 
     SQLite: every transaction starts with ``BEGIN IMMEDIATE``, taking the write lock up front
     so that a read-then-write unit of work never fails half-way with "database is locked";
     an in-memory database is one connection shared by the manager (``StaticPool``).
-    PostgreSQL: a ``pool_size`` + ``max_overflow`` pool with pre-ping, sessions in UTC.
+    PostgreSQL: a ``pool_size`` + ``max_overflow`` pool whose connections begin their transaction
+    when checked out, which also proves them alive (see :func:`_begin_on_checkout`); sessions in UTC.
     Both: a lock not granted in time raises :class:`StorageBusyError` and a broken or
     impossible connection :class:`ConnectionLostError`, instead of the driver's error.
     """
-    common: dict[str, Any] = {"echo": echo, "json_serializer": json_dumps}
+    # The pool's own reset rolls back every connection it is handed back, even one whose
+    # session has just committed: on aiosqlite a needless trip to its thread per unit of work.
+    # ``_reset`` below rolls back only a connection still in a transaction.
+    common: dict[str, Any] = {"echo": echo, "json_serializer": json_dumps, "pool_reset_on_return": None}
     if is_sqlite(url):
         prepare_sqlite_file(url)
         connect_args = {"factory": TradestoreSQLiteConnection, "check_same_thread": False}
@@ -107,18 +132,101 @@ def build_engine(url: URL, *, pool_size: int, max_overflow: int, echo: bool) -> 
             url,
             pool_size=pool_size,
             max_overflow=max_overflow,
-            pool_pre_ping=True,
             connect_args={"server_settings": {"timezone": "UTC", "application_name": "tradestore"}},
             **common,
         )
         event.listen(engine.sync_engine, "do_connect", _connect_or_lost(url))
         event.listen(engine.sync_engine, "connect", _numeric_as_text)
+        event.listen(engine.sync_engine, "checkout", _begin_on_checkout)
+        event.listen(engine.sync_engine, "begin", _begin_postgres)
     event.listen(engine.sync_engine, "handle_error", _translate_error, retval=True)
+    event.listen(engine.sync_engine.pool, "reset", _reset)
     return engine
 
 
+def _reset(dbapi_connection: Any, record: ConnectionPoolEntry, state: PoolResetState) -> None:
+    """A pool ``reset`` hook: roll back a connection handed back inside a transaction.
+
+    The same guarantee as the pool's default reset (no transaction outlives its session, no
+    lock is kept), without the round trip when the session already committed or rolled back.
+    A failure here makes the pool discard the connection.
+    """
+    if not state.asyncio_safe:
+        return  # garbage collection outside the event loop: the pool terminates it instead
+    if _may_be_in_transaction(dbapi_connection.driver_connection):
+        dbapi_connection.rollback()
+
+
+def _may_be_in_transaction(driver: Any) -> bool:
+    if isinstance(driver, asyncpg.Connection):
+        return bool(driver.is_in_transaction())
+    # aiosqlite: sqlite3's own flags, read without a trip to its thread; a BEGIN still queued
+    # there (its caller cancelled) counts, and the rollback is queued after it.
+    connection = driver._conn
+    return bool(connection.in_transaction or not getattr(connection, "ended", False))
+
+
 def _begin_immediate(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    _begin(conn, "BEGIN IMMEDIATE")
+
+
+def _begin(conn: Connection, sql: str) -> None:
+    """Send ``sql`` (a SQLite ``BEGIN``) straight to aiosqlite: one hop to its thread, not three.
+
+    SQLAlchemy's cursor takes a hop to open a cursor, one to execute and one to close it; this
+    hook runs at the start of every transaction, so the difference is paid on every unit of work.
+    """
+    if conn.engine.echo:
+        conn.engine.logger.info(sql)
+    adapter: Any = conn.connection.dbapi_connection
+    connection = adapter.driver_connection._conn
+    connection.write_locked = False
+    connection.ended = False
+    try:
+        adapter.run_async(lambda driver: driver.execute_fetchall(sql))
+    except Exception as exc:
+        typed = translate(exc, conn.engine.url)
+        if typed is None:
+            raise
+        raise typed from exc
+    connection.write_locked = sql.upper().startswith(("BEGIN IMMEDIATE", "BEGIN EXCLUSIVE"))
+
+
+#: Where a pooled PostgreSQL connection notes the settings of the transaction begun at checkout.
+_BEGUN_AS = "tradestore.begun_as"
+
+
+def _begin_on_checkout(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+    """A ``checkout`` hook: begin the transaction, which also proves the connection answers.
+
+    A pooled connection may have died while it waited (server restart, network cut); the pool's
+    own pre-ping finds out with three round trips on asyncpg (``BEGIN``, a query, ``ROLLBACK``).
+    The ``BEGIN`` the unit of work needs anyway answers the same question in one: if it fails,
+    the pool discards the connection and checks out another (a new one when the server is back).
+    Connections set to autocommit or read-only afterwards are rolled back and begun again (see
+    :func:`_begin_postgres`), so every transaction still has the settings asked for.
+    """
+    driver = dbapi_connection.driver_connection
+    if driver.is_closed():
+        raise DisconnectionError("the connection was closed while it was in the pool")
+    if dbapi_connection._transaction is not None or dbapi_connection.autocommit:
+        return
+    try:
+        dbapi_connection.run_async(lambda _: dbapi_connection._start_transaction())
+    except Exception as exc:
+        raise DisconnectionError(f"the connection did not answer: {type(exc).__name__}") from exc
+    record.info[_BEGUN_AS] = _settings(dbapi_connection)
+
+
+def _begin_postgres(conn: Connection) -> None:
+    """A ``begin`` hook: a transaction begun at checkout with other settings is begun again."""
+    adapter: Any = conn.connection.dbapi_connection
+    if adapter._transaction is not None and conn.connection.info.get(_BEGUN_AS) != _settings(adapter):
+        adapter.rollback()  # SQLAlchemy's adapter then begins with the settings now asked for
+
+
+def _settings(adapter: Any) -> tuple[Any, ...]:
+    return (adapter.isolation_level, adapter.readonly, adapter.deferrable)
 
 
 def _numeric_as_text(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:

@@ -51,6 +51,21 @@ async def _shielded(awaitable: Awaitable[T]) -> T:
     return task.result()
 
 
+async def _end(session: AsyncSession, *, commit: bool) -> None:
+    """Commit (or roll back) ``session``, then close it: one shielded task for both."""
+    try:
+        if commit:
+            try:
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+        else:
+            await session.rollback()
+    finally:
+        await session.close()
+
+
 class DatabaseManager:
     """The entry point: one per database, shared by the whole bot.
 
@@ -259,13 +274,11 @@ class DatabaseManager:
             session = sessions(info={SESSION_EXCHANGE: self.exchange})
             try:
                 yield session
-                # Shielded: a commit cut off half-way would leave its outcome unknown.
-                await _shielded(session.commit())
             except BaseException:
-                await _shielded(session.rollback())
+                await _shielded(_end(session, commit=False))
                 raise
-            finally:
-                await _shielded(session.close())
+            # Shielded: a commit cut off half-way would leave its outcome unknown.
+            await _shielded(_end(session, commit=True))
 
     async def create_all(self) -> None:
         """Create every table and index that does not exist yet, and record the head schema revision.

@@ -70,6 +70,9 @@ class Backend(ABC):
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
         self._compiled: dict[Hashable, Compiled] = {}
+        #: The single-row path's compiled statements (see :mod:`tradestore.dialects.single_row`).
+        self._single_row: dict[Hashable, Any] = {}
+        self._single_row_by_id: dict[Hashable, Any] = {}
 
     def encoder(self, column: ColumnElement[Any]) -> ValueCodec | None:
         """How the bulk paths store a validated value of ``column``; ``None``: as it is."""
@@ -131,6 +134,25 @@ class Backend(ABC):
             return await self._write(conn, table, tuple(columns), rows, keys, ignore)
         async with conn.begin_nested():
             return await self._write(conn, table, tuple(columns), rows, keys, ignore)
+
+    async def write_rows(self, conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert ``rows`` (column name → value, as SQLAlchemy takes them; the same columns in
+        each) through the bulk path: all of them or none.
+
+        Each value is converted by its column type, exactly as a single-row insert converts it.
+
+        Raises:
+            sqlalchemy.exc.IntegrityError: a unique key is already stored or repeated.
+        """
+        if not rows:
+            return
+        columns = tuple(rows[0])
+        processors = [table.c[name].type._cached_bind_processor(self.dialect) for name in columns]
+        encoded = [
+            tuple(v if process is None else process(v) for process, v in zip(processors, row.values(), strict=True))
+            for row in rows
+        ]
+        await self.write(conn, table, columns, encoded, upsert_on=None)
 
     @abstractmethod
     async def _write(
@@ -196,6 +218,20 @@ class Backend(ABC):
     @abstractmethod
     async def _fetch(self, driver: Any, sql: str, params: Sequence[Any]) -> Sequence[Sequence[Any]]:
         """Every row of ``sql`` through the driver connection itself."""
+
+    @abstractmethod
+    async def run_single(self, raw: Any, sql: str, params: Sequence[Any]) -> tuple[list[Any], Iterable[Any], int]:
+        """Run one statement of the single-row path on a pooled connection, inside its transaction.
+
+        Args:
+            raw: the pool's connection (``AsyncConnection.get_raw_connection()``).
+            sql: the statement in the driver's parameter style.
+            params: its positional values, already processed for the driver.
+
+        Returns:
+            Every row, the driver's type code of each column (for SQLAlchemy's result
+            processors) and the number of rows the statement changed (-1 for a query).
+        """
 
     async def gaps(
         self,

@@ -9,6 +9,7 @@ from itertools import repeat
 from operator import is_, itemgetter
 from typing import Any, cast
 
+import asyncpg
 from sqlalchemy import Table, and_, bindparam, func, literal_column, select
 from sqlalchemy import column as sql_column
 from sqlalchemy import table as sql_table
@@ -21,6 +22,10 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from tradestore.dialects.base import Backend, Row, _update_set
 from tradestore.values import chunked
+
+#: Where a pooled connection keeps its prepared single-row statements (``raw.info``).
+_PREPARED = "tradestore.prepared"
+_PREPARED_MAX = 500
 
 
 class PostgresBackend(Backend):
@@ -182,6 +187,34 @@ class PostgresBackend(Backend):
 
     async def _fetch(self, driver: Any, sql: str, params: Sequence[Any]) -> Sequence[Sequence[Any]]:
         return await driver.fetch(sql, *params)  # type: ignore[no-any-return]
+
+    async def run_single(self, raw: Any, sql: str, params: Sequence[Any]) -> tuple[list[Any], Iterable[Any], int]:
+        driver, adapter = raw.driver_connection, raw.dbapi_connection
+        if adapter._transaction is None and not adapter.autocommit:
+            # SQLAlchemy's adapter begins lazily, at its first statement: begin it the same way
+            # (BEGIN, with the isolation, read-only and deferrable settings of the connection).
+            try:
+                await adapter._start_transaction()
+            except Exception as exc:
+                raise (exc.__cause__ if isinstance(exc.__cause__, Exception) else exc) from None
+        # Prepared once per connection and statement, like SQLAlchemy's adapter does; kept in
+        # the pool's record of the connection, so a new connection starts with none.
+        cache: dict[str, tuple[Any, list[int]]] = raw.info.setdefault(_PREPARED, {})
+        found = cache.get(sql)
+        if found is None:
+            if len(cache) >= _PREPARED_MAX:
+                cache.clear()
+            statement = await driver.prepare(sql)
+            found = cache[sql] = (statement, [a.type.oid for a in statement.get_attributes()])
+        statement, oids = found
+        try:
+            rows = await statement.fetch(*params)
+        except asyncpg.InvalidCachedStatementError:
+            del cache[sql]  # the table changed under it: prepare it again next time
+            raise
+        status = statement.get_statusmsg() or ""
+        count = status.rsplit(" ", 1)[-1]
+        return rows, oids, int(count) if count.isdigit() and not status.startswith("SELECT") else -1
 
     async def gaps(
         self,

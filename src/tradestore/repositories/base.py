@@ -7,22 +7,28 @@ which travels with the session in ``session.info``; a session made elsewhere get
 
 Single-row statements (one insert, one conditional update, one short read) go through
 :meth:`Repository._execute` and its siblings, never through the ORM's unit of work: it is the
-one place the per-tick path is made fast, for every repository at once.
+one place the per-tick path is made fast, for every repository at once. They run on the driver
+connection of the session's transaction, compiled once per dialect (see
+:mod:`tradestore.dialects.single_row`): about as fast as the raw driver, with the same typed errors.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 from sqlalchemy.engine import Result
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Executable
 
+from tradestore.dialects import Backend, backend, single_row
+
 #: The exchange of calls that name none, unless the manager sets another (the seed bots' default).
 DEFAULT_EXCHANGE = "binance"
 #: Where the manager leaves its default exchange in ``session.info``.
 SESSION_EXCHANGE = "tradestore.exchange"
+#: Statements built once per kind of database (see ``Repository._built``).
+_BUILT: dict[tuple[str, Hashable], Executable] = {}
 
 
 class Repository:
@@ -41,12 +47,50 @@ class Repository:
         return self.exchange if exchange is None else exchange
 
     async def _execute(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Result[Any]:
-        """Run one Core statement in the session's transaction (the single-row path)."""
-        return await self.session.execute(statement, params)
+        """Run one Core statement in the session's transaction (the single-row path).
+
+        Any Core statement works (``insert(table).values(...)``, ``update(...).where(...)``,
+        ``select(...)``), compiled once per shape. Fastest: build it once (module level, or
+        :meth:`_built` when it needs the dialect) with ``bindparam()`` in its clauses, and pass
+        the values in ``params``; a statement built anew on every call pays for SQLAlchemy's
+        cache key, a walk over it (tens of microseconds for twenty columns). Rows come back as
+        plain rows (never ORM objects); the result's ``rowcount`` is the number of rows changed.
+
+        Raises:
+            DuplicateError: a unique key is already stored (an ``IntegrityError`` too). On
+                PostgreSQL the transaction cannot go on after it: for an insert that must leave
+                it usable, use ``on_conflict_do_nothing()`` with ``returning()`` and test for no row.
+            StorageBusyError, ConnectionLostError: as everywhere else.
+        """
+        result = await single_row.execute(self.session, statement, params)
+        if result is None:  # a statement the fast path does not take: SQLAlchemy's own path
+            return await self.session.execute(statement, params)
+        return result
+
+    def _built(self, key: Hashable, build: Callable[[Backend], Executable]) -> Executable:
+        """The statement ``build(backend)`` makes, built once per kind of database and ``key``.
+
+        For statements that need the dialect (``self._backend().insert(...)`` with
+        ``on_conflict_…``); one statement object used again, its values passed as parameters,
+        is the fastest form of the single-row path.
+        """
+        db = self._backend()
+        found = _BUILT.get((db.name, key))
+        if found is None:
+            found = _BUILT[(db.name, key)] = build(db)
+        return found
+
+    def _backend(self) -> Backend:
+        """The dialect seam of the session's database (no I/O)."""
+        return backend(self.session.get_bind().dialect)
 
     async def _scalar(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Any:
         """The first column of the first row of ``statement``, or ``None``."""
-        return (await self._execute(statement, params)).scalar()
+        found = await single_row.run(self.session, statement, params)
+        if found is None:
+            return (await self.session.execute(statement, params)).scalar()
+        rows = found[1]
+        return rows[0][0] if rows else None
 
     async def _one_or_none(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Any:
         """The one row ``statement`` returns, or ``None``."""

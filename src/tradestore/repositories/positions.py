@@ -4,18 +4,44 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
+from typing import Any, cast
 
-from sqlalchemy import Select, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Select, Table, bindparam, select, update
 
-from tradestore.dialects import backend
+from tradestore.dialects import Backend
 from tradestore.domain import Position
 from tradestore.errors import NotFoundError, ValidationError
 from tradestore.models import BOT_KEY, OPEN, PositionModel
+from tradestore.repositories.base import Repository
 from tradestore.values import to_id, to_text
+
+TABLE = cast(Table, PositionModel.__table__)
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(Position))
 _WRITTEN = tuple(name for name in _FIELDS if name != "id")
+
+_p = TABLE.c
+# The single-row statements, built once; values come as parameters (``b_…``: not columns).
+_UPDATE_BY_ID = update(TABLE).where(_p.id == bindparam("b_id")).returning(_p.id)
+_CLOSE = (
+    update(TABLE)
+    .where(_p.id == bindparam("b_id"), _p.status == "open")
+    .values(status="closed", closed_at=bindparam("b_now"), updated_at=bindparam("b_now"))
+    .returning(_p.id)
+)
+_EXISTS = select(_p.id).where(_p.id == bindparam("b_id"))
+
+
+def _upsert_open(db: Backend) -> Any:
+    """Insert a position, or update the open one with the same exchange, symbol, bot and mode."""
+    statement = db.insert(TABLE)
+    return statement.on_conflict_do_update(
+        index_elements=[_p.exchange, _p.symbol, BOT_KEY, _p.mode],
+        index_where=_p.status == OPEN,
+        set_={
+            name: statement.excluded[name] for name in _WRITTEN if name not in ("exchange", "symbol", "bot_id", "mode")
+        },
+    ).returning(_p.id)
 
 
 def _open(exchange: str | None, bot_id: str | None, mode: str | None) -> Select[PositionModel]:
@@ -33,14 +59,8 @@ def _from_model(row: PositionModel) -> Position:
     return Position(**{name: getattr(row, name) for name in _FIELDS})
 
 
-class PositionRepository:
+class PositionRepository(Repository):
     """Positions of one session. In every filter, ``None`` means "no filter"."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    def __repr__(self) -> str:
-        return f"<PositionRepository {self.session!r}>"
 
     async def get_open_positions(
         self, exchange: str | None = "binance", *, bot_id: str | None = None, mode: str | None = None
@@ -79,24 +99,10 @@ class PositionRepository:
         values = {name: getattr(position, name) for name in _WRITTEN}
         values["updated_at"] = datetime.now(UTC)
         if position.id is not None:
-            result = await self.session.execute(
-                update(PositionModel).where(PositionModel.id == position.id).values(values).returning(PositionModel.id)
-            )
-            if result.scalar_one_or_none() is None:
+            if await self._scalar(_UPDATE_BY_ID, {**values, "b_id": position.id}) is None:
                 raise NotFoundError(f"position.id: no position with id {position.id!r}")
             return position.id
-        conn = await self.session.connection()
-        statement = backend(conn.dialect).insert(PositionModel).values(values)
-        statement = statement.on_conflict_do_update(
-            index_elements=[PositionModel.exchange, PositionModel.symbol, BOT_KEY, PositionModel.mode],
-            index_where=PositionModel.status == OPEN,
-            set_={
-                name: statement.excluded[name]
-                for name in values
-                if name not in ("exchange", "symbol", "bot_id", "mode")
-            },
-        ).returning(PositionModel.id)
-        return int((await self.session.execute(statement)).scalar_one())
+        return int(await self._scalar(self._built("positions.upsert", _upsert_open), values))
 
     async def close_position(self, position_id: int) -> None:
         """Mark a position closed now; closing a closed position changes nothing.
@@ -104,13 +110,7 @@ class PositionRepository:
         Raises:
             NotFoundError: no position has this id.
         """
-        now = datetime.now(UTC)
-        p = PositionModel
-        result = await self.session.execute(
-            update(p)
-            .where(p.id == to_id("position_id", position_id), p.status == "open")
-            .values(status="closed", closed_at=now, updated_at=now)
-            .returning(p.id)
-        )
-        if result.scalar_one_or_none() is None and await self.session.get(p, position_id) is None:
+        key = to_id("position_id", position_id)
+        closed = await self._scalar(_CLOSE, {"b_id": key, "b_now": datetime.now(UTC)})
+        if closed is None and await self._scalar(_EXISTS, {"b_id": key}) is None:
             raise NotFoundError(f"position_id: no position with id {position_id!r}")

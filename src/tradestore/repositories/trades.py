@@ -3,35 +3,60 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Context, Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row, Table, bindparam, select, update
 from sqlalchemy.sql.expression import ColumnElement
 
-from tradestore.dialects import NetGroup, backend
-from tradestore.domain import Trade, TradeStatistics
-from tradestore.errors import NotFoundError, ValidationError
+from tradestore.dialects import Backend, NetGroup, backend
+from tradestore.domain import ACTIONS, SIDES, Trade, TradeStatistics
+from tradestore.errors import DuplicateError, NotFoundError, ValidationError
 from tradestore.models import TradeModel
+from tradestore.repositories.base import Repository
 from tradestore.values import EXACT, to_count, to_id, to_text
 
+TABLE = cast(Table, TradeModel.__table__)
 _FIELDS = tuple(f.name for f in dataclasses.fields(Trade))
 _COLUMN = {name: ("metadata_" if name == "metadata" else name) for name in _FIELDS}
 #: Fields ``update()`` may change: everything but the keys and timestamps the store keeps.
 UPDATABLE = tuple(name for name in _FIELDS if name not in ("id", "created_at", "updated_at"))
 _RATIO = Context(prec=60)
 _EIGHT_PLACES = Decimal("0.00000001")
+_JUST_AFTER = timedelta(microseconds=1)
+#: A valid trade whose fields ``update()`` replaces, to validate new values exactly as
+#: ``Trade`` does without reading the stored row first.
+_TEMPLATE = Trade("-", "-", "-", SIDES[0], ACTIONS[0], Decimal(1), Decimal(1), datetime(2000, 1, 1, tzinfo=UTC))
 
 
-def _to_model(trade: Trade, now: datetime) -> TradeModel:
-    values = {_COLUMN[name]: getattr(trade, name) for name in UPDATABLE}
-    return TradeModel(**values, created_at=now, updated_at=now)
+# The single-row statements, built once; values come as parameters (``b_…``: not columns).
+_BY_ID = select(TABLE).where(TABLE.c.id == bindparam("b_id"))
+_UPDATED_AT = select(TABLE.c.updated_at).where(TABLE.c.id == bindparam("b_id"))
+_UPDATE = update(TABLE).where(TABLE.c.id == bindparam("b_id"))
+#: The usual case of ``update()``: the stored ``updated_at`` is in the past.
+_UPDATE_IF_OLDER = _UPDATE.where(TABLE.c.updated_at < bindparam("b_now")).returning(TABLE.c.id)
+
+
+def _insert_new(db: Backend) -> Any:
+    """Insert a trade unless its key is stored: a duplicate skips the row instead of failing
+    the statement, which on PostgreSQL would abort the whole transaction."""
+    return db.insert(TABLE).on_conflict_do_nothing().returning(TABLE.c.id)
+
+
+def _row_values(trade: Trade, now: datetime) -> dict[str, Any]:
+    """The table row of a new ``trade`` (column names are the field names)."""
+    return {name: getattr(trade, name) for name in UPDATABLE} | {"created_at": now, "updated_at": now}
 
 
 def _from_model(row: TradeModel) -> Trade:
     return Trade(**{name: getattr(row, _COLUMN[name]) for name in _FIELDS})
+
+
+def _from_row(row: Row[Any]) -> Trade:
+    values = row._mapping
+    return Trade(**{name: values[name] for name in _FIELDS})
 
 
 def _ratio(numerator: Decimal | int, denominator: Decimal | int) -> Decimal:
@@ -42,30 +67,55 @@ def _ratio(numerator: Decimal | int, denominator: Decimal | int) -> Decimal:
     )
 
 
-class TradeRepository:
+class TradeRepository(Repository):
     """Trades of one session."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    def __repr__(self) -> str:
-        return f"<TradeRepository {self.session!r}>"
 
     async def insert(self, trade: Trade) -> int:
         """Store a new trade and return its database id.
 
+        A duplicate leaves the session's transaction usable (the insert is skipped, not failed).
+
         Raises:
-            sqlalchemy.exc.IntegrityError: the exchange already has a trade with this ``trade_id``.
+            DuplicateError: the exchange already has a trade with this ``trade_id`` (also a
+                ``sqlalchemy.exc.IntegrityError``); nothing was written.
         """
         if not isinstance(trade, Trade):
             raise ValidationError(f"trade: expected a Trade, got {trade!r}")
-        row = _to_model(trade, datetime.now(UTC))
-        async with self.session.begin_nested():
-            self.session.add(row)
-        return row.id
+        statement = self._built("trades.insert", _insert_new)
+        found = await self._scalar(statement, _row_values(trade, datetime.now(UTC)))
+        if found is None:
+            raise DuplicateError(
+                f"trade_id: exchange {trade.exchange!r} already has a trade with trade_id {trade.trade_id!r}"
+            )
+        return int(found)
+
+    async def insert_many(self, trades: Iterable[Trade]) -> int:
+        """Store new trades in one round trip per chunk; all of them or, on any error, none.
+
+        Returns:
+            The number of trades inserted (0 for empty input). Their ids are not returned: read
+            them back with :meth:`get_by_symbol` or insert one at a time with :meth:`insert`.
+
+        Raises:
+            ValidationError: an item is not a ``Trade``.
+            sqlalchemy.exc.IntegrityError: a ``(exchange, trade_id)`` is already stored or repeated.
+        """
+        items = list(trades)
+        for index, item in enumerate(items):
+            if not isinstance(item, Trade):
+                raise ValidationError(f"trades[{index}]: expected a Trade, got {item!r}")
+        if not items:
+            return 0
+        now = datetime.now(UTC)
+        conn = await self.session.connection()
+        await backend(conn.dialect).write_rows(conn, TABLE, [_row_values(t, now) for t in items])
+        return len(items)
 
     async def update(self, trade_id: int, **fields: Any) -> None:
         """Change some fields of the trade with database id ``trade_id``; ``updated_at`` moves.
+
+        One conditional ``UPDATE`` in the usual case; ``updated_at`` becomes now, or one
+        microsecond after its stored value when that is not in the past (clocks that step back).
 
         Raises:
             ValidationError: an unknown or read-only field, or a bad value (nothing is written).
@@ -74,20 +124,21 @@ class TradeRepository:
         for name in fields:
             if name not in UPDATABLE:
                 raise ValidationError(f"{name}: not a field update() can change; allowed: {', '.join(UPDATABLE)}")
-        current = await self.get_by_id(trade_id)
-        if current is None:
+        changed = dataclasses.replace(_TEMPLATE, **fields)  # validates each new value like Trade() does
+        values = {name: getattr(changed, name) for name in fields}
+        key = to_id("trade_id", trade_id)
+        now = datetime.now(UTC)
+        if await self._scalar(_UPDATE_IF_OLDER, {**values, "updated_at": now, "b_id": key, "b_now": now}):
+            return
+        stored = await self._scalar(_UPDATED_AT, {"b_id": key})
+        if stored is None:
             raise NotFoundError(f"trade_id: no trade with id {trade_id!r}")
-        changed = dataclasses.replace(current, **fields)  # validates every field again
-        values = {_COLUMN[name]: getattr(changed, name) for name in fields}
-        values["updated_at"] = max(
-            datetime.now(UTC), (current.updated_at or current.entry_time) + timedelta(microseconds=1)
-        )
-        await self.session.execute(update(TradeModel).where(TradeModel.id == trade_id).values(values))
+        await self._execute(_UPDATE, {**values, "updated_at": stored + _JUST_AFTER, "b_id": key})
 
     async def get_by_id(self, trade_id: int) -> Trade | None:
         """The trade with database id ``trade_id``, or ``None``."""
-        row = await self.session.get(TradeModel, to_id("trade_id", trade_id), populate_existing=True)
-        return None if row is None else _from_model(row)
+        row = await self._one_or_none(_BY_ID, {"b_id": to_id("trade_id", trade_id)})
+        return None if row is None else _from_row(row)
 
     async def get_recent(self, limit: int = 100) -> list[Trade]:
         """The ``limit`` most recently entered trades, newest first."""
