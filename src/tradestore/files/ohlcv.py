@@ -132,7 +132,9 @@ def _header(names: list[str], file: str, where: str = "line 1") -> dict[str, int
     missing = [n for n in ("timestamp", *REQUIRED) if n not in positions]
     if missing:
         found = ", ".join(repr(n) for n in names) or "nothing"
-        raise RowError(file, where, f"no {', '.join(missing)} column (found: {found}); accepted: {ACCEPTED}")
+        raise RowError(
+            file, where, f"the header has no {', '.join(missing)} column (found: {found}); accepted: {ACCEPTED}"
+        )
     return positions
 
 
