@@ -148,3 +148,11 @@ def test_copy_with_the_source_from_url_and_a_password_never_shown(
     line = fails("copy", "postgresql://bot:s3cr3t-pw@127.0.0.1:1/nowhere", "--url", source)
     assert "cannot connect" in line and "s3cr3t-pw" not in line
     assert schema.head_revision()
+
+
+def test_copy_refuses_the_same_file_spelt_otherwise(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    seed("sqlite:///bot.db", tmp_path, [0, 1, 2])
+    for other in ("sqlite:///./bot.db", f"sqlite:///{tmp_path / 'bot.db'}"):
+        assert "same database" in fails("copy", "sqlite:///bot.db", other, "--append")
+    assert ok("stats", "--url", "sqlite:///bot.db", "--json").json["rows"]["ohlcv"] == 3

@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
+import random
+import stat
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -218,3 +222,88 @@ def test_export_reads_in_short_transactions(db_url: str, tmp_path: Path, monkeyp
     out = tmp_path / "out.csv"
     assert "exported 7 1m bars" in ok("export", "ohlcv", "binance", "BTCUSDT", "1m", "-o", out, "--url", db_url).out
     assert [line[14:16] for line in out.read_text().splitlines()[1:]] == ["00", "01", "02", "03", "04", "05", "07"]
+
+
+def test_import_reports_bars_written_not_rows_read(db_url: str, tmp_path: Path) -> None:
+    csv = tmp_path / "repeats.csv"
+    csv.write_text(
+        "timestamp,open,high,low,close,volume\n"
+        "2024-01-01T00:00:00Z,1,2,1,1,1\n"
+        "2024-01-01T00:00:00Z,1,2,1,1.5,1\n"
+        "2024-01-01T00:00:00Z,1,2,1,2,1\n"
+    )
+    result = ok("import", "ohlcv", csv, *SERIES, "--url", db_url, "--json").json
+    assert (result["bars"], result["files"][0]["rows"], result["files"][0]["bars"]) == (1, 3, 1)
+    assert [b.close for b in stored(db_url)] == [Decimal(2)]  # the last of the three
+    text = ok("import", "ohlcv", csv, *SERIES, "--url", db_url, "--chunk-rows", "1").out  # across chunks too
+    assert "imported 1 1m bars" in text and "2 rows repeated a timestamp" in text
+
+
+def test_distinct_counter_against_a_set() -> None:
+    from tradestore.cli.file_commands import DistinctCounter
+
+    rng = random.Random(8)
+    for values in ([1, 2, 3], [3, 2, 1], [1, 1, 2, 2], [5, 1, 5, 9, 1], [rng.randrange(50) for _ in range(500)]):
+        counter = DistinctCounter()
+        for minute in values:
+            counter.add(T0 + timedelta(minutes=minute))
+        assert (counter.added, counter.distinct) == (len(values), len(set(values))), values
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "where"),
+    [
+        ("latin1.csv", b"timestamp,open,high,low,close,volume\n2024-01-01,1,2,1,1,1\n2024-01-02,1,2,1,1,1 \xe9\n", 3),
+        ("latin1.json", b'[[1704067200000, 1, 2, 1, 1, 1],\n "\xff"]', 2),
+    ],
+)
+def test_a_file_that_is_not_utf8_names_file_and_line(
+    sqlite_url: str, tmp_path: Path, name: str, content: bytes, where: int
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    line = fails("import", "ohlcv", path, *SERIES, "--url", sqlite_url)
+    assert f"{path} line {where}: not UTF-8 text" in line and "UnicodeDecodeError" not in line
+    assert stored(sqlite_url) == []
+
+
+def test_export_force_through_a_symlink_replaces_the_file_it_points_to(db_url: str, tmp_path: Path) -> None:
+    seed(db_url, tmp_path, [0, 1])
+    real, link = tmp_path / "real.csv", tmp_path / "link.csv"
+    real.write_text("old")
+    link.symlink_to(real)
+    ok("export", "ohlcv", "binance", "BTCUSDT", "1m", "-o", link, "--force", "--url", db_url)
+    assert link.is_symlink() and real.read_text().startswith("timestamp,") and len(real.read_text().splitlines()) == 3
+
+
+def test_export_force_into_a_fifo_writes_into_it(sqlite_url: str, tmp_path: Path) -> None:
+    seed(sqlite_url, tmp_path, [0, 1, 2])
+    fifo = tmp_path / "bars.fifo"
+    os.mkfifo(fifo)
+    received: list[str] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()))
+    reader.start()
+    try:
+        ok("export", "ohlcv", "binance", "BTCUSDT", "1m", "-o", fifo, "--force", "--url", sqlite_url)
+    finally:
+        if reader.is_alive():  # the export failed before opening it: let the reader go
+            with fifo.open("w"):
+                pass
+        reader.join(10)
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and len(received[0].splitlines()) == 4
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_export_errors_name_the_users_path(sqlite_url: str, tmp_path: Path) -> None:
+    seed(sqlite_url, tmp_path, [0])
+    missing = tmp_path / "no-such-folder" / "out.csv"
+    line = fails("export", "ohlcv", "binance", "BTCUSDT", "1m", "-o", missing, "--url", sqlite_url)
+    assert str(missing) in line and "does not exist" in line and ".partial" not in line
+    assert "is a folder" in fails("export", "ohlcv", "binance", "BTCUSDT", "1m", "-o", tmp_path, "--force",
+                                  "--url", sqlite_url)  # fmt: skip
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    if os.access(locked, os.W_OK):  # root writes anywhere: the permission case cannot be made here
+        return
+    line = fails("export", "ohlcv", "binance", "BTCUSDT", "1m", "-o", locked / "out.csv", "--url", sqlite_url)
+    assert str(locked / "out.csv") in line and ".partial" not in line

@@ -78,3 +78,15 @@ def test_gaps_of_a_series_without_holes_and_of_an_unknown_series(fresh_url: str,
 
 def test_reading_commands_refuse_a_database_without_schema(fresh_url: str) -> None:
     assert "no tradestore schema yet" in fails("series", "--url", fresh_url)
+
+
+def test_gaps_of_an_unknown_series_is_an_error_with_or_without_a_window(fresh_url: str, tmp_path: Path) -> None:
+    seed(fresh_url, tmp_path, [0, 1, 2], symbol="DOGEUSDT")
+    windows = [(), ("--start", "2024-01-01"), ("--end", "2024-01-02"), ("--start", "2024-01-01", "--end", "2024-01-02")]
+    for window in windows:
+        line = fails("gaps", "binance", "DOGEUSTD", "1m", *window, "--url", fresh_url)  # misspelt
+        assert "no 1m bars stored for binance DOGEUSTD on any exchange" in line, window
+        line = fails("gaps", "kraken", "DOGEUSDT", "1m", *window, "--url", fresh_url)  # stored elsewhere
+        assert "no 1m bars stored for kraken DOGEUSDT; DOGEUSDT 1m is stored for binance" in line, window
+    known = ok("gaps", "binance", "DOGEUSDT", "1m", "--end", "2024-01-01T00:04:00Z", "--url", fresh_url, "--json")
+    assert known.json["missing"] == 2  # a known series: its missing bars, as before

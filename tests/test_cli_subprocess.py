@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_runner import minutes_csv
+from cli_runner import CSV_HEADER, minutes_csv
 from tradestore import schema
 
 SCRIPT = Path(sys.executable).with_name("tradestore")
@@ -74,3 +74,23 @@ def test_a_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     assert done.returncode == 0 and "imported 600 1m bars" in done.stdout
     text = shown.decode()
     assert "importing bars.csv [" in text and "100%" in text and text.endswith("\r\x1b[K")
+
+
+def test_export_into_a_pipe_closed_early_ends_quietly(tmp_path: Path) -> None:
+    """``tradestore export … -o - | head``: the reader leaving is not an error."""
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    tradestore("db", "upgrade", "--url", url, cwd=tmp_path)
+    csv = tmp_path / "bars.csv"  # 10,000 bars: far more than a pipe holds
+    csv.write_text(CSV_HEADER + "".join(f"{1704067200 + 60 * i},100,101,99,100.5,12.5\n" for i in range(10_000)))
+    tradestore("import", "ohlcv", csv, "--exchange", "binance", "--symbol", "BTCUSDT", "--timeframe", "1m", "--url",
+               url, cwd=tmp_path)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tradestore", "export", "ohlcv", "binance", "BTCUSDT", "1m", "-o", "-", "--url", url],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None and process.stderr is not None
+    head = [process.stdout.readline() for _ in range(2)]
+    process.stdout.close()  # what `head -n 2` does once it has its lines
+    err = process.stderr.read()
+    assert process.wait(timeout=60) == 0, err
+    assert head[0].startswith(b"timestamp,") and err == b""

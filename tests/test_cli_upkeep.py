@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, insert, select
 
-from cli_runner import fails, ok, seed
+from cli_runner import fails, ok, run, seed
 from factories import T0, bars
 from tradestore import DatabaseManager, OHLCVBar, OHLCVRepository, SystemEventRepository
 from tradestore.admin.backup import backup
@@ -153,6 +153,17 @@ def test_optimize(fresh_url: str) -> None:
     else:
         assert result["statements"] == ["ANALYZE"]
     assert asyncio.run(row_counts(fresh_url)) == (3, 8)
+
+
+@pytest.mark.parametrize("age", ["99999999999d", "999999999d", "5000000w", "9" * 30 + "s"])
+def test_prune_with_an_age_beyond_the_calendar_is_a_usage_error(fresh_url: str, age: str) -> None:
+    asyncio.run(old_rows(fresh_url))
+    for flag in ("--events-older-than", "--bars-older-than"):
+        result = run("prune", flag, age, "--timeframe", "1m", "--url", fresh_url)
+        assert result.code == 2 and "Traceback" not in result.err, result.err
+        assert "too long an age" in result.err or "not a duration" in result.err
+    assert asyncio.run(row_counts(fresh_url)) == (3, 8)
+    assert ok("prune", "--events-older-than", "700000d", "--dry-run", "--url", fresh_url, "--json").json["pruned"]
 
 
 def test_delete_ohlcv_removes_a_window_or_a_series_and_can_only_count(fresh_url: str, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ def test_public_names() -> None:
     assert tradestore.__all__ == sorted(tradestore.__all__)
     assert set(tradestore.__all__) == {
         "DatabaseManager",
+        "Health",
         "OHLCVBar",
         "OHLCVRepository",
         "Position",

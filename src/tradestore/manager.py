@@ -5,20 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import time
 from collections.abc import AsyncIterator, Awaitable
 from contextvars import ContextVar
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Self, TypeVar
 
-from sqlalchemy import text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tradestore import schema
-from tradestore.engine import build_engine
-from tradestore.errors import ConnectionLostError, StorageError
+from tradestore.errors import StorageError
+from tradestore.health import Health, check, open_engine, unhealthy
 from tradestore.models import Base
 from tradestore.repositories.base import DEFAULT_EXCHANGE, SESSION_EXCHANGE
 from tradestore.urls import backend_name, is_memory, mask, resolve, scrub
@@ -27,7 +24,6 @@ from tradestore.values import to_text
 log = logging.getLogger("tradestore")
 T = TypeVar("T")
 
-_VERSION_SQL = {"sqlite": "SELECT sqlite_version()", "postgresql": "SHOW server_version"}
 #: Set while the current task holds the in-memory database, to refuse a nested session.
 _holding_memory_db: ContextVar[DatabaseManager | None] = ContextVar("_holding_memory_db", default=None)
 
@@ -156,15 +152,7 @@ class DatabaseManager:
         """
         if self._engine is not None:
             return
-        engine = build_engine(self.url, pool_size=self.pool_size, max_overflow=self.max_overflow, echo=self.echo)
-        try:
-            async with engine.connect() as conn:
-                await conn.exec_driver_sql(_VERSION_SQL[self.backend])
-        except Exception as exc:
-            await engine.dispose()
-            kind = ConnectionLostError if isinstance(exc, ConnectionLostError | OSError) else StorageError
-            # `from None`: the driver's own message may quote what the server was sent.
-            raise kind(f"cannot connect to {self.database}: {self._scrub(exc)}") from None
+        engine = await open_engine(self.url, pool_size=self.pool_size, max_overflow=self.max_overflow, echo=self.echo)
         try:
             await schema.ensure_current(
                 engine, self.database, has_password=bool(self.url.password), auto_migrate=self.auto_migrate
@@ -298,43 +286,21 @@ class DatabaseManager:
             await conn.run_sync(Base.metadata.drop_all)
             await conn.exec_driver_sql(f"DROP TABLE IF EXISTS {schema.VERSION_TABLE}")
 
-    async def health_check(self) -> dict[str, Any]:
-        """Whether the database answers, and how fast; never raises for a dead database.
+    async def health_check(self) -> Health:
+        """Whether the database answers, how fast, and whether its schema is current; never raises.
 
         Returns:
-            ``status`` ('healthy' or 'unhealthy'), ``backend``, ``database`` (password
-            masked), ``latency_ms``, ``server_version``, ``size_bytes`` (a SQLite file with its
-            write-ahead log, else ``None``) and, when unhealthy, ``error``.
+            A :class:`~tradestore.health.Health` report, which also reads as a dict:
+            ``report["status"]`` is ``'healthy'`` or ``'unhealthy'``; ``backend``, ``database``
+            (password masked), ``latency_ms``, ``server_version``, ``schema_revision``,
+            ``schema_head``, ``schema_status``, ``size_bytes`` and, when unhealthy, ``error``.
         """
-        report: dict[str, Any] = {
-            "status": "unhealthy",
-            "backend": self.backend,
-            "database": self.database,
-            "latency_ms": None,
-            "server_version": None,
-            "size_bytes": self._file_size(),
-        }
-        started = time.perf_counter()
         try:
             engine, _ = self._require()
             async with self._turn(), engine.connect() as conn:
-                version = await conn.scalar(text(_VERSION_SQL[self.backend]))
+                return await check(conn, self.url)
         except Exception as exc:
-            report["error"] = self._scrub(exc)
-            return report
-        report.update(
-            status="healthy",
-            latency_ms=round((time.perf_counter() - started) * 1000, 3),
-            server_version=str(version),
-        )
-        return report
-
-    def _file_size(self) -> int | None:
-        if self.backend != "sqlite" or is_memory(self.url) or not self.url.database:
-            return None
-        # In WAL mode recent commits sit in the -wal file until a checkpoint: count both.
-        sizes = [os.path.getsize(p) for p in (self.url.database, self.url.database + "-wal") if os.path.exists(p)]
-        return sum(sizes) if sizes else None
+            return unhealthy(self.url, self._scrub(exc))
 
     def _scrub(self, exc: BaseException) -> str:
         """The text of ``exc`` on one line, with the password cut out."""

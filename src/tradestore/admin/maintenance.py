@@ -10,9 +10,9 @@ from sqlalchemy import Delete, Select, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from tradestore import timeframes
+from tradestore.dialects.operations import operations
 from tradestore.models import SystemEventModel
 from tradestore.repositories import OHLCVRepository
-from tradestore.urls import backend_name
 from tradestore.values import to_utc
 
 
@@ -75,20 +75,5 @@ async def optimize(engine: AsyncEngine) -> list[str]:
     and a checkpoint that empties the write-ahead log. PostgreSQL: ``ANALYZE`` (autovacuum
     reclaims space there).
     """
-    if backend_name(engine.url) == "postgresql":
-        statements = ["ANALYZE"]
-        async with engine.connect() as conn:
-            for sql in statements:
-                await conn.exec_driver_sql(sql)
-            await conn.commit()
-        return statements
-    statements = ["VACUUM", "ANALYZE", "PRAGMA optimize", "PRAGMA wal_checkpoint(TRUNCATE)"]
     async with engine.connect() as conn:
-        # VACUUM cannot run inside a transaction: use the driver connection, which is in autocommit.
-        raw = await conn.get_raw_connection()
-        driver = raw.driver_connection
-        assert driver is not None
-        for sql in statements:
-            cursor = await driver.execute(sql)
-            await cursor.close()
-    return statements
+        return await operations(engine.url).optimize(conn)

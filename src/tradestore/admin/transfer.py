@@ -8,9 +8,14 @@ verified table by table (row counts, and a checksum of the contents); a mismatch
 rolls everything back, so the target is either the complete, verified copy or untouched.
 
 The checksum of a table is the sum, modulo 2**64, of a SHA-256 digest of each row's values
-(every column but the surrogate ``id``, decimals compared by value): independent of row
-order and of the backend, and additive, so an appended copy is verified as
-``checksum(target before) + checksum(source) == checksum(target after)``.
+(every column but the surrogate ``id``): independent of row order and of the backend, and
+additive, so an appended copy is verified as
+``checksum(target before) + checksum(source) == checksum(target after)``. Values are compared
+exactly as both backends store them: a decimal by its exact value, every digit (PostgreSQL
+keeps ``1E+3`` as ``1000``, SQLite keeps the text); a JSON document (event details, trade
+metadata) by its stored text read back exactly, keys in any order, each number by its exact
+value (PostgreSQL's JSONB keeps ``1e16`` as ``10000000000000000`` and ``-0.0`` as ``0.0``).
+A JSON ``null`` and SQL ``NULL`` both mean "no document" and count the same.
 
 Candles name their series by a small integer id (``ohlcv_series``), which differs between
 databases once rows are appended: candle rows are compared and written with the series'
@@ -20,13 +25,10 @@ appending, recomputed from the bars) and checked against the bars before the com
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,17 +36,20 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, func, insert, select, text, tuple_, update
-from sqlalchemy.engine import URL, Connection
+from sqlalchemy import JSON, Select, Table, Text, cast, func, insert, select, tuple_, update
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tradestore import schema
-from tradestore.admin.backup import sqlite_snapshot
-from tradestore.admin.inventory import open_engine, row_counts, sqlite_path
+from tradestore import engine, schema
+from tradestore.admin.inventory import row_counts
+from tradestore.dialects.operations import operations
 from tradestore.errors import ConfigurationError, SchemaError, StorageError
+from tradestore.health import open_engine
 from tradestore.models import Base
-from tradestore.urls import backend_name, is_memory, mask
+from tradestore.pages import keyset_pages
+from tradestore.urls import is_memory, mask
+from tradestore.values import EXACT
 
 #: Rows read and written per round trip.
 DEFAULT_CHUNK_ROWS = 5_000
@@ -54,16 +59,39 @@ _MOD = 2**64
 CopyProgress = Callable[[int, int], None]
 
 
+def _number(value: Decimal) -> str:
+    """A number's exact value as text: every digit kept, no trailing zeros, no sign on zero."""
+    if not value:
+        return "0"
+    return str(value.normalize(EXACT))
+
+
+def _json_value(value: Any) -> str:
+    if isinstance(value, dict):
+        items = sorted(value.items())
+        return "{" + ",".join(json.dumps(k, ensure_ascii=False) + ":" + _json_value(v) for k, v in items) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(map(_json_value, value)) + "]"
+    if isinstance(value, Decimal):
+        return _number(value)
+    return json.dumps(value, ensure_ascii=False)  # a string, true, false or null
+
+
+def json_canonical(document: str | None) -> str | None:
+    """The canonical text of a stored JSON document: keys sorted, numbers by exact value; ``None`` for null."""
+    if document is None:
+        return None
+    value = json.loads(document, parse_float=Decimal, parse_int=Decimal)
+    return None if value is None else _json_value(value)
+
+
 def _canonical(value: Any) -> str:
     if value is None:
         return "\x00"
     if isinstance(value, Decimal):
-        # By value: PostgreSQL's NUMERIC gives Decimal('1000') for Decimal('1E+3'), SQLite keeps the text.
-        return "d" + str(value.normalize() if value else Decimal(0))
+        return "d" + _number(value)
     if isinstance(value, datetime):
         return "t" + value.isoformat()
-    if isinstance(value, dict | list):
-        return "j" + json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return type(value).__name__[0] + str(value)
 
 
@@ -145,13 +173,39 @@ def _content(table: Table) -> list[str]:
     return [c.key for c in table.columns if c.key != "id"]
 
 
-def _values(table: Table, row: Mapping[str, Any], names: SeriesNames) -> Iterable[Any]:
-    """What a row holds, ids aside: a candle row's series by its names, not its id."""
-    for column in _content(table):
-        if column == "series_id" and table.name in BY_SERIES:
-            yield from names[row[column]]
-        else:
-            yield row[column]
+def _json_columns(table: Table) -> list[str]:
+    return [c.key for c in table.columns if isinstance(c.type, JSON)]
+
+
+def _text_of(name: str) -> str:
+    return f"{name}/stored text"
+
+
+def _reader(table: Table) -> Select[Any]:
+    """Every column with its type's decoding, and each JSON column's stored text besides, in primary-key order."""
+    texts = [cast(table.c[name], Text).label(_text_of(name)) for name in _json_columns(table)]
+    return select(table, *texts).order_by(*table.primary_key.columns)
+
+
+def _digest_values(table: Table, names: SeriesNames) -> Callable[[Mapping[str, Any]], list[Any]]:
+    """The values of a row :func:`row_digest` takes: JSON documents in their canonical text, a
+    candle row's series by its names (ids differ between databases once rows are appended)."""
+    documents = set(_json_columns(table))
+    columns = _content(table)
+    by_series = table.name in BY_SERIES
+
+    def values(row: Mapping[str, Any]) -> list[Any]:
+        found: list[Any] = []
+        for c in columns:
+            if c in documents:
+                found.append(json_canonical(row[_text_of(c)]))
+            elif by_series and c == "series_id":
+                found.extend(names[row[c]])
+            else:
+                found.append(row[c])
+        return found
+
+    return values
 
 
 async def series_names(conn: AsyncConnection) -> SeriesNames:
@@ -161,28 +215,27 @@ async def series_names(conn: AsyncConnection) -> SeriesNames:
     return {row[0]: (row[1], row[2], row[3]) for row in rows.all()}
 
 
-async def _chunks(conn: AsyncConnection, table: Table, size: int) -> AsyncIterator[Sequence[Mapping[str, Any]]]:
-    """Every row of ``table`` in primary-key order, ``size`` rows at a time (keyset pagination)."""
+def _pages(conn: AsyncConnection, table: Table, size: int) -> AsyncIterator[Sequence[Mapping[str, Any]]]:
+    """Every row of ``table`` in primary-key order, ``size`` rows at a time."""
     key = list(table.primary_key.columns)
-    last: tuple[Any, ...] | None = None
-    while True:
-        statement = select(table).order_by(*key).limit(size)
-        if last is not None:
-            statement = statement.where(tuple_(*key) > tuple_(*last) if len(key) > 1 else key[0] > last[0])
-        rows = [dict(r._mapping) for r in (await conn.execute(statement)).all()]
-        if not rows:
-            return
-        yield rows
-        last = tuple(rows[-1][c.key] for c in key)
+    statement = _reader(table).limit(size)
+
+    async def read(after: tuple[Any, ...] | None) -> list[Mapping[str, Any]]:
+        page = statement
+        if after is not None:
+            page = statement.where(tuple_(*key) > tuple_(*after) if len(key) > 1 else key[0] > after[0])
+        return [r._mapping for r in (await conn.execute(page)).all()]
+
+    return keyset_pages(read, None, size, lambda row: tuple(row[c.key] for c in key))
 
 
 async def table_tally(conn: AsyncConnection, table: Table, *, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Tally:
     """Row count and checksum of a table's contents."""
     tally = Tally()
-    names = await series_names(conn) if table.name in BY_SERIES else {}
-    async for rows in _chunks(conn, table, chunk_rows):
+    values = _digest_values(table, await series_names(conn) if table.name in BY_SERIES else {})
+    async for rows in _pages(conn, table, chunk_rows):
         for row in rows:
-            tally.add(_values(table, row, names))
+            tally.add(values(row))
     return tally
 
 
@@ -250,32 +303,6 @@ def _as_bar_time(value: Any) -> Any:
     return datetime.fromtimestamp(value, UTC) if isinstance(value, int) else value
 
 
-def _reset_sequences(conn: Connection) -> None:
-    """After rows were inserted with their ids, make PostgreSQL's next id follow the largest one."""
-    for table in Base.metadata.sorted_tables:
-        if "id" not in table.c or table.c.id.autoincrement is False:
-            continue
-        conn.execute(
-            text(
-                f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), coalesce(max(id), 1), "
-                f"max(id) IS NOT NULL) FROM {table.name}"
-            )
-        )
-
-
-@contextlib.asynccontextmanager
-async def _snapshot_url(url: URL) -> AsyncIterator[URL]:
-    """``url`` itself, or for a SQLite file the URL of a fresh snapshot of it (removed afterwards)."""
-    path = sqlite_path(url)
-    if path is None:
-        yield url
-        return
-    with tempfile.TemporaryDirectory(prefix="tradestore-copy-") as folder:
-        snapshot = Path(folder) / "source.db"
-        await asyncio.to_thread(sqlite_snapshot, Path(path), snapshot)
-        yield url.set(database=str(snapshot))
-
-
 async def copy_database(
     source_url: URL,
     target_url: URL,
@@ -306,31 +333,36 @@ async def copy_database(
     for name, url in (("source", source_url), ("target", target_url)):
         if is_memory(url):
             raise ConfigurationError(f"{name}: an in-memory database lives only inside its process; give a file")
-    if mask(source_url) == mask(target_url) and source_url.password == target_url.password:
-        raise ConfigurationError(f"source and target are the same database: {mask(source_url)}")
+    reading, writing = operations(source_url), operations(target_url)
+    if reading.identity() == writing.identity():  # the database itself, not how the URL spells it
+        raise ConfigurationError(f"source and target are the same database: {mask(source_url)} and {mask(target_url)}")
     report = CopyReport(mask(source_url), mask(target_url), append, created_schema=False)
-    new_file = (path := sqlite_path(target_url)) is not None and not os.path.exists(path)
+    path = writing.file()
+    new_file = path is not None and not path.exists()
     try:
-        async with _snapshot_url(source_url) as readable:
-            source = await open_engine(readable)
+        async with reading.readable_snapshot(busy_timeout_ms=engine.SQLITE_BUSY_TIMEOUT_MS) as readable:
+            source = await open_engine(readable, must_exist=True)
             try:
-                target = await open_engine(target_url, must_exist=False)
+                target = await open_engine(target_url)
                 try:
                     async with source.connect() as sconn:
-                        if backend_name(source_url) == "postgresql":
-                            await sconn.execution_options(isolation_level="REPEATABLE READ")
+                        await reading.begin_snapshot_read(sconn)
                         await _check_source(sconn, report.source)
                         async with target.begin() as tconn:
-                            await _copy(sconn, tconn, report, chunk_rows, progress, backend_name(target_url))
+                            await _copy(sconn, tconn, report, chunk_rows, progress)
+                            if not report.append:
+                                await writing.follow_copied_ids(
+                                    tconn, [t for t in Base.metadata.sorted_tables if "id" in t.c]
+                                )
                 finally:
                     await target.dispose()
             finally:
                 await source.dispose()
     except BaseException:
         if new_file and path is not None:  # leave no empty database behind where there was none
-            for leftover in (path, path + "-wal", path + "-shm"):
+            for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
                 with contextlib.suppress(OSError):
-                    os.unlink(leftover)
+                    leftover.unlink()
         raise
     return report
 
@@ -350,7 +382,6 @@ async def _copy(
     report: CopyReport,
     chunk_rows: int,
     progress: CopyProgress | None,
-    target_backend: str,
 ) -> None:
     state = await tconn.run_sync(schema.read_state)
     if state.status == "empty":
@@ -378,10 +409,10 @@ async def _copy(
         columns = _content(table)
         kept = columns if report.append or "id" not in table.c else ["id", *columns]
         existing = existing_tallies[table.name]
-        copied = Tally()
-        async for rows in _chunks(sconn, table, chunk_rows):
+        copied, values = Tally(), _digest_values(table, source_names)
+        async for rows in _pages(sconn, table, chunk_rows):
             for row in rows:
-                copied.add(_values(table, row, source_names))
+                copied.add(values(row))
             written = [{c: row[c] for c in kept} for row in rows]
             if table.name in BY_SERIES:
                 for row in written:
@@ -407,5 +438,3 @@ async def _copy(
                 "nothing was written"
             )
     await _settle_ledger(tconn, report.target, recompute=report.append)
-    if target_backend == "postgresql" and not report.append:
-        await tconn.run_sync(_reset_sequences)

@@ -9,8 +9,8 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tradestore import schema
-from tradestore.admin.inventory import open_engine
 from tradestore.cli.console import CommandError
+from tradestore.health import open_engine
 from tradestore.manager import DatabaseManager
 from tradestore.urls import mask
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from tradestore import timeframes
 from tradestore.errors import ValidationError
@@ -30,6 +30,18 @@ def duration(text: str) -> timedelta:
     if found is None:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration: use a number and s, m, h, d or w (e.g. 30d)")
     return timedelta(**{_UNITS[found.group(2)]: int(found.group(1))})
+
+
+def age(text: str) -> timedelta:
+    """A :func:`duration` that reaches back no further than the first day of year 1 (from now)."""
+    try:
+        span = duration(text)
+        datetime.now(UTC) - span
+    except OverflowError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is too long an age: it reaches back before the year 1 (e.g. 3650d is ten years)"
+        ) from None
+    return span
 
 
 def timeframe(text: str) -> str:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -17,6 +18,19 @@ REDRAW_EVERY = 0.1
 
 class CommandError(Exception):
     """A failure to report as one line, ``error: <message>``, with exit status 1."""
+
+
+class ReaderGone(Exception):
+    """The reader of the command's output left before the end (``tradestore … | head``): not a failure."""
+
+
+@contextlib.contextmanager
+def writing_out() -> Iterator[None]:
+    """Around writes to standard output: a reader that has gone raises :class:`ReaderGone`."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise ReaderGone from None
 
 
 def to_json(value: Any) -> str:
@@ -143,7 +157,8 @@ class Console:
 
     def emit(self, data: Any, human: Callable[[], str]) -> None:
         """Print ``data`` as JSON with ``--json``, else the text ``human()`` makes."""
-        self.out.write((to_json(data) if self.json else human()) + "\n")
+        with writing_out():
+            self.out.write((to_json(data) if self.json else human()) + "\n")
 
     def progress(self, label: str, total: int | None = None, unit: str = "") -> Progress:
         """A :class:`Progress` that draws only when stderr is a terminal."""

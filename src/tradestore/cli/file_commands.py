@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import stat
+from array import array
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,7 +14,7 @@ from typing import Any, cast
 
 from tradestore import timeframes
 from tradestore.cli.access import store
-from tradestore.cli.console import CommandError, Console, table
+from tradestore.cli.console import CommandError, Console, table, writing_out
 from tradestore.domain import OHLCVBar
 from tradestore.files.ohlcv import (
     DECIMAL_COLUMNS,
@@ -27,6 +29,7 @@ from tradestore.files.ohlcv import (
 )
 from tradestore.files.plot import draw, plot_available, save_png
 from tradestore.manager import DatabaseManager
+from tradestore.pages import keyset_pages
 from tradestore.repositories import OHLCVRepository
 from tradestore.urls import mask, resolve
 from tradestore.values import chunked
@@ -37,6 +40,7 @@ ROW_GROUP = 50_000
 READ_BATCH = 10_000
 _EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
 _LATEST = datetime(9999, 12, 31, tzinfo=UTC)
+_JUST_AFTER = _MICROSECOND = timedelta(microseconds=1)
 
 
 async def import_ohlcv(args: argparse.Namespace, console: Console) -> int:
@@ -52,14 +56,15 @@ async def import_ohlcv(args: argparse.Namespace, console: Console) -> int:
             fmt = args.format or guess_format(path)
             size = path.stat().st_size if fmt == "csv" else None
             progress = console.progress(f"importing {path.name}", size)
-            count, first, last = 0, None, None
+            written, first, last = DistinctCounter(), None, None
             try:
                 async with db.get_session() as session:  # the whole file or nothing of it
                     repo = OHLCVRepository(session)
                     bars = read_bars(path, series, fmt, progress=progress.update, align=args.align)
                     for chunk in chunked(bars, args.chunk_rows):
                         await repo.upsert_many(chunk)
-                        count += len(chunk)
+                        for bar in chunk:
+                            written.add(bar.timestamp)
                         low, high = min(b.timestamp for b in chunk), max(b.timestamp for b in chunk)
                         first = low if first is None else min(first, low)
                         last = high if last is None else max(last, high)
@@ -68,28 +73,106 @@ async def import_ohlcv(args: argparse.Namespace, console: Console) -> int:
                 raise CommandError(f"{exc}; nothing of {path} was written{earlier}") from None
             finally:
                 progress.close()
-            done.append({"file": str(path), "format": fmt, "bars": count, "first": first, "last": last})
+            done.append(
+                {
+                    "file": str(path),
+                    "format": fmt,
+                    "rows": written.added,
+                    "bars": written.distinct,
+                    "first": first,
+                    "last": last,
+                }
+            )
+    # Bars of one file are distinct by timestamp (a repeated one overwrites the earlier); across
+    # files they may overlap, so the total is what each file wrote.
     data = {"database": mask(url), **vars(series), "files": done, "bars": sum(d["bars"] for d in done)}
 
     def human() -> str:
-        rows = [[d["file"], d["format"], d["bars"], d["first"], d["last"]] for d in done]
-        listing = table(["file", "format", "bars", "first", "last"], rows)
+        rows = [[d["file"], d["format"], d["rows"], d["bars"], d["first"], d["last"]] for d in done]
+        listing = table(["file", "format", "rows", "bars", "first", "last"], rows)
+        repeated = sum(d["rows"] - d["bars"] for d in done)
+        note = (
+            f" ({repeated:,} row{'s' if repeated != 1 else ''} repeated a timestamp of the same file: "
+            "the last of each was kept)"
+            if repeated
+            else ""
+        )
         return (
             f"{listing}\n\nimported {data['bars']:,} {series.timeframe} bars of {series.exchange} {series.symbol} "
-            f"into {mask(url)}"
+            f"into {mask(url)}{note}"
         )
 
     console.emit(data, human)
     return 0
 
 
+class DistinctCounter:
+    """Counts values and distinct values, at 8 bytes a value while they arrive in ascending order.
+
+    Candle files are nearly always sorted: then a value is new exactly when it is above the
+    last one. Once the order breaks, the values seen so far move into a set.
+    """
+
+    def __init__(self) -> None:
+        self.added = 0
+        self.distinct = 0
+        self._ascending: array[int] | None = array("q")
+        self._seen: set[int] = set()
+        self._last: int | None = None
+
+    def add(self, moment: datetime) -> None:
+        """Count one value."""
+        value = (moment - timeframes.EPOCH) // _MICROSECOND
+        self.added += 1
+        if self._ascending is not None:
+            if self._last is None or value > self._last:
+                self._ascending.append(value)
+                self._last = value
+                self.distinct += 1
+                return
+            if value == self._last:
+                return
+            self._seen, self._ascending = set(self._ascending), None
+        if value not in self._seen:
+            self._seen.add(value)
+            self.distinct += 1
+
+
 @contextlib.contextmanager
-def _replacing(target: Path) -> Iterator[Path]:
-    """A temporary path beside ``target`` that becomes ``target`` only if the block succeeds."""
-    partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
+def _destination(target: Path) -> Iterator[Path]:
+    """The path to write ``target``'s contents to; the user's path in every error.
+
+    A new or regular file is written beside it under a temporary name that replaces it only
+    when the block succeeds. A symbolic link is followed: the file it points to is replaced and
+    the link stays. A FIFO, a device or a socket is written into directly, never replaced.
+
+    Raises:
+        CommandError: ``target`` is a folder, its folder does not exist, or writing failed.
+    """
+    try:
+        mode: int | None = target.stat().st_mode  # through any link, /dev/stdout's included
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise CommandError(f"cannot write {target}: {exc.strerror or exc}") from None
+    if mode is not None and stat.S_ISDIR(mode):
+        raise CommandError(f"{target} is a folder: give a file name")
+    if mode is not None and not stat.S_ISREG(mode):
+        try:
+            with writing_out():  # a pipe's reader leaving early (`-o /dev/stdout | head`) is no failure
+                yield target
+        except OSError as exc:
+            raise CommandError(f"cannot write {target}: {exc.strerror or exc}") from None
+        return
+    real = target.resolve()  # the file a symbolic link points to is the one replaced
+    if not real.parent.is_dir():
+        raise CommandError(f"cannot write {target}: the folder {real.parent} does not exist")
+    partial = real.with_name(f".{real.name}.partial-{os.getpid()}")
     try:
         yield partial
-        os.replace(partial, target)
+        os.replace(partial, real)
+    except OSError as exc:  # the user never heard of the temporary name: name their path
+        raise CommandError(f"cannot write {target}: {exc.strerror or exc}") from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()
@@ -124,14 +207,15 @@ async def export_ohlcv(args: argparse.Namespace, console: Console) -> int:
         progress = console.progress(f"exporting {series.symbol} {series.timeframe}", total, "bars")
         try:
             if to_stdout:
-                count = await write_csv(bars(), console.out, progress=progress.update)
+                with writing_out():
+                    count = await write_csv(bars(), console.out, progress=progress.update)
             else:
-                with _replacing(args.output) as partial:
+                with _destination(args.output) as path:
                     if fmt == "csv":
-                        with partial.open("w", newline="", encoding="utf-8") as stream:
+                        with path.open("w", newline="", encoding="utf-8") as stream:
                             count = await write_csv(bars(), stream, progress=progress.update)
                     else:
-                        count = await _write_parquet(partial, bars, series, progress.update)
+                        count = await _write_parquet(path, bars, series, progress.update)
         finally:
             progress.close()
     if to_stdout:
@@ -161,26 +245,26 @@ async def _read_in_batches(
     On SQLite a transaction holds the write lock: a bot writing next to a long export would
     otherwise wait for all of it, and give up after its busy timeout.
     """
-    after, size = start, READ_BATCH
-    while True:
-        batch: list[OHLCVBar] = []
+
+    async def batch(after: datetime) -> list[OHLCVBar]:
         async with db.get_session() as session:
             stream = cast(
                 AsyncGenerator[OHLCVBar, None],
                 OHLCVRepository(session).stream_range(
-                    series.symbol, series.timeframe, after, end, series.exchange, batch_size=size
+                    series.symbol, series.timeframe, after, end, series.exchange, batch_size=READ_BATCH
                 ),
             )
-            async with contextlib.aclosing(stream):
+            page: list[OHLCVBar] = []
+            async with contextlib.aclosing(stream):  # the stream's first page, then let go
                 async for bar in stream:
-                    batch.append(bar)
-                    if len(batch) == size:
+                    page.append(bar)
+                    if len(page) == READ_BATCH:
                         break
-        for bar in batch:
+            return page
+
+    async for page in keyset_pages(batch, start, READ_BATCH, lambda bar: bar.timestamp + _JUST_AFTER):
+        for bar in page:
             yield bar
-        if len(batch) < size:
-            return
-        after = batch[-1].timestamp + timedelta(microseconds=1)
 
 
 async def _write_parquet(
@@ -242,7 +326,7 @@ async def plot_ohlcv(args: argparse.Namespace, console: Console) -> int:
     figure = draw(
         bars, gaps, title=f"{name}, {bars[0].timestamp:%Y-%m-%d %H:%M} to {bars[-1].timestamp:%Y-%m-%d %H:%M} UTC"
     )
-    with _replacing(args.output) as partial:
+    with _destination(args.output) as partial:
         save_png(figure, partial)
     missing = sum(timeframes.count_between(args.timeframe, a, b) for a, b in gaps)
     data = {"file": str(args.output), "bars": len(bars), "gaps": len(gaps), "missing": missing}

@@ -1,7 +1,8 @@
 """The ``tradestore`` command: argument parsing, running a subcommand, and turning failures into one line.
 
-Exit status: 0 on success, 1 on a failure (reported as ``error: <reason>`` on stderr), 2 for
-a usage error, 130 when interrupted. Passwords given in any URL never reach the output.
+Exit status: 0 on success (also when the reader of the output leaves early, as ``head`` does),
+1 on a failure (reported as ``error: <reason>`` on stderr), 2 for a usage error, 130 when
+interrupted. Passwords given in any URL never reach the output.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
@@ -20,8 +22,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from tradestore import __version__, timeframes
 from tradestore.admin.transfer import DEFAULT_CHUNK_ROWS
 from tradestore.cli import file_commands, report_commands, schema_commands, upkeep_commands
-from tradestore.cli.arguments import duration, moment, positive, timeframe
-from tradestore.cli.console import CommandError, Console
+from tradestore.cli.arguments import age, moment, positive, timeframe
+from tradestore.cli.console import CommandError, Console, ReaderGone, writing_out
 from tradestore.errors import ConfigurationError, StorageError
 from tradestore.files.ohlcv import ALIGNMENTS, FORMATS
 from tradestore.urls import DEFAULT_URL, ENV_VAR, resolve
@@ -147,8 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--force", action="store_true", help="replace an existing file")
 
     sub = command(commands, "prune", upkeep_commands.prune, "remove old events and old candles")
-    sub.add_argument("--events-older-than", type=duration, metavar="AGE", help="e.g. 30d")
-    sub.add_argument("--bars-older-than", type=duration, metavar="AGE", help="e.g. 365d (needs --timeframe)")
+    sub.add_argument("--events-older-than", type=age, metavar="AGE", help="e.g. 30d")
+    sub.add_argument("--bars-older-than", type=age, metavar="AGE", help="e.g. 365d (needs --timeframe)")
     sub.add_argument("--timeframe", type=timeframe, help="the timeframe whose old bars go")
     sub.add_argument("--dry-run", action="store_true", help="count what would go, remove nothing")
 
@@ -187,6 +189,15 @@ def _one_line(exc: BaseException, secrets: Sequence[str]) -> str:
     return line
 
 
+def _silence(out: IO[str]) -> None:
+    """Point ``out`` at the null device: what is still buffered would fail again when the
+    interpreter flushes it at exit, with a "Broken pipe" message."""
+    with contextlib.suppress(AttributeError, OSError, ValueError):  # no file descriptor: nothing to do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, out.fileno())
+        os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
     """Run the command line ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
     out, err = stdout or sys.stdout, stderr or sys.stderr
@@ -205,10 +216,16 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None, st
     handler: Handler = args.handler
     secrets = _secrets(args)
     try:
-        return asyncio.run(handler(args, Console(out, err, json=args.json)))
+        code = asyncio.run(handler(args, Console(out, err, json=args.json)))
+        with writing_out():
+            out.flush()  # what is still buffered: if the reader has gone, find out here, not at exit
+        return code
     except KeyboardInterrupt:
         err.write("error: interrupted\n")
         return 130
+    except ReaderGone:  # `tradestore … | head`: the reader has all it wanted
+        _silence(out)
+        return 0
     except (StorageError, CommandError, SQLAlchemyError, OSError, ValueError) as exc:
         log.debug("command failed", exc_info=True)
         err.write(f"error: {_one_line(exc, secrets)}\n")

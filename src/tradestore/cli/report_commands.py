@@ -5,12 +5,17 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from tradestore import schema, timeframes
-from tradestore.admin import inventory
-from tradestore.cli.access import engine_for, store
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tradestore import timeframes
+from tradestore.admin.inventory import inventory
+from tradestore.cli.access import store
 from tradestore.cli.console import CommandError, Console, human_bytes, pairs, table
+from tradestore.health import health as health_of
+from tradestore.models import SeriesModel
 from tradestore.repositories import OHLCVRepository
-from tradestore.urls import mask, resolve
+from tradestore.urls import resolve
 
 
 def _schema_text(revision: str | None, head: str | None, status: str | None) -> str:
@@ -20,7 +25,7 @@ def _schema_text(revision: str | None, head: str | None, status: str | None) -> 
 async def health(args: argparse.Namespace, console: Console) -> int:
     """Whether the database answers, how fast, and whether its schema is the one this code needs."""
     url = resolve(args.url)
-    report = await inventory.health(url)
+    report = await health_of(url)
 
     def human() -> str:
         rows: dict[str, Any] = {"status": report.status, "backend": report.backend, "database": report.database}
@@ -41,38 +46,21 @@ async def health(args: argparse.Namespace, console: Console) -> int:
 
 async def stats(args: argparse.Namespace, console: Console) -> int:
     """Backend, version, schema, size, rows per table and the number of candle series."""
-    url = resolve(args.url)
-    async with engine_for(url) as engine, engine.connect() as conn:
-        version = await conn.scalar(inventory.version_query(url))
-        state = await conn.run_sync(schema.read_state)
-        counts = await inventory.row_counts(conn, state.tables)
-        series = await inventory.series_count(conn) if "ohlcv" in state.tables else 0
-        size = await inventory.database_size(conn, url)
-    data = {
-        "database": mask(url),
-        "backend": url.get_backend_name(),
-        "server_version": str(version),
-        "schema_revision": state.revision,
-        "schema_head": state.head,
-        "schema_status": state.status,
-        "size_bytes": size,
-        "series": series,
-        "rows": counts,
-    }
+    found = await inventory(resolve(args.url))
 
     def human() -> str:
         head = pairs(
             {
-                "database": mask(url),
-                "backend": f"{url.get_backend_name()} {version}",
-                "schema": _schema_text(state.revision, state.head, state.status),
-                "size": human_bytes(size),
-                "series": series,
+                "database": found.database,
+                "backend": f"{found.backend} {found.server_version}",
+                "schema": _schema_text(found.schema_revision, found.schema_head, found.schema_status),
+                "size": human_bytes(found.size_bytes),
+                "series": found.series,
             }
         )
-        return head + "\n\n" + table(["table", "rows"], sorted(counts.items()))
+        return head + "\n\n" + table(["table", "rows"], sorted(found.rows.items()))
 
-    console.emit(data, human)
+    console.emit(found.as_dict(), human)
     return 0
 
 
@@ -113,14 +101,10 @@ async def gaps(args: argparse.Namespace, console: Console) -> int:
     url = resolve(args.url)
     async with store(url) as db, db.get_session() as session:
         repo = OHLCVRepository(session)
-        if (
-            args.start is None
-            and args.end is None
-            and not await repo.get_latest(args.symbol, args.timeframe, 1, args.exchange)
-        ):
-            raise CommandError(
-                f"no {args.timeframe} bars stored for {args.exchange} {args.symbol} (`tradestore series` lists what is)"
-            )
+        # With or without a window: a series without a single bar is a misspelling far more
+        # often than a series whose every bar is missing, and must never read as "no gaps".
+        if not await repo.get_latest(args.symbol, args.timeframe, 1, args.exchange):
+            raise CommandError(await _unknown_series(session, args.exchange, args.symbol, args.timeframe))
         found = await repo.get_gaps(args.symbol, args.timeframe, args.exchange, start=args.start, end=args.end)
     ranges: list[dict[str, Any]] = [
         {"first": a, "last": b, "missing": timeframes.count_between(args.timeframe, a, b)} for a, b in found
@@ -147,3 +131,14 @@ async def gaps(args: argparse.Namespace, console: Console) -> int:
 
     console.emit(data, human)
     return 0
+
+
+async def _unknown_series(session: AsyncSession, exchange: str, symbol: str, timeframe: str) -> str:
+    """Why there is no such series, naming the exchanges that do hold ``symbol`` ``timeframe`` bars."""
+    c = SeriesModel  # the series ledger: one row per series, no scan of the bars
+    where = (c.symbol == symbol, c.timeframe == timeframe, c.bar_count > 0)
+    elsewhere = list((await session.scalars(select(c.exchange).where(*where).distinct().order_by(c.exchange))).all())
+    message = f"no {timeframe} bars stored for {exchange} {symbol}"
+    if elsewhere:
+        return f"{message}; {symbol} {timeframe} is stored for {', '.join(elsewhere)}"
+    return f"{message} on any exchange (`tradestore series` lists what is)"

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 
 from tradestore.admin import maintenance
 from tradestore.admin.backup import backup as make_backup
-from tradestore.admin.inventory import file_size
 from tradestore.admin.transfer import copy_database
 from tradestore.cli.access import engine_for, store
 from tradestore.cli.console import CommandError, Console, cell, human_bytes, pairs, table
+from tradestore.dialects.operations import operations
 from tradestore.repositories import OHLCVRepository
 from tradestore.urls import mask, resolve
 
@@ -137,10 +137,11 @@ async def delete_ohlcv(args: argparse.Namespace, console: Console) -> int:
 async def optimize(args: argparse.Namespace, console: Console) -> int:
     """VACUUM and ANALYZE on SQLite, ANALYZE on PostgreSQL."""
     url = resolve(args.url)
-    before = file_size(url)
+    disk = operations(url)
+    before = disk.file_size()
     async with engine_for(url) as engine:
         statements = await maintenance.optimize(engine)
-    after = file_size(url)
+    after = disk.file_size()
     data = {"database": mask(url), "statements": statements, "size_before": before, "size_after": after}
 
     def human() -> str:

@@ -152,6 +152,30 @@ class _Counting:
             yield line
 
 
+def not_utf8(path: Path) -> RowError:
+    """The error for a file that is not UTF-8 text, naming the first line and byte that is not."""
+    with path.open("rb") as stream:
+        for number, line in enumerate(stream, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                bad = line[exc.start : exc.end]
+                return RowError(
+                    str(path),
+                    f"line {number}",
+                    f"not UTF-8 text (byte {bad.hex(' ')} at column {exc.start + 1}): save the file as UTF-8",
+                )
+    return RowError(str(path), "line 1", "not UTF-8 text: save the file as UTF-8")  # pragma: no cover
+
+
+def _decoded(rows: Iterator[list[str]], path: Path) -> Iterator[list[str]]:
+    """``rows``, with a file that is not UTF-8 reported as a :class:`RowError` naming its line."""
+    try:
+        yield from rows
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None
+
+
 def read_csv(
     path: Path, series: Series, *, progress: Progress | None = None, align: str = "start"
 ) -> Iterator[OHLCVBar]:
@@ -169,13 +193,14 @@ def read_csv(
     file = str(path)
     with path.open(newline="", encoding="utf-8-sig") as stream:
         reader = csv.reader(_Counting(stream, progress))
+        rows = _decoded(reader, path)
         try:
-            header = next(reader)
+            header = next(rows)
         except StopIteration:
             raise RowError(file, "line 1", "the file is empty (expected a header)") from None
         positions = _header(header, file)
         width = len(header)
-        for row in reader:
+        for row in rows:
             if not row or all(not cell.strip() for cell in row):
                 continue
             where = f"line {reader.line_num}"
@@ -210,6 +235,8 @@ def read_ccxt_json(
             rows = json.load(stream, parse_float=Decimal)
     except json.JSONDecodeError as exc:
         raise RowError(file, f"line {exc.lineno}", f"not JSON: {exc.msg}") from None
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None
     if not isinstance(rows, list):
         raise RowError(
             file,

@@ -27,6 +27,7 @@ from tradestore.dialects import Backend, Row, backend
 from tradestore.domain import OHLCVBar, SeriesInfo
 from tradestore.errors import NotFoundError, ValidationError
 from tradestore.models import FetchedRangeModel, OHLCVModel, SeriesModel
+from tradestore.pages import keyset_pages
 from tradestore.repositories.base import Repository
 from tradestore.values import ceil_second, floor_second, to_count, to_optional_utc, to_text, to_utc
 
@@ -430,15 +431,16 @@ class OHLCVRepository(Repository):
         after, hi = ceil_second(to_utc("start", start)), floor_second(to_utc("end", end))
         conn, db = await self._connection()
         params.update(end=db.encode(_c.time, hi), limit=batch_size)
-        while True:
-            params["start"] = db.encode(_c.time, after)
+
+        async def page(first: datetime) -> list[OHLCVBar]:
+            params["start"] = db.encode(_c.time, first)
             rows = await db.fetch(conn, "ohlcv.page", lambda: _range().limit(bindparam("limit")), params)
-            bars = _decode(rows, db, params)
+            return _decode(rows, db, params)
+
+        # Bar starts are whole seconds: the next page starts at the second after the last bar read.
+        async for bars in keyset_pages(page, after, batch_size, lambda bar: ceil_second(bar.timestamp + _JUST_AFTER)):
             for bar in bars:
                 yield bar
-            if len(bars) < batch_size:
-                return
-            after = ceil_second(bars[-1].timestamp + _JUST_AFTER)  # bar starts are whole seconds
 
     async def get_latest(
         self, symbol: str, timeframe: str, limit: int = 100, exchange: str | None = None
