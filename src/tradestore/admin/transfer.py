@@ -36,7 +36,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Select, Table, Text, cast, func, insert, select, tuple_, update
+from sqlalchemy import JSON, Select, Table, Text, cast, func, insert, literal, select, tuple_, update
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -222,8 +222,9 @@ def _pages(conn: AsyncConnection, table: Table, size: int) -> AsyncIterator[Sequ
 
     async def read(after: tuple[Any, ...] | None) -> list[Mapping[str, Any]]:
         page = statement
-        if after is not None:
-            page = statement.where(tuple_(*key) > tuple_(*after) if len(key) > 1 else key[0] > after[0])
+        if after is not None:  # the key's values bound through the columns' types (a bar start is an integer on SQLite)
+            bound = [literal(value, column.type) for column, value in zip(key, after, strict=True)]
+            page = statement.where(tuple_(*key) > tuple_(*bound) if len(key) > 1 else key[0] > bound[0])
         return [r._mapping for r in (await conn.execute(page)).all()]
 
     return keyset_pages(read, None, size, lambda row: tuple(row[c.key] for c in key))
