@@ -18,7 +18,7 @@ from operator import attrgetter
 from typing import Any, Literal, cast
 
 from sqlalchemy import Table, bindparam, delete, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.expression import ColumnElement, Select
 
 from tradestore import bar_ranges, timeframes
@@ -195,9 +195,6 @@ class OHLCVRepository(Repository):
     beyond the ``OHLCVBar`` itself); gaps are computed by the database; ``list_series`` reads
     the series ledger. Calls that name no exchange use the manager's default exchange.
     """
-
-    def __init__(self, session: AsyncSession) -> None:
-        super().__init__(session)
 
     async def _connection(self) -> tuple[AsyncConnection, Backend]:
         conn = await self.session.connection()
