@@ -32,13 +32,17 @@ import asyncpg
 from benchmarks import data
 from tradestore import (
     DatabaseManager,
+    Fill,
     OHLCVRepository,
+    Order,
+    OrderRepository,
     Position,
     PositionRepository,
     SystemEventRepository,
     Trade,
     TradeRepository,
 )
+from tradestore.repositories.orders import average_price
 from tradestore.values import datetime_to_sqlite, json_dumps
 
 GOAL = 1.5
@@ -331,6 +335,140 @@ async def raw_iteration(env: Env, i: int) -> list[Decimal]:
     return await raw.transaction(body)  # type: ignore[no-any-return]
 
 
+# OrderRepository.create, transition and record_fill
+def an_order(env: Env, i: int, prefix: str) -> Order:
+    return Order(
+        f"{prefix}-{env.tag}-{i}", "BTC/USDT", "binance", "buy", "limit", Decimal("1"), price=Decimal("50123.45"),
+        bot_id="bench", reason="signal",
+    )  # fmt: skip
+
+
+_ORDER_COLUMNS = (
+    "client_order_id", "exchange", "symbol", "side", "order_type", "quantity", "price", "stop_price", "status",
+    "exchange_order_id", "trade_id", "bot_id", "mode", "time_in_force", "reduce_only", "reason", "metadata",
+    "filled_quantity", "filled_value", "fee_total", "created_at", "updated_at",
+)  # fmt: skip
+_INSERT_ORDER = (
+    f"INSERT INTO orders ({', '.join(_ORDER_COLUMNS)}) "
+    f"VALUES ({', '.join(f'${n}' for n in range(1, len(_ORDER_COLUMNS) + 1))}) "
+    "ON CONFLICT (exchange, client_order_id) DO NOTHING RETURNING id"
+)
+_INSERT_HISTORY = "INSERT INTO order_history (order_id, status, reason, at) VALUES ($1, $2, $3, $4)"
+_SUBMIT = (
+    "UPDATE orders SET status = 'submitted', updated_at = $1, exchange_order_id = $2 "
+    "WHERE id = $3 AND status IN ('new') RETURNING *"
+)
+_LOCK_ORDER = (
+    "SELECT id, symbol, side, status, quantity, filled_quantity, filled_value, fee_total FROM orders "
+    "WHERE exchange = $1 AND client_order_id = $2"
+)
+_FILL_COLUMNS = (
+    "exchange", "symbol", "client_order_id", "exchange_trade_id", "side", "price", "quantity", "timestamp", "fee",
+    "fee_currency", "liquidity", "order_id", "created_at",
+)  # fmt: skip
+_INSERT_FILL = (
+    f"INSERT INTO fills ({', '.join(_FILL_COLUMNS)}) "
+    f"VALUES ({', '.join(f'${n}' for n in range(1, len(_FILL_COLUMNS) + 1))}) "
+    "ON CONFLICT (exchange, client_order_id, exchange_trade_id) DO NOTHING RETURNING id"
+)
+_FILL_ORDER = (
+    "UPDATE orders SET filled_quantity = $1, filled_value = $2, average_fill_price = $3, fee_total = $4, "
+    "status = $5, updated_at = $6 WHERE id = $7 AND status IN ('submitted', 'open', 'partially_filled', "
+    "'pending_cancel', 'canceled', 'expired')"
+)
+
+
+def _order_args(o: Order, now: datetime) -> list[Any]:
+    store_kept = [Decimal(0), Decimal(0), Decimal(0), now, now]
+    return [getattr(o, c) for c in _ORDER_COLUMNS[:-5]] + store_kept
+
+
+async def ts_create_order(env: Env, i: int) -> int:
+    async with env.db.get_session() as session:
+        return await OrderRepository(session).create(an_order(env, i, "oc"))
+
+
+async def raw_create_order(env: Env, i: int) -> int:
+    o, now = an_order(env, i, "oc"), datetime.now(UTC)
+
+    async def body() -> int:
+        order_id = int(await env.raw.fetchval(_INSERT_ORDER, *_order_args(o, now)))
+        await env.raw.fetch(_INSERT_HISTORY, order_id, o.status, o.reason, now)
+        return order_id
+
+    return await env.raw.transaction(body)  # type: ignore[no-any-return]
+
+
+def new_orders(prefix: str, *, submitted: bool) -> Callable[[Env, int], Awaitable[None]]:
+    """``units`` orders for each side, new or submitted, one per unit."""
+
+    async def prepare(env: Env, units: int) -> None:
+        for tag in ("ts", "raw"):
+            env.tag = tag
+            ids = []
+            async with env.db.get_session() as session:
+                repo = OrderRepository(session)
+                for i in range(units):
+                    ids.append(await repo.create(an_order(env, i, prefix)))
+                    if submitted:
+                        await repo.transition(ids[-1], "submitted", exchange_order_id=f"x{i}")
+            env.state[f"{prefix}-{tag}"] = ids
+
+    return prepare
+
+
+async def ts_transition(env: Env, i: int) -> None:
+    async with env.db.get_session() as session:
+        await OrderRepository(session).transition(env.state[f"ot-{env.tag}"][i], "submitted", exchange_order_id=f"x{i}")
+
+
+async def raw_transition(env: Env, i: int) -> None:
+    order_id, now = env.state[f"ot-{env.tag}"][i], datetime.now(UTC)
+
+    async def body() -> None:
+        assert await env.raw.fetch(_SUBMIT, now, f"x{i}", order_id)
+        await env.raw.fetch(_INSERT_HISTORY, order_id, "submitted", None, now)
+
+    await env.raw.transaction(body)
+
+
+def a_fill(env: Env, i: int) -> Fill:
+    return Fill(
+        "binance", "BTC/USDT", f"of-{env.tag}-{i}", f"t{i}", "buy", Decimal("50120.5"), Decimal("0.4"),
+        T0 + timedelta(seconds=i), fee=Decimal("0.0200482"), fee_currency="USDT", liquidity="taker",
+    )  # fmt: skip
+
+
+async def ts_record_fill(env: Env, i: int) -> bool:
+    async with env.db.get_session() as session:
+        return await OrderRepository(session).record_fill(a_fill(env, i))
+
+
+async def raw_record_fill(env: Env, i: int) -> bool:
+    """The same statements by hand: lock the order, insert the fill, update the order, its history."""
+    raw, f = env.raw, a_fill(env, i)
+    decimal = Decimal if env.backend == "sqlite" else (lambda v: v)
+    lock = _LOCK_ORDER + ("" if env.backend == "sqlite" else " FOR UPDATE")
+
+    async def body() -> bool:
+        (order_id, _, _, status, quantity, filled, value, fees), *_ = await raw.fetch(
+            lock, f.exchange, f.client_order_id
+        )
+        now = datetime.now(UTC)
+        values = [getattr(f, c) for c in _FILL_COLUMNS[:-2]]
+        assert await raw.fetchval(_INSERT_FILL, *values, order_id, now) is not None
+        filled = decimal(filled) + f.quantity
+        value = decimal(value) + f.price * f.quantity
+        state = "filled" if filled == decimal(quantity) else "partially_filled"
+        args = (filled, value, average_price(value, filled), decimal(fees) + f.fee, state, now, order_id)
+        await raw.fetch(_FILL_ORDER, *args)
+        if state != status:
+            await raw.fetch(_INSERT_HISTORY, order_id, state, f"fill {f.exchange_trade_id}", f.timestamp)
+        return True
+
+    return await raw.transaction(body)  # type: ignore[no-any-return]
+
+
 # --- checks: both sides wrote (or read) the same ------------------------------------------
 
 
@@ -394,6 +532,31 @@ async def check_closed_positions(env: Env, units: int) -> None:
     await same_rows(env, sql, units, "CLOSE-{tag}-%")
 
 
+_ORDER_CHECK = (
+    "SELECT symbol, side, quantity, price, status, exchange_order_id, filled_quantity, filled_value, "
+    "average_fill_price, fee_total, reason FROM orders WHERE client_order_id LIKE $1 ORDER BY id"
+)
+_HISTORY_CHECK = (
+    "SELECT h.status, h.reason FROM order_history h JOIN orders o ON o.id = h.order_id "
+    "WHERE o.client_order_id LIKE $1 ORDER BY h.id"
+)
+_FILL_CHECK = (
+    "SELECT price, quantity, fee, fee_currency, timestamp FROM fills WHERE client_order_id LIKE $1 ORDER BY id"
+)
+
+
+def check_orders(prefix: str, history: int, fills: int = 0) -> Callable[[Env, int], Awaitable[None]]:
+    """Both sides' orders of ``prefix`` agree, with ``history`` history rows and ``fills`` fills each."""
+
+    async def check(env: Env, units: int) -> None:
+        pattern = prefix + "-{tag}-%"
+        await same_rows(env, _ORDER_CHECK, units, pattern)
+        await same_rows(env, _HISTORY_CHECK, history * units, pattern)
+        await same_rows(env, _FILL_CHECK, fills * units, pattern)
+
+    return check
+
+
 async def check_iteration(env: Env, units: int) -> None:
     await check_trades("it")(env, units)
     await check_events("it")(env, units)
@@ -427,6 +590,21 @@ CASES: list[Case] = [
         raw_close_position,
         check_closed_positions,
         open_positions,
+    ),
+    Case("`OrderRepository.create`", ts_create_order, raw_create_order, check_orders("oc", 1)),
+    Case(
+        "`OrderRepository.transition` (new → submitted)",
+        ts_transition,
+        raw_transition,
+        check_orders("ot", 2),
+        new_orders("ot", submitted=False),
+    ),
+    Case(
+        "`OrderRepository.record_fill` (a new fill)",
+        ts_record_fill,
+        raw_record_fill,
+        check_orders("of", 3, fills=1),
+        new_orders("of", submitted=True),
     ),
     Case(
         "one bot iteration: `get_latest(50)` + insert + close + log_event",

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from tradestore import OHLCVBar, Position, Trade
+from tradestore.values import DecimalInput
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -17,7 +17,7 @@ def bar(
     symbol: str = "BTCUSDT",
     exchange: str = "binance",
     timeframe: str = "1m",
-    close: str | Decimal = "100.5",
+    close: DecimalInput = "100.5",
     **fields: Any,
 ) -> OHLCVBar:
     """A valid 1m bar ``minute`` minutes after 2024-01-01 00:00 UTC."""
@@ -32,7 +32,12 @@ def bars(count: int, *, skip: range | None = None, **fields: Any) -> list[OHLCVB
 
 
 def trade(
-    n: int = 0, *, pnl: str | None = None, fee: str = "0", exit_time: datetime | None = None, **fields: Any
+    n: int = 0,
+    *,
+    pnl: DecimalInput | None = None,
+    fee: DecimalInput = "0",
+    exit_time: datetime | None = None,
+    **fields: Any,
 ) -> Trade:
     """A trade with id ``T{n}``; closed now when ``pnl`` is given."""
     closed = pnl is not None

@@ -15,7 +15,10 @@ from cli_runner import fails, ok, seed
 from factories import bars, position, trade
 from tradestore import (
     DatabaseManager,
+    Fill,
     OHLCVRepository,
+    Order,
+    OrderRepository,
     PositionRepository,
     SystemEventRepository,
     TradeRepository,
@@ -37,8 +40,16 @@ async def fill(url: str) -> None:
         candles = bars(50, skip=range(10, 13), close="100.12345678901234567890", high="123456789012.5")
         await OHLCVRepository(session).upsert_many(candles)
         trades = TradeRepository(session)
-        await trades.insert(trade(1, pnl="10.5", fee="0.00000001", metadata={"why": "breakout", "score": 0.7}))
+        trade_id = await trades.insert(
+            trade(1, pnl="10.5", fee="0.00000001", metadata={"why": "breakout", "score": 0.7})
+        )
         await trades.insert(trade(2))
+        orders = OrderRepository(session)
+        order_id = await orders.create(Order("o-1", "BTC/USDT", "binance", "buy", "market", "0.5", trade_id=trade_id))
+        await orders.transition(order_id, "submitted")
+        await orders.record_fill(
+            Fill("binance", "BTC/USDT", "o-1", "t-1", "buy", "50000.123456789", "0.2", datetime(2024, 1, 1, tzinfo=UTC))
+        )
         await PositionRepository(session).update_position(position(margin="100.10"))
         await SystemEventRepository(session).log_event("start", "info", "bot started", {"at": Decimal("1.50")})
 
@@ -51,6 +62,12 @@ async def contents(url: str) -> dict[str, Any]:
         trades = await TradeRepository(session).get_recent()
         positions = await PositionRepository(session).get_open_positions()
         events = await SystemEventRepository(session).get_recent_events()
+        orders = OrderRepository(session)
+        order = await orders.get_by_client_id("o-1", "binance")
+        assert order is not None and order.trade_id is not None
+        trade_of_order = await TradeRepository(session).get_by_id(order.trade_id)
+        fills = await orders.get_fills(order.id or 0)
+        history = await orders.get_history(order.id or 0)
     strip = ("id", "created_at", "updated_at")
     return {
         "ohlcv": [(b.timestamp, b.open, b.close, b.volume) for b in candles],
@@ -58,6 +75,14 @@ async def contents(url: str) -> dict[str, Any]:
         "trades": sorted(({k: v for k, v in vars(t).items() if k not in strip} for t in trades), key=str),
         "positions": [{k: v for k, v in vars(p).items() if k not in strip} for p in positions],
         "events": [(e.event_type, e.message, e.details) for e in events],
+        "order": (
+            order.status,
+            order.filled_quantity,
+            order.average_fill_price,
+            trade_of_order and trade_of_order.trade_id,
+        ),
+        "fills": [(f.exchange_trade_id, f.price, f.quantity, f.timestamp) for f in fills],
+        "history": [h.status for h in history],
     }
 
 
@@ -68,10 +93,13 @@ def test_copy_moves_every_table_and_verifies_it(
     source, target = new_database(source_kind), new_database(target_kind)
     asyncio.run(fill(source))
     result = ok("copy", source, target, "--json").json
-    assert result["verified"] and result["created_schema"] and result["copied"] == 47 + 2 + 2 + 1 + 1
+    assert result["verified"] and result["created_schema"] and result["copied"] == 47 + 2 + 2 + 1 + 1 + 1 + 3 + 1
     assert {t["table"]: (t["source_rows"], t["target_rows"]) for t in result["tables"]} == {
+        "fills": (1, 1),
         "ohlcv": (47, 47),
         "ohlcv_fetched": (2, 2),  # the two runs of bars around the hole, marked fetched by upsert_many
+        "order_history": (3, 3),
+        "orders": (1, 1),
         "positions": (1, 1),
         "system_events": (1, 1),
         "trades": (2, 2),
@@ -109,6 +137,14 @@ def test_a_non_empty_target_is_refused_unless_appending(fresh_url: str, tmp_path
     seed(other, tmp_path, [7, 8], symbol="SOLUSDT")
     result = ok("copy", other, fresh_url, "--append", "--json").json
     assert result["verified"] and result["tables"][0]["target_rows"] == 4
+
+
+def test_append_refuses_rows_that_refer_to_others_by_id(new_database: Callable[[str], str]) -> None:
+    source, target = new_database("sqlite"), new_database("sqlite")
+    asyncio.run(fill(source))
+    line = fails("copy", source, target, "--append")
+    assert "orders" in line and "fills" in line and "empty target" in line and "nothing was written" in line
+    assert ok("copy", source, target, "--json").json["verified"]
 
 
 def test_the_source_must_be_current_and_the_target_not_newer(

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -206,10 +207,10 @@ def test_the_progress_bar_draws_only_on_a_terminal(db_url: str, tmp_path: Path) 
     bar = Console(io.StringIO(), Terminal()).progress("importing bars.csv", 2_000, "bytes")
     bar.update(1_000)
     bar.update(2_000)
-    shown = bar.stream.getvalue()
+    shown = cast(io.StringIO, bar.stream).getvalue()
     bar.close()
     assert "importing bars.csv [" in shown and " 50%" in shown and "2,000/2,000 bytes" in shown
-    assert bar.stream.getvalue().endswith("\r\x1b[K")
+    assert cast(io.StringIO, bar.stream).getvalue().endswith("\r\x1b[K")
     seed(db_url, tmp_path, [0, 1])  # and a command run off a terminal writes nothing to stderr (ok() checks)
     assert run("series", "--url", db_url).err == ""
 

@@ -25,8 +25,16 @@ def test_stats_counts_rows_per_table_and_series(fresh_url: str, tmp_path: Path) 
     seed(fresh_url, tmp_path, [0, 1], symbol="ETHUSDT")
     stats = ok("stats", "--url", fresh_url, "--json").json
     assert stats["rows"] == {
-        "ohlcv": 6, "ohlcv_fetched": 3, "ohlcv_series": 2, "positions": 0, "system_events": 0, "trades": 0
-    }  # fmt: skip
+        "fills": 0,
+        "ohlcv": 6,
+        "ohlcv_fetched": 3,
+        "ohlcv_series": 2,
+        "order_history": 0,
+        "orders": 0,
+        "positions": 0,
+        "system_events": 0,
+        "trades": 0,
+    }
     assert stats["series"] == 2 and stats["schema_status"] == "current" and stats["size_bytes"] > 0
     text = ok("stats", "--url", fresh_url).out
     assert "ohlcv             6" in text and "series    2" in text

@@ -56,12 +56,14 @@ def test_frames_for_backtesting_libraries() -> None:
 
 async def test_a_backtest_on_bars_read_back_equals_the_one_on_the_original_frame(db: DatabaseManager) -> None:
     backtesting = pytest.importorskip("backtesting")
-    from backtesting.lib import crossover
+    from backtesting.lib import crossover  # type: ignore[import-untyped]
 
     def sma(values: Any, n: int) -> Any:
         return pd.Series(values).rolling(n).mean()
 
-    class SmaCross(backtesting.Strategy):  # type: ignore[misc]
+    strategy: Any = backtesting.Strategy
+
+    class SmaCross(strategy):  # type: ignore[misc]
         def init(self) -> None:
             self.fast = self.I(sma, self.data.Close, 10)
             self.slow = self.I(sma, self.data.Close, 30)

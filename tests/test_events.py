@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -56,6 +57,66 @@ async def test_bad_events_are_rejected(db: DatabaseManager, args: tuple[object, 
         repo = SystemEventRepository(session)
         with pytest.raises(ValidationError, match=named):
             await repo.log_event(*args)  # type: ignore[arg-type]
+        assert await repo.get_recent_events() == []
+
+
+async def test_details_round_trip_the_same_on_both_backends(db: DatabaseManager) -> None:
+    details = {
+        "path": "C:\\u0000dir",  # the six characters \u0000, not a NUL
+        "big": 1e16,
+        "neg0": -0.0,
+        "half": 0.5,
+        "price": Decimal("1E+5"),
+        "nested": {"list": [1, 2.5, "x"]},
+    }
+    async with db.get_session() as session:
+        repo = SystemEventRepository(session)
+        await repo.log_event("fill", "info", "", details=details)
+        (got,) = await repo.get_recent_events()
+    assert got.message == ""
+    assert got.details == {
+        "path": "C:\\u0000dir",
+        "big": 10**16,
+        "neg0": 0.0,
+        "half": 0.5,
+        "price": "1E+5",
+        "nested": {"list": [1, 2.5, "x"]},
+    }
+    assert type(got.details["big"]) is int
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"details": {"a": "nul \x00 inside"}}, "details"),
+        ({"details": {"lone": "\udc80"}}, "details"),
+        ({"message": "lone \udc80"}, "message"),
+        ({"message": "nul \x00"}, "message"),
+        ({"symbol": "BTC\udc80"}, "symbol"),
+        ({"event_type": ""}, "event_type"),
+    ],
+)
+async def test_what_a_backend_would_refuse_is_a_validation_error_and_nothing_is_written(
+    db: DatabaseManager, fields: dict[str, Any], named: str
+) -> None:
+    values: dict[str, Any] = {"event_type": "x", "severity": "info", "message": "m", **fields}
+    async with db.get_session() as session:
+        repo = SystemEventRepository(session)
+        with pytest.raises(ValidationError, match=named):
+            await repo.log_event(**values)
+        assert await repo.get_recent_events() == []
+
+
+async def test_deeply_nested_details_are_refused(db: DatabaseManager) -> None:
+    deep: dict[str, Any] = {}
+    for _ in range(5_000):
+        deep = {"d": deep}
+    async with db.get_session() as session:
+        repo = SystemEventRepository(session)
+        with pytest.raises(ValidationError, match="details"):
+            await repo.log_event("x", "info", "m", details=deep)
+        with pytest.raises(ValidationError, match="limit"):
+            await repo.get_recent_events(limit=2**63)
         assert await repo.get_recent_events() == []
 
 

@@ -37,8 +37,16 @@ def test_inventory_counts_rows_series_and_reads_the_schema(fresh_url: str) -> No
     found = asyncio.run(inventory(resolve(fresh_url)))
     assert isinstance(found, Inventory) and found.backend == resolve(fresh_url).get_backend_name()
     assert found.rows == {
-        "ohlcv": 8, "ohlcv_fetched": 2, "ohlcv_series": 2, "positions": 0, "system_events": 0, "trades": 1
-    }  # fmt: skip
+        "fills": 0,
+        "ohlcv": 8,
+        "ohlcv_fetched": 2,
+        "ohlcv_series": 2,
+        "order_history": 0,
+        "orders": 0,
+        "positions": 0,
+        "system_events": 0,
+        "trades": 1,
+    }
     assert found.series == 2 and found.server_version and found.size_bytes and found.size_bytes > 0
     assert (found.schema_revision, found.schema_head, found.schema_status) == (HEAD, HEAD, "current")
     assert found.as_dict()["rows"]["ohlcv"] == 8

@@ -7,6 +7,7 @@ import logging
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
@@ -14,7 +15,8 @@ from sqlalchemy.engine import URL
 
 from factories import bar, bars
 from tradestore import DatabaseManager, OHLCVRepository
-from tradestore.errors import ConfigurationError, StorageError
+from tradestore.engine import build_engine
+from tradestore.errors import ConfigurationError, NotConnectedError, StorageBusyError, StorageError
 from tradestore.models import OHLCVModel
 
 
@@ -46,11 +48,13 @@ async def test_manager_stays_usable_after_a_database_error(db: DatabaseManager) 
 
 async def test_lifecycle_guards(url: URL | str) -> None:
     manager = DatabaseManager(url)
-    with pytest.raises(StorageError, match=r"await manager.connect\(\)"):
+    with pytest.raises(NotConnectedError, match=r"await manager.connect\(\)"):
         async with manager.get_session():
             pass
-    with pytest.raises(StorageError, match="connect"):
+    with pytest.raises(NotConnectedError, match="connect"):
         _ = manager.engine
+    with pytest.raises(NotConnectedError):
+        await manager.create_all()
     assert manager._engine is None
     await manager.connect()
     await manager.connect()  # idempotent
@@ -58,6 +62,9 @@ async def test_lifecycle_guards(url: URL | str) -> None:
     await manager.disconnect()
     await manager.disconnect()
     assert not manager.is_connected
+    with pytest.raises(NotConnectedError):  # a programming mistake: never a TransientError to retry
+        async with manager.get_session():
+            pass
     async with DatabaseManager(url) as again:
         assert (await again.health_check())["status"] == "healthy"
 
@@ -199,6 +206,91 @@ async def test_a_read_on_a_killed_connection_is_typed_and_recovers(pg_url: URL) 
         await db.drop_all()
 
 
+async def test_concurrent_connects_build_one_engine(url: URL | str, monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[object] = []
+    real = build_engine
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        engine = real(*args, **kwargs)
+        built.append(engine)
+        return engine
+
+    monkeypatch.setattr("tradestore.health.build_engine", counting)  # what open_engine() builds with
+    manager = DatabaseManager(url)
+    try:
+        await asyncio.gather(*(manager.connect() for _ in range(5)))
+        assert len(built) == 1 and manager.engine is built[0]
+    finally:
+        await manager.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("settings", "field"),
+    [
+        ({"pool_size": 0}, "pool_size"),
+        ({"pool_size": -1}, "pool_size"),
+        ({"pool_size": "5"}, "pool_size"),
+        ({"pool_size": True}, "pool_size"),
+        ({"max_overflow": -1}, "max_overflow"),
+        ({"max_overflow": 2.5}, "max_overflow"),
+        ({"exchange": ""}, "exchange"),
+    ],
+)
+def test_unusable_settings_are_configuration_errors(settings: dict[str, Any], field: str) -> None:
+    with pytest.raises(ConfigurationError, match=field):
+        DatabaseManager("sqlite+aiosqlite:///:memory:", **settings)
+
+
+async def test_a_task_started_inside_an_in_memory_session_gets_its_own_later() -> None:
+    async with DatabaseManager("sqlite+aiosqlite:///:memory:") as db:
+        await db.create_all()
+
+        async def later() -> int:
+            async with db.get_session() as session:
+                await OHLCVRepository(session).upsert_many([bar(1)])
+            return await count(db)
+
+        async with db.get_session() as session:
+            await OHLCVRepository(session).upsert_many([bar(0)])
+            task = asyncio.create_task(later())  # inherits the session's context
+            await asyncio.sleep(0.05)
+            assert not task.done()  # it waits its turn ...
+        assert await task == 2  # ... and gets it once the outer session has ended
+
+
+async def test_a_task_awaited_inside_an_in_memory_session_fails_instead_of_hanging(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("tradestore.manager.SQLITE_BUSY_TIMEOUT_MS", 100)
+    async with DatabaseManager("sqlite+aiosqlite:///:memory:") as db:
+        await db.create_all()
+
+        async def inner() -> None:
+            async with db.get_session():
+                pass
+
+        async with db.get_session():
+            with pytest.raises(StorageBusyError, match="inside a session"):
+                await asyncio.create_task(inner())
+        async with db.get_session():  # the manager is still usable
+            pass
+
+
+async def test_the_default_exchange_is_the_managers(url: URL | str) -> None:
+    async with DatabaseManager(url, exchange="kraken") as db:
+        await db.drop_all()
+        await db.create_all()
+        try:
+            async with db.get_session() as session:
+                repo = OHLCVRepository(session)
+                await repo.upsert_many(bars(3, exchange="kraken"))
+                assert repo.exchange == "kraken"
+                assert len(await repo.get_latest("BTCUSDT", "1m")) == 3
+                assert await repo.get_latest("BTCUSDT", "1m", exchange="binance") == []
+        finally:
+            await db.drop_all()
+
+
 async def test_a_committed_session_is_not_rolled_back_again(
     db: DatabaseManager, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -206,7 +298,7 @@ async def test_a_committed_session_is_not_rolled_back_again(
     from sqlalchemy.engine.interfaces import AdaptedConnection
 
     rollbacks: list[str] = []
-    adapter = type(await _adapter(db))
+    adapter: Any = type(await _adapter(db))
     original = adapter.rollback
 
     def counted(self: AdaptedConnection) -> None:

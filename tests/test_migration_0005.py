@@ -101,7 +101,10 @@ async def test_0005_converts_stored_bars_in_batches_and_back(fresh_url: str, mon
             month_gaps = await repo.get_gaps("BTCUSDT", "1M")
             never_fetched = await repo.missing_ranges("BTCUSDT", "1m", T0, T0 + timedelta(minutes=139))
         assert content(stored) == content(rows)
-        m = lambda n: T0 + timedelta(minutes=n)  # noqa: E731
+
+        def m(n: int) -> datetime:
+            return T0 + timedelta(minutes=n)
+
         assert series == [
             SeriesInfo(
                 "binance", "BTCUSDT", "1M", datetime(2023, 1, 1, tzinfo=UTC), datetime(2023, 7, 1, tzinfo=UTC), 5
@@ -121,7 +124,7 @@ async def test_0005_converts_stored_bars_in_batches_and_back(fresh_url: str, mon
             back = [dict(r._mapping) for r in (await conn.execute(sa.select(OLD))).all()]
         assert content(back) == content(rows)
         # created_at becomes the series' last write (the latest created_at of its bars before the upgrade)
-        latest = {}
+        latest: dict[tuple[str, str, str], datetime] = {}
         for r in rows:
             key = (r["exchange"], r["symbol"], r["timeframe"])
             latest[key] = max(latest.get(key, r["created_at"]), r["created_at"])

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.dialects.sqlite import aiosqlite
@@ -15,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from factories import T0, bar, bars
 from tradestore import DatabaseManager, OHLCVBar, OHLCVRepository, SeriesInfo
 from tradestore.dialects import Backend, PostgresBackend, SQLiteBackend, sqlite_functions
-from tradestore.errors import ValidationError
+from tradestore.errors import DuplicateError, NotFoundError, ValidationError
 from tradestore.models import OHLCVModel
 
 
@@ -137,7 +140,7 @@ async def test_copy_stores_awkward_values_exactly(
     db: DatabaseManager, monkeypatch: pytest.MonkeyPatch, symbol: str
 ) -> None:
     """COPY's text format (escaped names, NULLs among values) stores what the array statement stores."""
-    awkward = [
+    awkward: list[dict[str, Any]] = [
         {"open": "1E+2", "high": "123456789012.123456789012", "low": "-0.00", "close": "1E-7", "volume": "0"},
         {"quote_volume": "1E+5", "trades_count": 2**62},
         {"quote_volume": None, "trades_count": None},
@@ -185,7 +188,7 @@ def test_sqlite_keeps_bar_starts_as_epoch_seconds() -> None:
     from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
 
     time = OHLCVModel.__table__.c.time
-    sqlite, postgres = SQLiteBackend(aiosqlite.dialect()), PostgresBackend(pg_asyncpg.dialect())
+    sqlite, postgres = SQLiteBackend(aiosqlite.dialect()), PostgresBackend(pg_asyncpg.dialect())  # type: ignore[no-untyped-call]
     assert sqlite.encode(time, T0) == 1_704_067_200 and sqlite.decode(time, 1_704_067_200) == T0
     assert sqlite.decode(time, -60) == datetime(1969, 12, 31, 23, 59, tzinfo=UTC)
     assert sqlite.decode(time, 0).tzinfo is UTC
@@ -251,17 +254,23 @@ async def test_gaps_between_stored_bars(db: DatabaseManager) -> None:
             assert await repo.delete_range("BTCUSDT", "1m", moment, moment) == 1
         gaps = await repo.get_gaps("BTCUSDT", "1m")
         eth = await repo.get_gaps("ETHUSDT", "1m")
-    m = lambda n: T0 + timedelta(minutes=n)  # noqa: E731
+
+    def m(n: int) -> datetime:
+        return T0 + timedelta(minutes=n)
+
     assert gaps == [(m(10), m(12)), (m(50), m(50))]
     assert eth == [(m(20), m(29))]
 
 
 async def test_gaps_inside_a_window(db: DatabaseManager) -> None:
-    m = lambda n: T0 + timedelta(minutes=n)  # noqa: E731
+    def m(n: int) -> datetime:
+        return T0 + timedelta(minutes=n)
+
     async with db.get_session() as session:
         repo = OHLCVRepository(session)
         assert await repo.get_gaps("BTCUSDT", "1m", start=m(0), end=m(9)) == [(m(0), m(9))]
-        assert await repo.get_gaps("BTCUSDT", "1m", start=m(0)) == []
+        with pytest.raises(NotFoundError):  # an unknown series with one bound is not "no gaps"
+            await repo.get_gaps("BTCUSDT", "1m", start=m(0))
         await repo.upsert_many([bar(n) for n in (5, 6, 9, 10)])
         assert await repo.get_gaps("BTCUSDT", "1m", start=m(0), end=m(12)) == [
             (m(0), m(4)),
@@ -305,7 +314,10 @@ async def test_list_series(db: DatabaseManager) -> None:
         await repo.upsert_many(bars(5) + bars(3, symbol="ETHUSDT") + bars(2, exchange="bybit"))
         everything = await repo.list_series()
         bybit = await repo.list_series(exchange="bybit")
-    m = lambda n: T0 + timedelta(minutes=n)  # noqa: E731
+
+    def m(n: int) -> datetime:
+        return T0 + timedelta(minutes=n)
+
     assert everything == [
         SeriesInfo("binance", "BTCUSDT", "1m", m(0), m(4), 5),
         SeriesInfo("binance", "ETHUSDT", "1m", m(0), m(2), 3),
@@ -351,3 +363,129 @@ async def test_round_numbers_keep_their_form(db: DatabaseManager) -> None:
         await repo.upsert_many([bar(0, open="50000", high="100000", low="10000", close="20000.0", volume="0.00000001")])
         (got,) = await repo.get_latest("BTCUSDT", "1m", limit=1)
     assert [str(v) for v in (got.open, got.high, got.low, got.close)] == ["50000", "100000", "10000", "20000.0"]
+
+
+async def test_a_duplicate_bar_is_a_duplicate_error(db: DatabaseManager) -> None:
+    async with db.get_session() as session:
+        repo = OHLCVRepository(session)
+        await repo.insert_many(bars(3))
+        with pytest.raises(DuplicateError, match="bar") as caught:
+            await repo.insert_many([bar(5), bar(1)])
+        assert isinstance(caught.value, IntegrityError) and caught.value.__cause__ is not None
+        assert len(await repo.get_latest("BTCUSDT", "1m")) == 3  # nothing of the call was kept
+
+
+async def test_gaps_of_an_unknown_series_name_where_it_exists(db: DatabaseManager) -> None:
+    async with db.get_session() as session:
+        repo = OHLCVRepository(session)
+        await repo.upsert_many(bars(3, symbol="GOOG", exchange="nasdaq") + bars(3, symbol="GOOG", exchange="bats"))
+        with pytest.raises(NotFoundError, match=r"binance GOOG.*bats, nasdaq"):
+            await repo.get_gaps("GOOG", "1m")
+        with pytest.raises(NotFoundError, match="none"):
+            await repo.get_gaps("G00G", "1m", end=T0)
+        assert await repo.get_gaps("GOOG", "1m", exchange="nasdaq") == []
+        # A window bounded on both sides is an answer even for an empty series: all of it is missing.
+        assert await repo.get_gaps("G00G", "1m", start=T0, end=T0 + timedelta(minutes=1)) == [
+            (T0, T0 + timedelta(minutes=1))
+        ]
+
+
+async def test_gaps_at_the_ends_of_the_calendar(db: DatabaseManager) -> None:
+    first_day = datetime(1, 1, 1, tzinfo=UTC)
+    last_month = datetime(9999, 12, 1, tzinfo=UTC)
+    daily = [OHLCVBar("OLD", "binance", "1d", first_day + timedelta(days=d), 1, 1, 1, 1, 1) for d in (0, 3)]
+    monthly = [OHLCVBar("END", "binance", "1M", datetime(9999, m, 1, tzinfo=UTC), 1, 1, 1, 1, 1) for m in (9, 12)]
+    every_3d = [OHLCVBar("W", "binance", "3d", datetime(2024, 1, 3, tzinfo=UTC), 1, 1, 1, 1, 1)]
+    async with db.get_session() as session:
+        repo = OHLCVRepository(session)
+        await repo.upsert_many(daily + monthly + every_3d)
+        lo, hi = datetime.min, datetime.max
+        stored = await repo.get_range("OLD", "1d", lo, hi)
+        assert [b.timestamp for b in stored] == [first_day, first_day + timedelta(days=3)]
+        assert all(b.timestamp.tzinfo is UTC for b in stored)  # asyncpg reads year 1 back naive: not here
+        assert await repo.get_gaps("OLD", "1d") == [(first_day + timedelta(days=1), first_day + timedelta(days=2))]
+        assert await repo.get_gaps("OLD", "1d", start=lo) == [
+            (first_day + timedelta(days=1), first_day + timedelta(days=2))
+        ]
+        assert (await repo.get_gaps("OLD", "1d", start=lo, end=first_day + timedelta(days=4)))[-1] == (
+            first_day + timedelta(days=4),
+            first_day + timedelta(days=4),
+        )
+        months = await repo.get_gaps("END", "1M", start=datetime(9999, 8, 15), end=hi)
+        assert months == [(datetime(9999, 10, 1, tzinfo=UTC), datetime(9999, 11, 1, tzinfo=UTC))]
+        assert await repo.get_gaps("END", "1M", end=hi) == months
+        # 3d bars are counted from 1970: the bar holding 0001-01-01 starts before year 1.
+        whole = await repo.get_gaps("W", "3d", start=lo, end=datetime(1, 1, 10))
+        assert whole and whole[0][0] >= first_day and all(a <= b for a, b in whole)
+        tail = await repo.get_gaps("W", "3d", start=hi - timedelta(days=40), end=hi)
+        assert len(tail) == 1 and tail[0][1] <= hi.replace(tzinfo=UTC) and tail[0][1] > last_month
+
+
+@pytest.mark.parametrize(
+    ("call", "named"),
+    [
+        (lambda repo: repo.get_latest("BTCUSDT", "1m", limit=2**63), "limit"),
+        (lambda repo: repo.get_latest("BTC\udc80", "1m"), "symbol"),
+        (lambda repo: repo.get_range("BTCUSDT", "1m", T0, T0, exchange="bin\x00ance"), "exchange"),
+        (lambda repo: repo.get_gaps("BTCUSDT", "1m", start="2024-01-01"), "start"),
+    ],
+)
+async def test_out_of_range_arguments_are_validation_errors(
+    db: DatabaseManager, call: Callable[[OHLCVRepository], Awaitable[object]], named: str
+) -> None:
+    async with db.get_session() as session:
+        with pytest.raises(ValidationError, match=named):
+            await call(OHLCVRepository(session))
+        assert await OHLCVRepository(session).list_series() == []  # nothing written, session usable
+
+
+async def test_decimals_read_back_identically_on_both_backends(db: DatabaseManager) -> None:
+    given = bar(0, open=Decimal("1E+5"), high=Decimal("1E+5"), low="-0", close="0.50", volume=Decimal("-0.000"))
+    async with db.get_session() as session:
+        repo = OHLCVRepository(session)
+        await repo.upsert_many([given])
+        (got,) = await repo.get_latest("BTCUSDT", "1m")
+    assert [str(getattr(got, f)) for f in ("open", "high", "low", "close", "volume")] == [
+        "100000",
+        "100000",
+        "0",
+        "0.50",
+        "0.000",
+    ]
+
+
+async def test_numpy_values_from_a_dataframe_store_exactly(db: DatabaseManager) -> None:
+    frame = pd.DataFrame(
+        {
+            "open": [42000.5, 42001.25],
+            "high": [42010.0, 42011.0],
+            "low": [41990.25, 41991.0],
+            "close": [42005.0, 42006.0],
+            "volume": [1.25, 0.1],
+            "trades": np.array([7, 9], dtype=np.int64),
+        },
+        index=pd.date_range("2024-01-01", periods=2, freq="1min", tz="UTC"),
+    )
+    made = [
+        OHLCVBar(
+            "BTCUSDT",
+            "binance",
+            "1m",
+            ts,
+            r["open"],
+            r["high"],
+            r["low"],
+            r["close"],
+            r["volume"],
+            trades_count=r["trades"],  # iterrows() made it a float64 (7.0), as the other columns are floats
+        )
+        for ts, r in frame.iterrows()
+    ]
+    async with db.get_session() as session:
+        repo = OHLCVRepository(session)
+        await repo.upsert_many(made)
+        got = await repo.get_latest("BTCUSDT", "1m", limit=np.int64(5))  # type: ignore[arg-type]
+    assert [(b.open, b.volume, b.trades_count) for b in got] == [
+        (Decimal("42000.5"), Decimal("1.25"), 7),
+        (Decimal("42001.25"), Decimal("0.1"), 9),
+    ]

@@ -34,7 +34,7 @@ async def test_the_series_ledger_follows_every_write_and_delete(db: DatabaseMana
             if kind in ("replace", "ignore"):
                 minutes = [rng.randrange(60) for _ in range(rng.randrange(1, 15))]
                 batch = [bar(n, symbol=symbol, exchange=exchange, close=f"100.{step}") for n in minutes]
-                written = await repo.upsert_many(batch, on_conflict=kind)
+                written = await repo.upsert_many(batch, on_conflict="replace" if kind == "replace" else "ignore")
                 fresh = {m(n) for n in minutes} - set(stored)
                 assert written == (len(set(minutes)) if kind == "replace" else len(fresh))
                 for n in minutes:
@@ -118,7 +118,9 @@ async def test_fetched_ranges_plan_a_backfill(db: DatabaseManager) -> None:
 
 
 async def test_fetched_ranges_count_calendar_months(db: DatabaseManager) -> None:
-    month = lambda y, mo: datetime(y, mo, 1, tzinfo=UTC)  # noqa: E731
+    def month(y: int, mo: int) -> datetime:
+        return datetime(y, mo, 1, tzinfo=UTC)
+
     async with db.get_session() as session:
         repo = OHLCVRepository(session)
         await repo.upsert_many([OHLCVBar("BTCUSDT", "binance", "1M", month(2024, n), 1, 1, 1, 1, 1) for n in (1, 2, 5)])

@@ -9,7 +9,7 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
 from factories import position
-from tradestore import DatabaseManager, PositionRepository
+from tradestore import ALL_EXCHANGES, DatabaseManager, PositionRepository
 from tradestore.errors import NotFoundError
 from tradestore.models import PositionModel
 
@@ -42,7 +42,8 @@ async def test_one_open_position_per_exchange_symbol_bot_and_mode(db: DatabaseMa
         }
         assert len(ids) == 6
         assert len(await repo.get_open_positions()) == 5
-        assert len(await repo.get_open_positions(exchange=None)) == 6
+        assert len(await repo.get_open_positions(exchange=None)) == 5  # None: the manager's default exchange
+        assert len(await repo.get_open_positions(exchange=ALL_EXCHANGES)) == 6
         assert [p.bot_id for p in await repo.get_open_positions(bot_id="a")] == ["a"]
         assert [p.mode for p in await repo.get_open_positions(mode="paper")] == ["paper"]
 
@@ -96,4 +97,6 @@ async def test_get_position_filters(db: DatabaseManager) -> None:
         assert (await repo.get_position("BTCUSDT", bot_id="a")).quantity == Decimal("1")  # type: ignore[union-attr]
         assert (await repo.get_position("BTCUSDT", mode="paper")).quantity == Decimal("2")  # type: ignore[union-attr]
         assert (await repo.get_position("BTCUSDT", mode=None)).quantity == Decimal("2")  # type: ignore[union-attr]
+        # No mode filter by default, as in get_open_positions: the most recently updated match.
+        assert (await repo.get_position("BTCUSDT")).quantity == Decimal("2")  # type: ignore[union-attr]
         assert await repo.get_position("BTCUSDT", exchange="bybit") is None

@@ -1,5 +1,7 @@
 """The front door: what ``import tradestore`` offers."""
 
+import sqlalchemy.exc
+
 import tradestore
 from tradestore import errors
 
@@ -7,19 +9,43 @@ from tradestore import errors
 def test_public_names() -> None:
     assert tradestore.__all__ == sorted(tradestore.__all__)
     assert set(tradestore.__all__) == {
+        "ALL_EXCHANGES",
+        "ConfigurationError",
+        "ConflictError",
+        "ConnectionLostError",
         "DatabaseManager",
+        "DuplicateError",
+        "Fill",
+        "InvalidTransitionError",
+        "NotConnectedError",
+        "NotFoundError",
         "Health",
         "OHLCVBar",
         "OHLCVRepository",
+        "Order",
+        "OrderRepository",
+        "OrderStatusChange",
         "Position",
         "PositionRepository",
+        "SchemaError",
         "SeriesInfo",
+        "StorageBusyError",
+        "StorageError",
         "SystemEvent",
         "SystemEventRepository",
         "Trade",
         "TradeRepository",
         "TradeStatistics",
+        "TransientError",
+        "ValidationError",
     }
+
+
+def test_every_error_is_importable_from_the_package_root() -> None:
+    classes = {name for name, value in vars(errors).items() if isinstance(value, type) and name[0] != "_"}
+    raised = {name for name in classes if issubclass(getattr(errors, name), errors.StorageError)}
+    assert raised <= set(tradestore.__all__)
+    assert all(getattr(tradestore, name) is getattr(errors, name) for name in raised)
 
 
 def test_error_tree() -> None:
@@ -28,3 +54,17 @@ def test_error_tree() -> None:
         errors.ConfigurationError, ValueError
     )
     assert issubclass(errors.NotFoundError, errors.StorageError) and issubclass(errors.NotFoundError, LookupError)
+    assert issubclass(errors.ConflictError, errors.ValidationError)
+    assert issubclass(errors.InvalidTransitionError, errors.ValidationError)
+
+
+def test_old_and_new_except_clauses_both_catch() -> None:
+    """Seed code catches SQLAlchemy's errors; new code catches tradestore's: both work."""
+    for cls in (errors.StorageBusyError, errors.ConnectionLostError):
+        assert issubclass(cls, sqlalchemy.exc.OperationalError) and issubclass(cls, errors.TransientError)
+        error = cls("busy", OSError("driver"))
+        assert str(error) == "busy" and isinstance(error.orig, OSError)
+    assert issubclass(errors.DuplicateError, sqlalchemy.exc.IntegrityError)
+    assert issubclass(errors.DuplicateError, errors.StorageError)
+    # A programming mistake is never caught by a retry loop around transient or SQLAlchemy errors.
+    assert not issubclass(errors.NotConnectedError, errors.TransientError | sqlalchemy.exc.SQLAlchemyError)

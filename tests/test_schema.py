@@ -105,9 +105,10 @@ async def test_auto_migrate_builds_an_empty_database(fresh_url: str) -> None:
 
 async def test_an_unversioned_database_counts_as_the_baseline(fresh_url: str, newer_code: str) -> None:
     async with DatabaseManager(fresh_url) as db:
-        await schema.upgrade(db.engine, schema.BASELINE)  # the tables create_all() made before revisions
-        async with db.engine.begin() as conn:  # were recorded, and no record
-            await conn.exec_driver_sql("DROP TABLE alembic_version")
+        # What create_all() did before revisions were recorded: the baseline's schema, no version.
+        await schema.upgrade(db.engine, schema.BASELINE)
+        async with db.engine.begin() as conn:
+            await conn.exec_driver_sql(f"DROP TABLE {schema.VERSION_TABLE}")
         state = await schema.state_of(db.engine)
     assert (state.revision, state.unversioned, state.status) == (schema.BASELINE, True, "older")
     with pytest.raises(SchemaError, match="at schema revision 0001 but"):

@@ -78,7 +78,7 @@ async def test_rowcount_in_lists_and_execute_time_values(db: DatabaseManager) ->
         )
         closed = await repo._scalar(select(func.count()).select_from(TRADES).where(TRADES.c.action == "close"))
         nothing = await repo._execute(update(TRADES).where(TRADES.c.id == -1).values(action="close"))
-    assert changed.rowcount == 2 and closed == 2 and nothing.rowcount == 0
+    assert changed.rowcount == 2 and closed == 2 and nothing.rowcount == 0  # type: ignore[attr-defined]
 
 
 async def test_orm_entities_and_text_go_through_the_session(db: DatabaseManager) -> None:

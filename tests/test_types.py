@@ -10,7 +10,7 @@ from sqlalchemy.dialects.sqlite import aiosqlite
 
 from tradestore.types import ExactDecimal, UTCDateTime
 
-SQLITE, PG = aiosqlite.dialect(), asyncpg.dialect()
+SQLITE, PG = aiosqlite.dialect(), asyncpg.dialect()  # type: ignore[no-untyped-call]
 
 
 def test_decimal_is_text_on_sqlite_and_numeric_on_postgres() -> None:
@@ -31,3 +31,8 @@ def test_datetime_is_fixed_width_utc_text_on_sqlite() -> None:
     assert t.process_bind_param(moment, PG) == datetime(2024, 1, 2, 1, 4, 5, tzinfo=UTC)
     back = t.process_result_value("2024-01-02 01:04:05.000000+00:00", SQLITE)
     assert back == datetime(2024, 1, 2, 1, 4, 5, tzinfo=UTC) and back is not None and back.tzinfo is UTC
+
+
+def test_a_legacy_nat_text_reads_as_no_time() -> None:
+    """Older versions let pandas' NaT through and SQLite stored the text 'NaT': it must not make a table unreadable."""
+    assert UTCDateTime().process_result_value("NaT", SQLITE) is None

@@ -16,20 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState, StaticPool
 
 from tradestore.dialects import register_sqlite_functions
-from tradestore.errors import ConnectionLostError, StorageBusyError, TransientError
-from tradestore.urls import is_memory, is_sqlite, mask, scrub
+from tradestore.dialects.errors import translate
+from tradestore.errors import ConfigurationError, ConnectionLostError
+from tradestore.urls import describe, is_memory, is_sqlite, mask
 from tradestore.values import json_dumps
 
 #: How long a SQLite writer waits for another one's lock before failing, in milliseconds.
 SQLITE_BUSY_TIMEOUT_MS = 5_000
-#: SQLite's primary result codes for a lock not granted: SQLITE_BUSY, SQLITE_LOCKED.
-_SQLITE_BUSY_CODES = (5, 6)
-#: PostgreSQL SQLSTATEs of a lock not granted: deadlock_detected, lock_not_available.
-_PG_BUSY_STATES = ("40P01", "55P03")
-#: PostgreSQL SQLSTATE classes of a broken connection: connection_exception (08) and the
-#: server going away (57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now).
-_PG_LOST_STATES = ("08", "57P")
-_ASYNCPG_LOST_WORDS = ("connection is closed", "cannot switch to state")
 
 
 class TradestoreSQLiteConnection(sqlite3.Connection):
@@ -101,6 +94,18 @@ def prepare_sqlite_file(url: URL) -> None:
         os.chmod(path, 0o600)  # whatever the umask
 
 
+def check_pool(pool_size: object, max_overflow: object) -> tuple[int, int]:
+    """Return ``(pool_size, max_overflow)`` if they make a pool: at least one connection, no negative overflow.
+
+    Raises:
+        ConfigurationError: naming the setting and the value.
+    """
+    for name, value, least in (("pool_size", pool_size, 1), ("max_overflow", max_overflow, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ConfigurationError(f"{name}: expected an int of at least {least}, got {value!r}")
+    return pool_size, max_overflow  # type: ignore[return-value]
+
+
 def build_engine(url: URL, *, pool_size: int, max_overflow: int, echo: bool) -> AsyncEngine:
     """An engine for ``url`` (an async-driver URL from :func:`tradestore.urls.resolve`).
 
@@ -111,7 +116,11 @@ def build_engine(url: URL, *, pool_size: int, max_overflow: int, echo: bool) -> 
     when checked out, which also proves them alive (see :func:`_begin_on_checkout`); sessions in UTC.
     Both: a lock not granted in time raises :class:`StorageBusyError` and a broken or
     impossible connection :class:`ConnectionLostError`, instead of the driver's error.
+
+    Raises:
+        ConfigurationError: ``pool_size`` below 1 or ``max_overflow`` below 0.
     """
+    pool_size, max_overflow = check_pool(pool_size, max_overflow)
     # The pool's own reset rolls back every connection it is handed back, even one whose
     # session has just committed: on aiosqlite a needless trip to its thread per unit of work.
     # ``_reset`` below rolls back only a connection still in a transaction.
@@ -185,7 +194,7 @@ def _begin(conn: Connection, sql: str) -> None:
     try:
         adapter.run_async(lambda driver: driver.execute_fetchall(sql))
     except Exception as exc:
-        typed = translate(exc, conn.engine.url)
+        typed = translate(exc, conn.engine.url, busy_ms=SQLITE_BUSY_TIMEOUT_MS)
         if typed is None:
             raise
         raise typed from exc
@@ -265,7 +274,7 @@ def _connect_or_lost(url: URL) -> Any:
             return dialect.connect(*cargs, **cparams)
         except OSError as exc:
             raise ConnectionLostError(
-                f"{mask(url)}: cannot connect: {scrub(_first_line(exc), url)}; retry when the server is back"
+                f"{mask(url)}: cannot connect: {describe(exc, url)}; retry when the server is back", exc
             ) from exc
 
     return connect
@@ -281,48 +290,17 @@ def _translate_error(context: ExceptionContext) -> BaseException | None:
     if context.is_pre_ping or not isinstance(error, Exception):
         return None  # pre-ping reconnects by itself; cancellation stays cancellation
     url = context.engine.url if context.engine is not None else None
-    typed = translate(error, url, disconnect=context.is_disconnect)
+    typed = translate(error, url, disconnect=context.is_disconnect, busy_ms=SQLITE_BUSY_TIMEOUT_MS)
     if isinstance(typed, ConnectionLostError):
         context.is_disconnect = True
     return typed
 
 
-def translate(error: Exception, url: URL | None, *, disconnect: bool = False) -> TransientError | None:
-    """The typed error for a driver's ``error``: a lock not granted or a lost connection, else ``None``.
-
-    Used by the engine hook above and by the bulk paths that talk to the driver directly.
-    """
-    where = mask(url) if url is not None else "the database"
-    detail = scrub(_first_line(error), url) if url is not None else _first_line(error)
-    if _lock_not_granted(error):
-        waited = f" for {SQLITE_BUSY_TIMEOUT_MS} ms" if isinstance(error, sqlite3.Error) else ""
-        return StorageBusyError(
-            f"{where}: a lock was not granted{waited} ({detail}); the transaction was rolled back: retry it"
-        )
-    if disconnect or _connection_broken(error):
-        return ConnectionLostError(
-            f"{where}: the connection was lost ({detail}); a transaction not yet committed was rolled "
-            "back, and the next session reconnects"
-        )
-    return None
-
-
-def _lock_not_granted(error: Exception) -> bool:
-    if isinstance(error, sqlite3.Error):
-        return getattr(error, "sqlite_errorcode", 0) & 0xFF in _SQLITE_BUSY_CODES
-    return getattr(error, "sqlstate", None) in _PG_BUSY_STATES
-
-
-def _connection_broken(error: Exception) -> bool:
-    if isinstance(error, OSError):  # reset, refused, timed out: the socket itself failed
-        return True
-    if isinstance(error, asyncpg.InterfaceError | asyncpg.exceptions.InternalClientError):
-        # asyncpg's words for a backend that went away under a direct driver call.
-        return any(words in str(error) for words in _ASYNCPG_LOST_WORDS)
-    state = getattr(error, "sqlstate", None)
-    return isinstance(state, str) and state.startswith(_PG_LOST_STATES)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
+__all__ = [
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "TradestoreSQLiteConnection",
+    "build_engine",
+    "check_pool",
+    "prepare_sqlite_file",
+    "translate",
+]

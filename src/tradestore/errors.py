@@ -19,16 +19,19 @@ The tree::
 
 Messages name the field and the value at fault and never contain a password.
 ``StorageBusyError`` and ``ConnectionLostError`` are translated at the engine boundary
-from the driver's own errors, which stay chained as ``__cause__``. Other errors of the
-database itself (for example ``sqlalchemy.exc.IntegrityError`` for a duplicate key in
-``insert_many``) are raised as SQLAlchemy raises them.
+from the driver's own errors, which stay chained as ``__cause__``. So that code written
+against SQLAlchemy keeps working, three are also SQLAlchemy's errors: ``DuplicateError`` is
+a ``sqlalchemy.exc.IntegrityError``, ``StorageBusyError`` and ``ConnectionLostError`` are
+``sqlalchemy.exc.OperationalError``s. ``NotConnectedError`` is none of these: it is a
+programming mistake, never worth retrying. Other errors of the database itself are raised
+as SQLAlchemy raises them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 
 class StorageError(Exception):
@@ -56,6 +59,7 @@ class DuplicateError(StorageError, IntegrityError):
 
     def __init__(self, message: str, orig: BaseException | None = None) -> None:
         IntegrityError.__init__(self, None, None, orig if orig is not None else Exception(message))
+        self.args = (message,)
         self.message = message
 
     def __str__(self) -> str:
@@ -97,7 +101,25 @@ class TransientError(StorageError):
     """
 
 
-class StorageBusyError(TransientError):
+class _OperationalError(OperationalError):
+    """tradestore's message, and the shape of ``sqlalchemy.exc.OperationalError``.
+
+    ``orig`` is the driver's error when there is one (also ``__cause__``).
+    """
+
+    def __init__(self, message: str, orig: BaseException | None = None) -> None:
+        OperationalError.__init__(self, None, None, orig if orig is not None else Exception(message))
+        self.args = (message,)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message,))
+
+
+class StorageBusyError(TransientError, _OperationalError):
     """A lock was not granted in time.
 
     SQLite: another connection or process held the write lock for longer than the busy
@@ -106,7 +128,7 @@ class StorageBusyError(TransientError):
     """
 
 
-class ConnectionLostError(TransientError):
+class ConnectionLostError(TransientError, _OperationalError):
     """The connection to the database broke, or a new one could not be made.
 
     A PostgreSQL restart, a terminated backend or a network drop. The broken connection

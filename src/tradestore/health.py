@@ -20,13 +20,7 @@ from tradestore import schema
 from tradestore.dialects.operations import operations
 from tradestore.engine import build_engine
 from tradestore.errors import ConnectionLostError, StorageError
-from tradestore.urls import backend_name, mask, scrub
-
-
-def describe(exc: BaseException, url: URL) -> str:
-    """``Type: first line of the message``, with ``url``'s password cut out."""
-    message = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
-    return scrub(message, url)
+from tradestore.urls import backend_name, describe, mask
 
 
 async def open_engine(

@@ -8,24 +8,28 @@ import logging
 from collections.abc import AsyncIterator, Awaitable
 from contextvars import ContextVar
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tradestore import schema
-from tradestore.errors import StorageError
+from tradestore.engine import SQLITE_BUSY_TIMEOUT_MS, check_pool
+from tradestore.errors import ConfigurationError, NotConnectedError, StorageBusyError, StorageError, ValidationError
 from tradestore.health import Health, check, open_engine, unhealthy
 from tradestore.models import Base
 from tradestore.repositories.base import DEFAULT_EXCHANGE, SESSION_EXCHANGE
-from tradestore.urls import backend_name, is_memory, mask, resolve, scrub
+from tradestore.urls import backend_name, describe, is_memory, mask, resolve
 from tradestore.values import to_text
 
 log = logging.getLogger("tradestore")
 T = TypeVar("T")
 
-#: Set while the current task holds the in-memory database, to refuse a nested session.
-_holding_memory_db: ContextVar[DatabaseManager | None] = ContextVar("_holding_memory_db", default=None)
+#: Set while a task holds the in-memory database: the manager and that task. Tasks started
+#: inside the session inherit it, which is how a nested session is told from a waiting one.
+_holding_memory_db: ContextVar[tuple[DatabaseManager, asyncio.Task[Any] | None] | None] = ContextVar(
+    "_holding_memory_db", default=None
+)
 
 
 async def _shielded(awaitable: Awaitable[T]) -> T:
@@ -85,7 +89,8 @@ class DatabaseManager:
             than this code's (or that is empty) instead of refusing it.
 
     Raises:
-        ConfigurationError: for an unsupported URL scheme.
+        ConfigurationError: for a URL that cannot be parsed or has an unsupported scheme, a
+            ``pool_size`` below 1, a ``max_overflow`` below 0, or an empty ``exchange``.
     """
 
     def __init__(
@@ -100,17 +105,21 @@ class DatabaseManager:
     ) -> None:
         self.url: URL = resolve(database_url)
         self.backend: str = backend_name(self.url)
-        self.pool_size = pool_size
-        self.max_overflow = max_overflow
+        self.pool_size, self.max_overflow = check_pool(pool_size, max_overflow)
         self.echo = echo
         self.auto_migrate = auto_migrate
-        self.exchange = to_text("exchange", exchange)
+        try:
+            self.exchange = to_text("exchange", exchange)
+        except ValidationError as exc:
+            raise ConfigurationError(str(exc)) from None
         self._engine: AsyncEngine | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
         # In-memory SQLite is one connection: sessions take turns on it (see get_session).
         self._memory_lock: asyncio.Lock | None = None
         # The event loop the pool's connections belong to (see _follow_loop).
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Lets one of several concurrent connect() calls build the engine (one per event loop).
+        self._connecting: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
 
     def __repr__(self) -> str:
         state = "connected" if self._engine is not None else "disconnected"
@@ -128,7 +137,7 @@ class DatabaseManager:
         """The SQLAlchemy engine.
 
         Raises:
-            StorageError: before ``connect()``.
+            NotConnectedError: before ``connect()`` or after ``disconnect()``.
         """
         return self._require()[0]
 
@@ -139,6 +148,8 @@ class DatabaseManager:
 
     async def connect(self) -> None:
         """Build the engine and check the database answers; calling it again does nothing.
+
+        Concurrent calls build one engine: the others wait for it.
 
         The database's schema revision is compared with this code's (see :mod:`tradestore.schema`):
         an empty database or one at the head revision is accepted.
@@ -152,6 +163,14 @@ class DatabaseManager:
         """
         if self._engine is not None:
             return
+        loop = asyncio.get_running_loop()
+        if self._connecting is None or self._connecting[0] is not loop:
+            self._connecting = (loop, asyncio.Lock())
+        async with self._connecting[1]:
+            if self._engine is None:
+                await self._connect()
+
+    async def _connect(self) -> None:
         engine = await open_engine(self.url, pool_size=self.pool_size, max_overflow=self.max_overflow, echo=self.echo)
         try:
             await schema.ensure_current(
@@ -186,7 +205,7 @@ class DatabaseManager:
 
     def _require(self) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
         if self._engine is None or self._sessions is None:
-            raise StorageError(
+            raise NotConnectedError(
                 f"DatabaseManager for {self.database} is not connected: call `await manager.connect()` first"
             )
         return self._engine, self._sessions
@@ -229,17 +248,32 @@ class DatabaseManager:
         if lock is None:
             yield
             return
-        if _holding_memory_db.get() is self:
-            raise StorageError(
-                "a second session was opened inside a session on an in-memory SQLite database: "
-                "it has one connection, so sessions take turns; use the outer session"
-            )
-        async with lock:
-            token = _holding_memory_db.set(self)
+        task = asyncio.current_task()
+        holder = _holding_memory_db.get()
+        if holder is not None and holder[0] is self:
+            if holder[1] is task:
+                raise StorageError(
+                    "a second session was opened inside a session on an in-memory SQLite database: "
+                    "it has one connection, so sessions take turns; use the outer session"
+                )
+            # A task started inside a session waits for it to end, as a writer waits on a SQLite
+            # file's lock: at most the busy timeout, so awaiting it inside the session cannot hang.
             try:
-                yield
-            finally:
-                _holding_memory_db.reset(token)
+                async with asyncio.timeout(SQLITE_BUSY_TIMEOUT_MS / 1000):
+                    await lock.acquire()
+            except TimeoutError:
+                raise StorageBusyError(
+                    f"{self.database}: the in-memory database was not free within {SQLITE_BUSY_TIMEOUT_MS} ms: "
+                    "this task was started inside a session that is still open (is it waiting for this task?)"
+                ) from None
+        else:
+            await lock.acquire()
+        token = _holding_memory_db.set((self, task))
+        try:
+            yield
+        finally:
+            _holding_memory_db.reset(token)
+            lock.release()
 
     @contextlib.asynccontextmanager
     async def get_session(self) -> AsyncIterator[AsyncSession]:
@@ -252,7 +286,7 @@ class DatabaseManager:
         leaves a transaction open, or leaves the manager unusable.
 
         Raises:
-            StorageError: before ``connect()``.
+            NotConnectedError: before ``connect()`` or after ``disconnect()``.
             StorageBusyError: the SQLite write lock (or a PostgreSQL row lock) was not granted
                 in time; nothing was written (a ``TransientError``: retry the unit of work).
             ConnectionLostError: the connection broke or could not be made (a ``TransientError``).
@@ -304,5 +338,4 @@ class DatabaseManager:
 
     def _scrub(self, exc: BaseException) -> str:
         """The text of ``exc`` on one line, with the password cut out."""
-        message = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
-        return scrub(message, self.url)
+        return describe(exc, self.url)

@@ -31,6 +31,7 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tradestore.dialects import backend
 from tradestore.errors import SchemaError
 from tradestore.models import Base
 from tradestore.urls import mask
@@ -175,17 +176,11 @@ def stamp_head(connection: Connection) -> None:
     MigrationContext.configure(connection).stamp(scripts(), "head")
 
 
-#: Key of the PostgreSQL advisory lock that lets one migration run at a time.
-MIGRATION_LOCK = 0x7472_6164_6573  # "trades"
-
-
 def _migrate(
     connection: Connection, run: Callable[[Config], None], progress: MigrationProgress | None = None
 ) -> tuple[str | None, str | None]:
-    if connection.dialect.name == "postgresql":
-        # Two processes migrating one database at once: the second waits here, then finds it done.
-        # (On SQLite the transaction's BEGIN IMMEDIATE already serialises them.)
-        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+    # Two processes migrating one database at once: the second waits here, then finds it done.
+    backend(connection.dialect).lock_migrations(connection)
     before = read_state(connection)
     if before.status == "newer":
         raise SchemaError(

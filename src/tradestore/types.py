@@ -67,7 +67,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return datetime_to_sqlite(moment) if dialect.name == "sqlite" else moment
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
+        if value is None or value == "NaT":  # pandas' "no time", as earlier versions stored it
             return None
         if isinstance(value, str):
             return datetime_from_sqlite(value)

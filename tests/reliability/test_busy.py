@@ -19,9 +19,9 @@ from datetime import timedelta
 import asyncpg
 import pytest
 from sqlalchemy import text, update
-from support import bar_counts, driver_dsn, open_db
 
 from factories import T0, bars
+from support import bar_counts, driver_dsn, open_db
 from tradestore import OHLCVRepository
 from tradestore import engine as engine_module
 from tradestore.errors import StorageBusyError, StorageError, TransientError

@@ -20,9 +20,9 @@ from collections.abc import Callable
 
 import pytest
 from sqlalchemy.pool import QueuePool
-from support import bar_counts, open_db, pg_idle_in_transaction, small_chunks
 
 from factories import bars
+from support import bar_counts, open_db, pg_idle_in_transaction, small_chunks
 from tradestore import DatabaseManager, OHLCVRepository
 
 BATCHES = (5_000, 900)  # ten chunks, or two; large and small writes may take different paths

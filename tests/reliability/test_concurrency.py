@@ -14,9 +14,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from support import bar_counts, open_db, small_chunks, sqlite_integrity, task_bar, writer_of
 
 from factories import T0, bar
+from support import bar_counts, open_db, small_chunks, sqlite_integrity, task_bar, writer_of
 from tradestore import DatabaseManager, OHLCVRepository
 
 TASKS = 50

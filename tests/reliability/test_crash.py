@@ -17,7 +17,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from support import bar_counts, open_db, pg_idle_in_transaction, sqlite_integrity
-
 from tradestore import DatabaseManager
 
 CHILD = Path(__file__).with_name("crash_child.py")

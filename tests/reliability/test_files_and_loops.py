@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import URL
-from support import bar_counts
 
 from factories import bars
+from support import bar_counts
 from tradestore import DatabaseManager, OHLCVRepository
 from tradestore.errors import StorageError
 

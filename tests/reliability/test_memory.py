@@ -12,9 +12,9 @@ from collections import Counter
 from collections.abc import Callable
 
 import pytest
-from support import bar_counts
 
 from factories import bar
+from support import bar_counts
 from tradestore import DatabaseManager, OHLCVRepository
 from tradestore.errors import StorageError
 

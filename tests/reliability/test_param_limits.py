@@ -24,9 +24,9 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
-from support import bar_counts, small_chunks
 
 from factories import bar, bars
+from support import bar_counts, small_chunks
 from tradestore import DatabaseManager, OHLCVRepository
 from tradestore import engine as engine_module
 from tradestore.repositories.ohlcv import WRITE_COLUMNS

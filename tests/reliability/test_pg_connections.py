@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import URL
-from support import bar_counts, open_db, pg_idle_in_transaction, pg_terminate_pool
-from tcpproxy import TcpProxy, running_proxy
 
 from factories import bars, trade
+from support import bar_counts, open_db, pg_idle_in_transaction, pg_terminate_pool
+from tcpproxy import TcpProxy, running_proxy
 from tradestore import DatabaseManager, OHLCVRepository, TradeRepository
 from tradestore.errors import ConnectionLostError, TransientError
 

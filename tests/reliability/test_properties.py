@@ -23,7 +23,9 @@ from hypothesis import strategies as st
 from sqlalchemy.engine import URL
 
 from tradestore import (
+    ALL_EXCHANGES,
     DatabaseManager,
+    NotFoundError,
     OHLCVBar,
     OHLCVRepository,
     Position,
@@ -33,7 +35,6 @@ from tradestore import (
     TradeRepository,
 )
 from tradestore.domain import MODES, SEVERITIES, SIDES
-from tradestore.errors import NotFoundError
 from tradestore.models import Base
 
 EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
@@ -72,7 +73,7 @@ async def _empty(db: DatabaseManager) -> None:
 
 # --- strategies -------------------------------------------------------------------------
 
-names = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=30)
+names = st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), min_size=1, max_size=30)
 #: Exact decimals with up to 24 integer digits and 18 places, trailing zeros kept.
 money = st.builds(
     lambda units, places: Decimal(units).scaleb(-places), st.integers(-(10**24), 10**24), st.integers(0, 18)
@@ -206,8 +207,12 @@ def test_any_valid_record_round_trips_exactly(
             assert got[0].timestamp.tzinfo is UTC
             stored = await TradeRepository(session).get_by_id(trade_id)
             assert stored is not None
-            _same(stored, trade, ("id", "created_at", "updated_at"))
-            held = await PositionRepository(session).get_open_positions(None, bot_id=position.bot_id)
+            if trade.is_closed and trade.exit_time is None:  # a closed trade gets exit_time = now
+                assert stored.exit_time is not None and stored.exit_time >= trade.entry_time
+                _same(stored, trade, ("id", "created_at", "updated_at", "exit_time"))
+            else:
+                _same(stored, trade, ("id", "created_at", "updated_at"))
+            held = await PositionRepository(session).get_open_positions(ALL_EXCHANGES, bot_id=position.bot_id)
             assert [p.id for p in held] == [position_id]
             _same(held[0], position, ("id", "updated_at"))
             (logged,) = await SystemEventRepository(session).get_recent_events()
@@ -308,9 +313,9 @@ def test_get_gaps_equals_the_reference(
             await repo.upsert_many(
                 [OHLCVBar("OTHER", "binance", timeframe, _slot(timeframe, 0), "1", "1", "1", "1", "1")]
             )
-            if not stored and lo is None and hi is None:  # nothing stored, no window: an unknown series
+            if not stored and (lo is None or hi is None):  # an unknown series is not "no gaps"
                 with pytest.raises(NotFoundError):
-                    await repo.get_gaps("BTCUSDT", timeframe)
+                    await repo.get_gaps("BTCUSDT", timeframe, start=lo, end=hi)
                 return
             got = await repo.get_gaps("BTCUSDT", timeframe, start=lo, end=hi)
         assert got == reference_gaps(timeframe, set(stored), lo, hi)
@@ -393,7 +398,7 @@ def books(draw: st.DrawFn) -> tuple[list[Trade], dict[str, Any]]:
         )
     query = {
         "days": draw(st.sampled_from([None, 30, 7])),
-        "exchange": draw(st.sampled_from([None, "binance"])),
+        "exchange": draw(st.sampled_from([None, "binance", "kraken", ALL_EXCHANGES])),
         "symbol": draw(st.sampled_from([None, "BTC"])),
         "strategy": draw(st.sampled_from([None, "a"])),
         "bot_id": draw(st.sampled_from([None, "x"])),
@@ -420,7 +425,9 @@ def test_get_statistics_equals_the_reference(
             for trade in trades:
                 await repo.insert(trade)
             got = await repo.get_statistics(**query)
-        expected = reference_statistics(trades, datetime.now(UTC), **query)
+        # exchange=None is the manager's default exchange; ALL_EXCHANGES no exchange filter.
+        exchange = {None: db.exchange, ALL_EXCHANGES: None}.get(query["exchange"], query["exchange"])
+        expected = reference_statistics(trades, datetime.now(UTC), **{**query, "exchange": exchange})
         assert {name: getattr(got, name) for name in expected} == expected
 
     check()

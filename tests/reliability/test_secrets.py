@@ -17,13 +17,14 @@ import struct
 import traceback
 from collections import Counter
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 import pytest
 from sqlalchemy.engine import URL
-from support import pg_terminate_pool
 
 from factories import bars, position, trade
+from support import pg_terminate_pool
 from tradestore import DatabaseManager, OHLCVRepository, PositionRepository, SystemEventRepository, TradeRepository
 from tradestore.errors import ConnectionLostError, StorageError
 
@@ -155,7 +156,7 @@ async def test_a_working_bot_never_shows_the_password(
             await db.drop_all()
             await db.create_all()
             async with db.get_session() as session:
-                repos = [
+                repos: list[Any] = [
                     OHLCVRepository(session),
                     TradeRepository(session),
                     PositionRepository(session),

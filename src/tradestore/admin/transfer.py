@@ -166,7 +166,8 @@ SeriesNames = dict[int, tuple[str, str, str]]
 
 
 def _tables() -> list[Table]:
-    return [Base.metadata.tables[name] for name in schema.TABLES if name != LEDGER]
+    """Every tradestore table but the series ledger, parents first (trades before orders)."""
+    return [table for table in Base.metadata.sorted_tables if table.name in schema.TABLES and table.name != LEDGER]
 
 
 def _content(table: Table) -> list[str]:
@@ -397,6 +398,14 @@ async def _copy(
         filled = ", ".join(f"{name}: {rows:,} rows" for name, rows in before.items() if rows)
         raise StorageError(f"target {report.target} is not empty ({filled}): pass --append to add to it")
     totals = await row_counts(sconn)
+    if report.append:
+        # Appended rows get new ids, so the ids their foreign keys hold would point elsewhere.
+        linked = [t.name for t in _tables() if t.foreign_keys and totals[t.name]]
+        if linked:
+            raise StorageError(
+                f"--append gives rows new ids, and rows of {', '.join(linked)} refer to other rows by id: "
+                "copy into an empty target instead; nothing was written"
+            )
     everything, done = sum(n for name, n in totals.items() if name != LEDGER), 0
     if progress is not None:
         progress(0, everything)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
 from tradestore import __version__, timeframes
@@ -26,7 +27,7 @@ from tradestore.cli.arguments import age, moment, positive, timeframe
 from tradestore.cli.console import CommandError, Console, ReaderGone, writing_out
 from tradestore.errors import ConfigurationError, StorageError
 from tradestore.files.ohlcv import ALIGNMENTS, FORMATS
-from tradestore.urls import DEFAULT_URL, ENV_VAR, resolve
+from tradestore.urls import DEFAULT_URL, ENV_VAR, resolve, scrub
 
 Handler = Callable[[argparse.Namespace, Console], Coroutine[Any, Any, int]]
 log = logging.getLogger("tradestore")
@@ -167,25 +168,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _secrets(args: argparse.Namespace) -> list[str]:
-    """Every password in the URLs given, to cut out of anything printed."""
+def _secrets(args: argparse.Namespace) -> list[URL]:
+    """Every URL given that holds a password, to cut it out of anything printed."""
     found = []
     for url in [getattr(args, "url", None), *getattr(args, "urls", [])]:
         try:
-            password = resolve(url).password
+            parsed = resolve(url)
         except ConfigurationError:
             continue
-        if password:
-            found.append(str(password))
+        if parsed.password:
+            found.append(parsed)
     return found
 
 
-def _one_line(exc: BaseException, secrets: Sequence[str]) -> str:
+def _one_line(exc: BaseException, secrets: Sequence[URL]) -> str:
     known = (StorageError, CommandError, OSError)
     text = str(exc) if isinstance(exc, known) and str(exc) else f"{type(exc).__name__}: {exc}"
     line = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    for secret in secrets:
-        line = line.replace(secret, "***")
+    for url in secrets:
+        line = scrub(line, url)
     return line
 
 

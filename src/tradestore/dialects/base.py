@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -11,11 +12,12 @@ from decimal import Decimal
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, select
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, ColumnElement, Select
 
+from tradestore.dialects.errors import translate
 from tradestore.dialects.functions import dec_max, dec_min, dec_sign, dec_sub, dec_sum, epoch_seconds, month_index
 from tradestore.types import ValueCodec
 
@@ -97,6 +99,10 @@ class Backend(ABC):
     def atomically(self, conn: AsyncConnection) -> AbstractAsyncContextManager[Any]:
         """A savepoint: what runs inside is kept whole or, on error, undone (the transaction goes on)."""
         return conn.begin_nested()
+
+    @abstractmethod
+    def lock_migrations(self, connection: Connection) -> None:
+        """Make a second process that migrates the same database wait until this transaction ends."""
 
     def compiled(self, key: Hashable, build: Callable[[], ClauseElement]) -> Compiled:
         """The statement ``build()`` makes, compiled for this dialect once per ``key``."""
@@ -203,13 +209,13 @@ class Backend(ABC):
         ``params`` are already encoded for the driver (see ``encode_*``).
         """
         statement = self.compiled(key, build)
+        values = statement.positional(params)
+        echo(conn, statement.sql, values)
         raw = await conn.get_raw_connection()
         try:
-            return await self._fetch(raw.driver_connection, statement.sql, statement.positional(params))
+            return await self._fetch(raw.driver_connection, statement.sql, values)
         except Exception as exc:
             # The driver's own errors skip SQLAlchemy's hooks: type them the same way here.
-            from tradestore.engine import translate  # engine imports this module
-
             typed = translate(exc, conn.engine.url)
             if typed is None:
                 raise
@@ -284,6 +290,14 @@ class Backend(ABC):
             sign: NetGroup(count, total, largest, smallest, costs)
             for sign, count, total, largest, smallest, costs in (await conn.execute(statement)).all()
         }
+
+
+def echo(conn: AsyncConnection, sql: str, params: object) -> None:
+    """Log a statement sent to the driver directly as SQLAlchemy logs its own (``echo=True``)."""
+    logger = conn.sync_engine.logger
+    if logger.isEnabledFor(logging.INFO):
+        logger.info("%s", sql)
+        logger.info("[driver] %r", params)
 
 
 def _update_set(statement: Any, columns: Sequence[str], keys: Sequence[str]) -> dict[str, Any]:

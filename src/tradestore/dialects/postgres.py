@@ -15,14 +15,15 @@ from sqlalchemy import column as sql_column
 from sqlalchemy import table as sql_table
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.expression import ClauseElement, ColumnElement
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from tradestore.dialects.base import Backend, Row, _update_set
+from tradestore.dialects.base import Backend, Row, _update_set, echo
 from tradestore.values import chunked
 
+_NAIVE_MIN = datetime.min
 #: Where a pooled connection keeps its prepared single-row statements (``raw.info``).
 _PREPARED = "tradestore.prepared"
 _PREPARED_MAX = 500
@@ -40,6 +41,8 @@ class PostgresBackend(Backend):
     """
 
     name = "postgresql"
+    #: Key of the advisory lock that lets one migration run at a time.
+    migration_lock = 0x7472_6164_6573  # "trades"
     insert = staticmethod(pg_insert)
     chunk_rows = 20_000
     writes_in_key_order = True
@@ -101,6 +104,7 @@ class PostgresBackend(Backend):
         overwrite = upsert_on is not None and await self._any_stored(conn, table, columns, rows, upsert_on)
         inserted = len(rows)
         async with conn.begin_nested() as savepoint:
+            echo(conn, f"COPY {table.name} ({', '.join(columns)}) FROM STDIN", f"{len(rows)} rows")
             driver: Any = (await conn.get_raw_connection()).driver_connection
             try:
                 if overwrite:
@@ -184,6 +188,9 @@ class PostgresBackend(Backend):
             kinds = tuple(_python_type(table.c[name].type) for name in columns)
             self._text_copy[key] = kinds if all(k in (str, int, Decimal, datetime) for k in kinds) else None
         return self._text_copy[key]
+
+    def lock_migrations(self, connection: Connection) -> None:
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({self.migration_lock:d})")
 
     async def _fetch(self, driver: Any, sql: str, params: Sequence[Any]) -> Sequence[Sequence[Any]]:
         return await driver.fetch(sql, *params)  # type: ignore[no-any-return]

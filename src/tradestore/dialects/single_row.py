@@ -26,13 +26,11 @@ one against ``session.execute`` on both backends, so an upgrade that changes the
 
 from __future__ import annotations
 
-import sqlite3
 import weakref
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-import asyncpg
 from sqlalchemy.engine import Result
 from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
 from sqlalchemy.exc import DBAPIError
@@ -41,13 +39,12 @@ from sqlalchemy.sql import Delete, Executable, Insert, Select, Update
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
+from tradestore.dialects.errors import is_unique_violation, translate
 from tradestore.errors import DuplicateError
 
 if TYPE_CHECKING:
     from tradestore.dialects.base import Backend
 
-#: SQLite's extended result codes of a unique-key violation: SQLITE_CONSTRAINT_UNIQUE, _PRIMARYKEY.
-_SQLITE_UNIQUE = (2067, 1555)
 #: How many compiled statements a backend keeps; a bot uses a few dozen.
 CACHE_SIZE = 500
 
@@ -263,12 +260,10 @@ def _typed(
     error: Exception, conn: AsyncConnection, raw: Any, prepared: Prepared, sql: str, args: list[Any]
 ) -> Exception:
     """The exception SQLAlchemy's path raises for the driver's ``error``."""
-    from tradestore.engine import translate  # engine imports the dialects package
-
     typed = translate(error, conn.engine.url)
     if typed is not None:
         return typed  # the session's rollback then finds a lost connection gone and discards it
-    if _unique_violation(error):
+    if is_unique_violation(error):
         where = f" in {prepared.table}" if prepared.table else ""
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         return DuplicateError(f"a row with this unique key already exists{where} ({detail})", orig=error)
@@ -280,9 +275,3 @@ def _typed(
         orig = adapted
     dbapi = conn.dialect.loaded_dbapi
     return cast(Exception, DBAPIError.instance(sql, args, orig, dbapi.Error, dialect=conn.dialect))
-
-
-def _unique_violation(error: Exception) -> bool:
-    if isinstance(error, sqlite3.IntegrityError):
-        return getattr(error, "sqlite_errorcode", 0) in _SQLITE_UNIQUE
-    return isinstance(error, asyncpg.UniqueViolationError)

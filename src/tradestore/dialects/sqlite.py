@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.expression import ClauseElement, ColumnElement
 
@@ -28,6 +29,9 @@ class SQLiteBackend(Backend):
 
     name = "sqlite"
     insert = staticmethod(sqlite_insert)
+
+    def lock_migrations(self, connection: Connection) -> None:
+        """Nothing to do: the migration's transaction began with ``BEGIN IMMEDIATE``, which excludes other writers."""
 
     def _insert_rows(self, table: Table, columns: Sequence[str]) -> Any:
         return self.insert(table).values({c: bindparam(c) for c in columns})

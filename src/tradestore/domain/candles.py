@@ -12,6 +12,8 @@ from tradestore import timeframes
 from tradestore.domain.common import _not_negative, _optional_count, _optional_id
 from tradestore.errors import ValidationError
 from tradestore.values import (
+    DecimalInput,
+    IntInput,
     to_decimal,
     to_optional_decimal,
     to_optional_utc,
@@ -20,9 +22,13 @@ from tradestore.values import (
 )
 
 
-@dataclass
+@dataclass(init=False)
 class OHLCVBar:
-    """One candle of ``timeframe`` starting at ``timestamp`` (a bar start, UTC)."""
+    """One candle of ``timeframe`` starting at ``timestamp`` (a bar start, UTC).
+
+    Prices and volumes accept ``Decimal``, ``int``, ``str`` and ``float`` (numpy's too); the
+    attributes are always ``Decimal``.
+    """
 
     symbol: str
     exchange: str
@@ -33,25 +39,39 @@ class OHLCVBar:
     low: Decimal
     close: Decimal
     volume: Decimal
-    quote_volume: Decimal | None = None
-    trades_count: int | None = None
-    id: int | None = None
-    created_at: datetime | None = None
+    quote_volume: Decimal | None
+    trades_count: int | None
+    id: int | None
+    created_at: datetime | None
 
-    def __post_init__(self) -> None:
-        self.symbol = to_text("symbol", self.symbol)
-        self.exchange = to_text("exchange", self.exchange)
-        self.timeframe = timeframes.check(self.timeframe)
-        self.timestamp = to_utc("timestamp", self.timestamp)
+    def __init__(
+        self,
+        symbol: str,
+        exchange: str,
+        timeframe: str,
+        timestamp: datetime,
+        open: DecimalInput,
+        high: DecimalInput,
+        low: DecimalInput,
+        close: DecimalInput,
+        volume: DecimalInput,
+        quote_volume: DecimalInput | None = None,
+        trades_count: IntInput | None = None,
+        id: IntInput | None = None,
+        created_at: datetime | None = None,
+    ) -> None:
+        self.symbol = to_text("symbol", symbol)
+        self.exchange = to_text("exchange", exchange)
+        self.timeframe = timeframes.check(timeframe)
+        self.timestamp = to_utc("timestamp", timestamp)
         if not timeframes.is_aligned(self.timeframe, self.timestamp):
             raise ValidationError(f"timestamp: {self.timestamp.isoformat()} is not the start of a {self.timeframe} bar")
-        self.open = to_decimal("open", self.open)
-        self.high = to_decimal("high", self.high)
-        self.low = to_decimal("low", self.low)
-        self.close = to_decimal("close", self.close)
-        self.volume = to_decimal("volume", self.volume)
-        self.volume = _not_negative("volume", self.volume)
-        self.quote_volume = to_optional_decimal("quote_volume", self.quote_volume)
+        self.open = to_decimal("open", open)
+        self.high = to_decimal("high", high)
+        self.low = to_decimal("low", low)
+        self.close = to_decimal("close", close)
+        self.volume = _not_negative("volume", to_decimal("volume", volume))
+        self.quote_volume = to_optional_decimal("quote_volume", quote_volume)
         if self.quote_volume is not None:
             _not_negative("quote_volume", self.quote_volume)
         for name in ("open", "close", "low"):
@@ -60,9 +80,9 @@ class OHLCVBar:
         for name in ("open", "close"):
             if self.low > getattr(self, name):
                 raise ValidationError(f"low: {self.low} is above {name} {getattr(self, name)}")
-        self.trades_count = _optional_count("trades_count", self.trades_count)
-        self.id = _optional_id(self.id)
-        self.created_at = to_optional_utc("created_at", self.created_at)
+        self.trades_count = _optional_count("trades_count", trades_count)
+        self.id = _optional_id(id)
+        self.created_at = to_optional_utc("created_at", created_at)
 
     @classmethod
     def from_ccxt(cls, row: Sequence[object], *, exchange: str, symbol: str, timeframe: str) -> OHLCVBar:

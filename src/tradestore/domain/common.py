@@ -12,22 +12,20 @@ from tradestore.values import (
 
 SIDES = ("long", "short")
 ACTIONS = ("open", "close", "liquidated")
-MODES = ("live", "paper", "backtest")
+MODES = ("live", "paper", "backtest", "optimization", "test")
+TRADE_STATUSES = ("open", "closed", "cancelled")
 SEVERITIES = ("debug", "info", "warning", "error", "critical")
 POSITION_STATUSES = ("open", "closed")
 
 
-#: The largest count a BIGINT column (and SQLite's INTEGER) holds.
-_BIGINT_MAX = 2**63 - 1
-
-
 def _optional_count(field: str, value: object) -> int | None:
+    """A count field: an ``int`` (numpy's too), or a whole float, which is what a row of a
+    DataFrame with a float column next to it (``iterrows()``) holds."""
     if value is None:
         return None
-    count = to_count(field, value)
-    if count > _BIGINT_MAX:
-        raise ValidationError(f"{field}: {value!r} does not fit a 64-bit integer column")
-    return count
+    if isinstance(value, float) and value.is_integer():  # numpy's float64 is a float
+        value = int(value)
+    return to_count(field, value)
 
 
 def _positive(field: str, value: Decimal) -> Decimal:

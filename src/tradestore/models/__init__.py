@@ -7,6 +7,7 @@ into the exact column types of :mod:`tradestore.types`. Models never import the 
 from tradestore.models.base import NAMING_CONVENTION, Base, Key
 from tradestore.models.candles import FetchedRangeModel, OHLCVModel, SeriesModel
 from tradestore.models.events import SystemEventModel
+from tradestore.models.orders import FillModel, OrderHistoryModel, OrderModel
 from tradestore.models.trading import BOT_KEY, OPEN, PositionModel, TradeModel
 
 __all__ = [
@@ -15,8 +16,11 @@ __all__ = [
     "OPEN",
     "Base",
     "FetchedRangeModel",
+    "FillModel",
     "Key",
     "OHLCVModel",
+    "OrderHistoryModel",
+    "OrderModel",
     "PositionModel",
     "SeriesModel",
     "SystemEventModel",

@@ -22,6 +22,11 @@ class TradeModel(Base):
         Index(None, "exchange", "symbol", "entry_time"),
         Index(None, "exit_time"),
         Index(None, "entry_time"),
+        # What bots ask: the open trades of a bot; a bot's trades in one mode over time;
+        # the trades of a symbol in one state.
+        Index(None, "bot_id", "status"),
+        Index(None, "bot_id", "mode", "entry_time"),
+        Index(None, "symbol", "status"),
     )
 
     id: Mapped[int] = mapped_column(Key, primary_key=True)
@@ -45,6 +50,11 @@ class TradeModel(Base):
     mode: Mapped[str]
     # ``metadata`` is taken by the declarative base; the column keeps the seed's name.
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata")
+    status: Mapped[str] = mapped_column(server_default="open")
+    stop_loss: Mapped[Decimal | None]
+    take_profit: Mapped[Decimal | None]
+    exit_reason: Mapped[str | None]
+    timeframe: Mapped[str | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

@@ -2,7 +2,8 @@
 
 from tradestore.repositories.events import SystemEventRepository
 from tradestore.repositories.ohlcv import OHLCVRepository
+from tradestore.repositories.orders import OrderRepository
 from tradestore.repositories.positions import PositionRepository
 from tradestore.repositories.trades import TradeRepository
 
-__all__ = ["OHLCVRepository", "PositionRepository", "SystemEventRepository", "TradeRepository"]
+__all__ = ["OHLCVRepository", "OrderRepository", "PositionRepository", "SystemEventRepository", "TradeRepository"]

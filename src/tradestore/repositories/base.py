@@ -14,21 +14,50 @@ connection of the session's transaction, compiled once per dialect (see
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy.engine import Result
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Executable
 
 from tradestore.dialects import Backend, backend, single_row
+from tradestore.dialects.errors import is_unique_violation
+from tradestore.errors import DuplicateError
 
 #: The exchange of calls that name none, unless the manager sets another (the seed bots' default).
 DEFAULT_EXCHANGE = "binance"
 #: Where the manager leaves its default exchange in ``session.info``.
 SESSION_EXCHANGE = "tradestore.exchange"
+#: Given as ``exchange`` to a read that spans exchanges (statistics, open positions): every exchange.
+ALL_EXCHANGES = "*"
 #: Statements built once per kind of database (see ``Repository._built``).
 _BUILT: dict[tuple[str, Hashable], Executable] = {}
+
+
+@contextmanager
+def duplicates_raise(message: str) -> Iterator[None]:
+    """Raise a unique-key violation inside the block as :class:`DuplicateError` saying ``message``.
+
+    The driver's error stays ``__cause__``'s ``orig``; other integrity errors (a check, a foreign
+    key) pass unchanged. For the paths that raise SQLAlchemy's ``IntegrityError`` (the bulk
+    paths) and to give the single-row path's ``DuplicateError`` a message naming the key. Usage::
+
+        with duplicates_raise(f"trade_id: {trade.exchange} already has a trade {trade.trade_id!r}"):
+            await self._execute(statement)
+
+    On PostgreSQL a failed statement aborts its transaction: the session must roll back
+    (``get_session()`` does when the error leaves its block) unless the statement ran in a
+    savepoint, as the bulk paths' do.
+    """
+    try:
+        yield
+    except IntegrityError as exc:
+        if not isinstance(exc, DuplicateError) and not is_unique_violation(exc.orig):
+            raise
+        raise DuplicateError(message, exc.orig) from exc
 
 
 class Repository:

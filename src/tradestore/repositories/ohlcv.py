@@ -28,7 +28,7 @@ from tradestore.domain import OHLCVBar, SeriesInfo
 from tradestore.errors import NotFoundError, ValidationError
 from tradestore.models import FetchedRangeModel, OHLCVModel, SeriesModel
 from tradestore.pages import keyset_pages
-from tradestore.repositories.base import Repository
+from tradestore.repositories.base import Repository, duplicates_raise
 from tradestore.values import ceil_second, floor_second, to_count, to_optional_utc, to_text, to_utc
 
 TABLE = cast(Table, OHLCVModel.__table__)
@@ -209,10 +209,14 @@ class OHLCVRepository(Repository):
             The number of bars inserted (0 for empty input).
 
         Raises:
-            sqlalchemy.exc.IntegrityError: a bar's key is already stored or repeated.
+            DuplicateError: a bar's key is already stored or repeated (also a
+                ``sqlalchemy.exc.IntegrityError``); nothing of the call was written.
             ValidationError: an item is not an ``OHLCVBar``.
         """
-        return await self._write(_checked(bars), "insert")
+        with duplicates_raise(
+            "bars: a bar with the same exchange, symbol, timeframe and timestamp is stored or repeated"
+        ):
+            return await self._write(_checked(bars), "insert")
 
     async def upsert_many(self, bars: Iterable[OHLCVBar], *, on_conflict: OnConflict = "replace") -> int:
         """Insert bars, and overwrite (``"replace"``) or keep (``"ignore"``) stored ones with the same key.
@@ -422,7 +426,8 @@ class OHLCVRepository(Repository):
         batch_size: int = 10_000,
     ) -> AsyncIterator[OHLCVBar]:
         """Like :meth:`get_range`, but yields bars a batch at a time: memory stays flat for any range."""
-        if to_count("batch_size", batch_size) < 1:
+        batch_size = to_count("batch_size", batch_size)
+        if batch_size < 1:
             raise ValidationError(f"batch_size: must be at least 1, got {batch_size!r}")
         params = self._series(symbol, timeframe, exchange)
         after, hi = ceil_second(to_utc("start", start)), floor_second(to_utc("end", end))
@@ -443,9 +448,9 @@ class OHLCVRepository(Repository):
         self, symbol: str, timeframe: str, limit: int = 100, exchange: str | None = None
     ) -> list[OHLCVBar]:
         """The newest ``limit`` bars, returned oldest first (ready for indicators)."""
-        to_count("limit", limit)
+        count = to_count("limit", limit)  # a plain int: the driver refuses numpy's
         params = self._series(symbol, timeframe, exchange)
-        params["limit"] = limit
+        params["limit"] = count
         conn, db = await self._connection()
         rows = await db.fetch(
             conn,
@@ -517,12 +522,9 @@ class OHLCVRepository(Repository):
         to_text("calendar", calendar, choices=CALENDARS)
         ledger = await self._ledger(params["exchange"], params["symbol"], params["timeframe"])
         if ledger is None or ledger.first is None or ledger.last is None:
-            if lo is None and hi is None:
-                raise NotFoundError(self._unknown(params))
-            gaps: list[BarRange] = []
-            if lo is not None and hi is not None:
-                whole = (timeframes.ceil(timeframe, lo), timeframes.floor(timeframe, hi))
-                gaps = [whole] if whole[0] <= whole[1] else []
+            if lo is None or hi is None:  # no bar and no bounded window: a misspelt series is not "no gaps"
+                raise NotFoundError(await self._unknown_series(params))
+            gaps: list[BarRange] = _whole(timeframe, lo, hi)
         else:
             gaps = await self._holes(ledger, lo, hi)
         if exclude_fetched and gaps and ledger is not None:
@@ -570,18 +572,15 @@ class OHLCVRepository(Repository):
         else:
             first, last = await self._extremes(ledger.id, low, high)
         if first is None or last is None:  # nothing stored inside the window
-            if lo is None or hi is None:
-                return []
-            whole = (timeframes.ceil(timeframe, lo), timeframes.floor(timeframe, hi))
-            return [whole] if whole[0] <= whole[1] else []
+            return [] if lo is None or hi is None else _whole(timeframe, lo, hi)
         if lo is not None:
-            head = (timeframes.ceil(timeframe, lo), bar_ranges.step(timeframe, first, -1))
-            if head[0] <= head[1] and head[1] < first:
-                gaps.insert(0, head)
+            head = (_ceil(timeframe, lo), _shift(timeframe, first, -1))
+            if head[0] is not None and head[1] is not None and head[0] <= head[1]:
+                gaps.insert(0, (head[0], head[1]))
         if hi is not None:
-            tail = (bar_ranges.step(timeframe, last, 1), timeframes.floor(timeframe, hi))
-            if tail[0] <= tail[1] and tail[0] > last:
-                gaps.append(tail)
+            tail = (_shift(timeframe, last, 1), _floor(timeframe, hi))
+            if tail[0] is not None and tail[1] is not None and tail[0] <= tail[1]:
+                gaps.append((tail[0], tail[1]))
         return gaps
 
     async def list_series(self, exchange: str | None = None) -> list[SeriesInfo]:
@@ -769,12 +768,60 @@ class OHLCVRepository(Repository):
             bounds.append(_c.time <= floor_second(hi))
         return bounds
 
+    async def _unknown_series(self, params: dict[str, Any]) -> str:
+        """Why there is no such series, naming the exchanges that hold the symbol in the timeframe."""
+        rows = await self._execute(
+            select(_s.exchange)
+            .where(_s.symbol == params["symbol"], _s.timeframe == params["timeframe"], _s.bar_count > 0)
+            .order_by(_s.exchange)
+        )
+        elsewhere = ", ".join(exchange for (exchange,) in rows.all()) or "none"
+        return (
+            f"no {params['timeframe']} bars stored for {params['exchange']} {params['symbol']}; "
+            f"exchanges holding {params['symbol']} {params['timeframe']}: {elsewhere}"
+        )
+
     @staticmethod
     def _unknown(params: dict[str, Any]) -> str:
         return (
             f"no {params['timeframe']} bars of {params['exchange']} {params['symbol']} are stored "
             "(check the exchange, symbol and timeframe)"
         )
+
+
+def _whole(timeframe: str, lo: datetime, hi: datetime) -> list[BarRange]:
+    """The bars of the window ``lo``..``hi`` as one range (none when no bar starts inside)."""
+    first, last = _ceil(timeframe, lo), _floor(timeframe, hi)
+    return [(first, last)] if first is not None and last is not None and first <= last else []
+
+
+def _shift(timeframe: str, bar_start: datetime, bars: int) -> datetime | None:
+    """:func:`timeframes.shift`, or ``None`` beyond the years 1 to 9999 (no bar starts there)."""
+    try:
+        return timeframes.shift(timeframe, bar_start, bars)
+    except (OverflowError, ValueError):
+        return None
+
+
+def _ceil(timeframe: str, moment: datetime) -> datetime | None:
+    """The first bar start at or after ``moment``; ``None`` when it would be after 9999."""
+    try:
+        if timeframe == timeframes.MONTH:
+            return timeframes.ceil(timeframe, moment)
+        # The floor of the last instant before the next bar: unlike ceil(), it never steps
+        # below year 1 on the way (the bar containing a moment of year 1 may start before it).
+        step = timedelta(seconds=timeframes.FIXED_SECONDS[timeframe])
+        return timeframes.floor(timeframe, moment + step - _JUST_AFTER)
+    except (OverflowError, ValueError):
+        return None
+
+
+def _floor(timeframe: str, moment: datetime) -> datetime | None:
+    """The last bar start at or before ``moment``; ``None`` when it would be before year 1."""
+    try:
+        return timeframes.floor(timeframe, moment)
+    except (OverflowError, ValueError):
+        return None
 
 
 def _as_is(value: Any) -> Any:

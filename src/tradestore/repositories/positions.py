@@ -6,13 +6,13 @@ import dataclasses
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, bindparam, select, update
+from sqlalchemy import Row, Select, Table, bindparam, select, update
 
 from tradestore.dialects import Backend
 from tradestore.domain import Position
 from tradestore.errors import NotFoundError, ValidationError
 from tradestore.models import BOT_KEY, OPEN, PositionModel
-from tradestore.repositories.base import Repository
+from tradestore.repositories.base import ALL_EXCHANGES, Repository
 from tradestore.values import to_id, to_text
 
 TABLE = cast(Table, PositionModel.__table__)
@@ -44,45 +44,49 @@ def _upsert_open(db: Backend) -> Any:
     ).returning(_p.id)
 
 
-def _open(exchange: str | None, bot_id: str | None, mode: str | None) -> Select[PositionModel]:
+def _open(exchange: str | None, bot_id: str | None, mode: str | None) -> Select[Any]:
     """Open positions, filtered by every argument that is not ``None``."""
-    p = PositionModel
-    statement = select(p).where(p.status == "open")
-    filters = {"exchange": (p.exchange, exchange), "bot_id": (p.bot_id, bot_id), "mode": (p.mode, mode)}
+    statement = select(*(_p[name] for name in _FIELDS)).where(_p.status == "open")
+    filters = {"exchange": (_p.exchange, exchange), "bot_id": (_p.bot_id, bot_id), "mode": (_p.mode, mode)}
     for name, (column, value) in filters.items():
         if value is not None:
             statement = statement.where(column == to_text(name, value))
     return statement
 
 
-def _from_model(row: PositionModel) -> Position:
-    return Position(**{name: getattr(row, name) for name in _FIELDS})
+def _from_row(row: Row[Any]) -> Position:
+    return Position(**row._mapping)
 
 
 class PositionRepository(Repository):
-    """Positions of one session. In every filter, ``None`` means "no filter"."""
+    """Positions of one session.
+
+    ``exchange=None`` means the manager's default exchange (``ALL_EXCHANGES`` every exchange,
+    where a call reads several); every other filter left at ``None`` means "no filter".
+    """
+
+    def _exchange_filter(self, exchange: str | None) -> str | None:
+        return None if exchange == ALL_EXCHANGES else self._exchange(exchange)
 
     async def get_open_positions(
-        self, exchange: str | None = "binance", *, bot_id: str | None = None, mode: str | None = None
+        self, exchange: str | None = None, *, bot_id: str | None = None, mode: str | None = None
     ) -> list[Position]:
         """Every open position matching the filters, most recently updated first."""
-        p = PositionModel
-        statement = _open(exchange, bot_id, mode).order_by(p.updated_at.desc(), p.id.desc())
-        return [_from_model(row) for row in (await self.session.scalars(statement)).all()]
+        statement = _open(self._exchange_filter(exchange), bot_id, mode).order_by(_p.updated_at.desc(), _p.id.desc())
+        return [_from_row(row) for row in await self._execute(statement)]
 
     async def get_position(
-        self, symbol: str, exchange: str | None = "binance", *, bot_id: str | None = None, mode: str | None = "live"
+        self, symbol: str, exchange: str | None = None, *, bot_id: str | None = None, mode: str | None = None
     ) -> Position | None:
         """The open position of ``symbol`` matching the filters (the most recently updated if several)."""
-        p = PositionModel
         statement = (
-            _open(exchange, bot_id, mode)
-            .where(p.symbol == to_text("symbol", symbol))
-            .order_by(p.updated_at.desc(), p.id.desc())
+            _open(self._exchange_filter(exchange), bot_id, mode)
+            .where(_p.symbol == to_text("symbol", symbol))
+            .order_by(_p.updated_at.desc(), _p.id.desc())
             .limit(1)
         )
-        row = (await self.session.scalars(statement)).first()
-        return None if row is None else _from_model(row)
+        row = (await self._execute(statement)).first()
+        return None if row is None else _from_row(row)
 
     async def update_position(self, position: Position) -> int:
         """Create or update a position and return its id.

@@ -1,7 +1,7 @@
 """candles v2: a series ledger, bars keyed by (series id, bar start), fetched ranges
 
 Revision ID: 0005
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-26 11:40:00
 
 Converts the candle table in place, in batches (bounded memory on both sides: every batch is
@@ -23,7 +23,7 @@ from alembic import context, op
 import tradestore.types
 
 revision: str = "0005"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,83 @@
+"""How each driver says "a lock was not granted" and "the connection broke", as typed errors.
+
+Translated at the engine boundary (a ``handle_error`` hook, see :mod:`tradestore.engine`) and
+by the bulk paths that talk to the driver directly (:meth:`Backend.fetch`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import asyncpg
+from sqlalchemy.engine import URL
+
+from tradestore.errors import ConnectionLostError, StorageBusyError, TransientError
+from tradestore.urls import describe, mask
+
+#: SQLite's primary result codes for a lock not granted: SQLITE_BUSY, SQLITE_LOCKED.
+_SQLITE_BUSY_CODES = (5, 6)
+#: PostgreSQL SQLSTATEs of a lock not granted: deadlock_detected, lock_not_available.
+_PG_BUSY_STATES = ("40P01", "55P03")
+#: PostgreSQL SQLSTATE classes of a broken connection: connection_exception (08) and the
+#: server going away (57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now).
+_PG_LOST_STATES = ("08", "57P")
+_ASYNCPG_LOST_WORDS = ("connection is closed", "cannot switch to state")
+
+
+def translate(
+    error: Exception, url: URL | None, *, disconnect: bool = False, busy_ms: int | None = None
+) -> TransientError | None:
+    """The typed error for a driver's ``error``: a lock not granted or a lost connection, else ``None``.
+
+    Used by the engine's ``handle_error`` hook and by the bulk paths that talk to the driver
+    directly. The driver's error is the typed error's ``orig``; raise it ``from`` the driver's.
+
+    Args:
+        error: what the driver raised.
+        url: the database's URL, for the message (its password never appears).
+        disconnect: SQLAlchemy already judged the connection broken.
+        busy_ms: the SQLite busy timeout, for the message.
+    """
+    where = mask(url) if url is not None else "the database"
+    detail = describe(error, url)
+    if _lock_not_granted(error):
+        waited = f" for {busy_ms} ms" if isinstance(error, sqlite3.Error) and busy_ms is not None else ""
+        return StorageBusyError(
+            f"{where}: a lock was not granted{waited} ({detail}); the transaction was rolled back: retry it", error
+        )
+    if disconnect or _connection_broken(error):
+        return ConnectionLostError(
+            f"{where}: the connection was lost ({detail}); a transaction not yet committed was rolled "
+            "back, and the next session reconnects",
+            error,
+        )
+    return None
+
+
+def _lock_not_granted(error: Exception) -> bool:
+    if isinstance(error, sqlite3.Error):
+        return getattr(error, "sqlite_errorcode", 0) & 0xFF in _SQLITE_BUSY_CODES
+    return getattr(error, "sqlstate", None) in _PG_BUSY_STATES
+
+
+def _connection_broken(error: Exception) -> bool:
+    if isinstance(error, OSError):  # reset, refused, timed out: the socket itself failed
+        return True
+    if isinstance(error, asyncpg.InterfaceError | asyncpg.exceptions.InternalClientError):
+        # asyncpg's words for a backend that went away under a direct driver call.
+        return any(words in str(error) for words in _ASYNCPG_LOST_WORDS)
+    state = getattr(error, "sqlstate", None)
+    return isinstance(state, str) and state.startswith(_PG_LOST_STATES)
+
+
+#: PostgreSQL's SQLSTATE of a unique key already taken (unique_violation).
+_PG_UNIQUE_STATE = "23505"
+#: SQLite's extended result codes of the same: SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE.
+_SQLITE_UNIQUE_CODES = (1555, 2067)
+
+
+def is_unique_violation(error: BaseException | None) -> bool:
+    """Whether a driver's ``error`` says a row with the same unique key exists."""
+    if isinstance(error, sqlite3.Error):
+        return getattr(error, "sqlite_errorcode", None) in _SQLITE_UNIQUE_CODES
+    return getattr(error, "sqlstate", None) == _PG_UNIQUE_STATE
