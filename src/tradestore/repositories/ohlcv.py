@@ -151,7 +151,12 @@ def _decode(rows: Sequence[Sequence[Any]], db: Backend, series: dict[str, Any]) 
     """Bars of one series from rows in :data:`READ_COLUMNS` order."""
     _, decode = _conversions(db)
     with _collector_paused():
-        return decode(rows, series["symbol"], series["exchange"], series["timeframe"])
+        bars: list[OHLCVBar] = decode(rows, series["symbol"], series["exchange"], series["timeframe"])
+    # asyncpg returns 0001-01-01 00:00 UTC as the naive datetime.min (its bound for -infinity);
+    # only the earliest bar can be it, first or last of a page in either order.
+    for bar in bars[:1] + bars[-1:]:
+        bar.timestamp = _aware(bar.timestamp)
+    return bars
 
 
 @contextmanager
@@ -558,8 +563,8 @@ class OHLCVRepository(Repository):
         )
         gaps = [
             (
-                bar_ranges.step(timeframe, db.decode(_c.time, prev), 1),
-                bar_ranges.step(timeframe, db.decode(_c.time, ts), -1),
+                bar_ranges.step(timeframe, _aware(db.decode(_c.time, prev)), 1),
+                bar_ranges.step(timeframe, _aware(db.decode(_c.time, ts)), -1),
             )
             for prev, ts in holes
         ]
@@ -601,7 +606,7 @@ class OHLCVRepository(Repository):
 
         conn, db = await self._connection()
         rows = await db.fetch(conn, ("ohlcv.series", exchange is None), build, params)
-        first, last, updated = (db.decoder(c) or _as_is for c in (_s.first_bar, _s.last_bar, _s.updated_at))
+        first, last, updated = (db.decoder(c) or _aware for c in (_s.first_bar, _s.last_bar, _s.updated_at))
         return [SeriesInfo(r[0], r[1], r[2], first(r[3]), last(r[4]), r[5], updated(r[6])) for r in rows]
 
     # --- the ledgers ----------------------------------------------------------------------
@@ -824,8 +829,9 @@ def _floor(timeframe: str, moment: datetime) -> datetime | None:
         return None
 
 
-def _as_is(value: Any) -> Any:
-    return value
+def _aware(value: Any) -> Any:
+    """A datetime from the driver, UTC made explicit where asyncpg hands back its naive ``datetime.min``."""
+    return value.replace(tzinfo=UTC) if isinstance(value, datetime) and value.tzinfo is None else value
 
 
 def _as_time(value: Any) -> datetime | None:
