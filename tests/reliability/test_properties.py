@@ -207,9 +207,13 @@ def test_any_valid_record_round_trips_exactly(
             assert got[0].timestamp.tzinfo is UTC
             stored = await TradeRepository(session).get_by_id(trade_id)
             assert stored is not None
-            if trade.is_closed and trade.exit_time is None:  # a closed trade gets exit_time = now
-                assert stored.exit_time is not None and stored.exit_time >= trade.entry_time
-                _same(stored, trade, ("id", "created_at", "updated_at", "exit_time"))
+            if trade.is_closed:  # a closed trade gets exit_time = now and status closed
+                assert stored.status == ("closed" if trade.status == "open" else trade.status)
+                _same(stored, trade, ("id", "created_at", "updated_at", "exit_time", "status"))
+                if trade.exit_time is None:
+                    assert stored.exit_time is not None and stored.exit_time >= trade.entry_time
+                else:
+                    assert stored.exit_time == trade.exit_time
             else:
                 _same(stored, trade, ("id", "created_at", "updated_at"))
             held = await PositionRepository(session).get_open_positions(ALL_EXCHANGES, bot_id=position.bot_id)
