@@ -2,8 +2,8 @@
 and trade tables generated inside the database (setup only, never timed).
 
 The generated rows use exactly the storage format tradestore writes (decimal text and
-fixed-width ISO-8601 UTC text on SQLite, ``NUMERIC``/``TIMESTAMPTZ`` on PostgreSQL), so
-tradestore reads them back like its own.
+epoch-second integers on SQLite, ``NUMERIC``/``TIMESTAMPTZ`` on PostgreSQL, the series
+ledger set to agree), so tradestore reads them back like its own.
 """
 
 from __future__ import annotations
@@ -11,10 +11,16 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import cast
 
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+import tradestore.dialects
 from tradestore import OHLCVBar
+from tradestore.models import OHLCVModel, SeriesModel
+
+SERIES = cast(Table, SeriesModel.__table__)
 
 T0 = datetime(2020, 1, 1, tzinfo=UTC)
 EPOCH_T0 = int(T0.timestamp())
@@ -73,43 +79,66 @@ def expected_gaps(first: int, last: int, hole_every: int) -> list[tuple[datetime
 
 _SQLITE_SERIES = """
 WITH RECURSIVE seq(i) AS (SELECT :first UNION ALL SELECT i + 1 FROM seq WHERE i + 1 < :last)
-INSERT INTO ohlcv (exchange, symbol, timeframe, timestamp, open, high, low, close, volume,
-                   quote_volume, trades_count, created_at)
-SELECT 'binance', :symbol, '1m',
-       strftime('%Y-%m-%d %H:%M:%S', :t0 + i * 60, 'unixepoch') || '.000000+00:00',
+INSERT INTO ohlcv (time, trades_count, series_id, open, high, low, close, volume, quote_volume)
+SELECT :t0 + i * 60, i % 5000, :sid,
        printf('%.2f', p), printf('%.2f', p + 5), printf('%.2f', p - 5), printf('%.2f', p + 1),
-       printf('%.4f', v), printf('%.4f', v * p), i % 5000, :created
+       printf('%.4f', v), printf('%.4f', v * p)
 FROM (SELECT i, 40000 + (i * 7919 % 4001) / 4.0 AS p, (i * 31 % 1000) / 8.0 AS v FROM seq
       WHERE i % :every NOT BETWEEN :every / 2 AND :every / 2 + :hole - 1)
 """
 
 _PG_SERIES = """
-INSERT INTO ohlcv (exchange, symbol, timeframe, timestamp, open, high, low, close, volume,
-                   quote_volume, trades_count, created_at)
-SELECT 'binance', $1, '1m', to_timestamp($2 + i * 60), p, p + 5, p - 5, p + 1, v, round(v * p, 4),
-       i % 5000, $3
+INSERT INTO ohlcv (time, trades_count, series_id, open, high, low, close, volume, quote_volume)
+SELECT to_timestamp($2 + i * 60), i % 5000, $1, p, p + 5, p - 5, p + 1, v, round(v * p, 4)
 FROM (SELECT i, round(40000 + (i * 7919 % 4001) / 4.0, 2) AS p, round((i * 31 % 1000) / 8.0, 4) AS v
-      FROM generate_series($4::bigint, $5::bigint - 1) AS i
-      WHERE i % $6 NOT BETWEEN $6 / 2 AND $6 / 2 + $7 - 1) AS s
+      FROM generate_series($3::bigint, $4::bigint - 1) AS i
+      WHERE i % $5 NOT BETWEEN $5 / 2 AND $5 / 2 + $6 - 1) AS s
 """
 
 
+async def series_id(conn: AsyncConnection, symbol: str = SYMBOL) -> int:
+    """The id of binance ``symbol`` 1m in the series ledger, made if needed."""
+    values = {
+        "exchange": "binance",
+        "symbol": symbol,
+        "timeframe": "1m",
+        "bar_count": 0,
+        "updated_at": datetime.now(UTC),
+    }
+    backend = tradestore.dialects.backend(conn.dialect)
+    await conn.execute(backend.insert(SERIES).values(values).on_conflict_do_nothing())
+    found = await conn.scalar(
+        select(SERIES.c.id).where(SERIES.c.exchange == "binance", SERIES.c.symbol == symbol, SERIES.c.timeframe == "1m")
+    )
+    return int(found)
+
+
+async def settle_ledger(conn: AsyncConnection, series: int) -> None:
+    """Make the ledger row of a series generated in SQL agree with its bars (setup, as a write would)."""
+    bars = OHLCVModel.__table__.c
+    first, last, count = (
+        await conn.execute(
+            select(func.min(bars.time), func.max(bars.time), func.count()).where(bars.series_id == series)
+        )
+    ).one()
+    if isinstance(first, int):  # SQLite: the stored epoch seconds, not run through the column type
+        first, last = datetime.fromtimestamp(first, UTC), datetime.fromtimestamp(last, UTC)
+    await conn.execute(
+        update(SERIES)
+        .where(SERIES.c.id == series)
+        .values(first_bar=first, last_bar=last, bar_count=count, updated_at=datetime.now(UTC))
+    )
+
+
 async def fill_series(conn: AsyncConnection, first: int, last: int, hole_every: int, *, symbol: str = SYMBOL) -> None:
-    """Store minutes ``first`` … ``last - 1`` of the generated series, leaving its holes out."""
-    created = datetime.now(UTC)
+    """Store minutes ``first`` … ``last - 1`` of the generated series, leaving its holes out; the ledger follows."""
+    sid = await series_id(conn, symbol)
     if conn.dialect.name == "sqlite":
-        params = {
-            "first": first,
-            "last": last,
-            "symbol": symbol,
-            "t0": EPOCH_T0,
-            "created": created.isoformat(" ", "microseconds"),
-            "every": hole_every,
-            "hole": HOLE_BARS,
-        }
+        params = {"first": first, "last": last, "sid": sid, "t0": EPOCH_T0, "every": hole_every, "hole": HOLE_BARS}
         await conn.exec_driver_sql(_SQLITE_SERIES, params)
     else:
-        await conn.exec_driver_sql(_PG_SERIES, (symbol, EPOCH_T0, created, first, last, hole_every, HOLE_BARS))
+        await conn.exec_driver_sql(_PG_SERIES, (sid, EPOCH_T0, first, last, hole_every, HOLE_BARS))
+    await settle_ledger(conn, sid)
 
 
 _SQLITE_TRADES = """

@@ -180,9 +180,9 @@ _INSERT_EVENT = (
     "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id"
 )
 _LATEST = (
-    "SELECT id, exchange, symbol, timeframe, timestamp, open, high, low, close, volume, quote_volume, "
-    "trades_count, created_at FROM ohlcv WHERE exchange = $1 AND symbol = $2 AND timeframe = $3 "
-    "ORDER BY timestamp DESC LIMIT $4"
+    "SELECT time, open, high, low, close, volume, quote_volume, trades_count FROM ohlcv "
+    "WHERE series_id = (SELECT id FROM ohlcv_series WHERE exchange = $1 AND symbol = $2 AND timeframe = $3) "
+    "ORDER BY time DESC LIMIT $4"
 )
 _POSITION_COLUMNS = (
     "symbol", "exchange", "side", "entry_price", "quantity", "margin", "entry_time", "current_price",
@@ -401,7 +401,7 @@ async def raw_iteration(env: Env, i: int) -> list[Decimal]:
         await raw.fetchval(_CLOSE_TRADE, *args)
         details = {"unit": i, "side": env.tag}
         await raw.fetchval(_INSERT_EVENT, *_EVENT, details, "BTCUSDT", f"it-{env.tag}-{i}", datetime.now(UTC))
-        return [decimal(r[8]) for r in reversed(rows)]
+        return [decimal(r[4]) for r in reversed(rows)]
 
     return await raw.transaction(body)  # type: ignore[no-any-return]
 

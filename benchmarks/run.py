@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from benchmarks import data, hot_path, processes
@@ -40,6 +41,18 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 LATEST_LIMIT = 1_000
 DAY = timedelta(days=1)
+BAR_FIELDS = ("symbol", "exchange", "timeframe", "timestamp", "open", "high", "low", "close", "volume", "quote_volume")
+BAR_FIELDS += ("trades_count",)
+#: Bytes per bar the issue asks for at most: tradestore's candle tables with their indexes.
+SIZE_GOAL = {"sqlite": 70, "postgresql": 150}
+CANDLE_TABLES = ("ohlcv", "ohlcv_series", "ohlcv_fetched")
+_PG_RAW_TABLE = """
+CREATE TABLE raw_ohlcv (
+    id BIGSERIAL PRIMARY KEY, exchange VARCHAR NOT NULL, symbol VARCHAR NOT NULL, timeframe VARCHAR NOT NULL,
+    time TIMESTAMPTZ NOT NULL, open NUMERIC NOT NULL, high NUMERIC NOT NULL, low NUMERIC NOT NULL,
+    close NUMERIC NOT NULL, volume NUMERIC NOT NULL, quote_volume NUMERIC, trades_count BIGINT,
+    UNIQUE (exchange, symbol, timeframe, time)
+)"""
 
 
 @dataclass
@@ -151,6 +164,8 @@ class Bench:
         await self.raw.open()
         try:
             await self.writes(bars)
+            await self.size()
+            await self.listing()
             await self.reads(bars)
             await self.statistics()
             await self.series()
@@ -219,11 +234,106 @@ class Bench:
             )
 
     async def check_written(self, bars: list[OHLCVBar], by: str) -> None:
-        """The table holds exactly ``bars``, read back by the raw driver."""
-        fields = ("timestamp", "open", "high", "low", "close", "volume", "quote_volume", "trades_count")
-        stored = await self.raw.get_range(data.SYMBOL, bars[0].timestamp, bars[-1].timestamp)
+        """The table holds exactly ``bars``, read back by the raw driver (raw writes: from their own table)."""
+        read = self.raw.written if by.startswith("raw") else self.raw.get_range
+        stored = await read(data.SYMBOL, bars[0].timestamp, bars[-1].timestamp)
+        fields = BAR_FIELDS
         expected = [tuple(getattr(b, f) for f in fields) for b in bars]
         assert [tuple(getattr(b, f) for f in fields) for b in stored] == expected, f"{by} stored other bars"
+
+    # -- size on disk and the series ledger ------------------------------------------------
+
+    async def _bytes(self, tables: tuple[str, ...]) -> int:
+        """Bytes of ``tables`` with their indexes (SQLite: their pages in ``dbstat``)."""
+        async with self.db.engine.connect() as conn:
+            if self.name == "sqlite":
+                names = ", ".join(f"'{t}'" for t in tables)
+                owned = f"SELECT name FROM sqlite_master WHERE tbl_name IN ({names})"
+                sql = f"SELECT sum(pgsize) FROM dbstat WHERE name IN ({owned})"
+            else:
+                sql = f"SELECT sum(pg_total_relation_size(t)) FROM unnest(ARRAY{list(tables)}::text[]) AS t"
+            return int(await conn.scalar(text(sql)) or 0)
+
+    async def size(self) -> None:
+        """Bytes per stored bar: tradestore's candle tables against the plain layout, the same bars in both."""
+        total, count = self.args.size_bars, self.args.size_series
+        per = total // count
+        await self.reset()
+        if isinstance(self.raw, RawPostgres):
+            await self.raw._c.execute("DROP TABLE IF EXISTS raw_ohlcv")
+            await self.raw._c.execute(_PG_RAW_TABLE)
+        log(f"{self.name}: size of {per * count:,} bars over {count} series")
+        for k in range(count):
+            bars = data.make_bars(per, symbol=f"SIZE{k:02d}USDT", seed=100 + k)
+            async with self.db.get_session() as session:
+                await OHLCVRepository(session).upsert_many(bars)
+            if isinstance(self.raw, RawSQLite):
+                await self.raw.upsert(bars)
+            else:
+                await self.raw._c.copy_records_to_table(
+                    "raw_ohlcv",
+                    records=[
+                        (b.exchange, b.symbol, b.timeframe, b.timestamp, b.open, b.high, b.low, b.close, b.volume,
+                         b.quote_volume, b.trades_count)
+                        for b in bars
+                    ],
+                    columns=("exchange", "symbol", "timeframe", "time", "open", "high", "low", "close", "volume",
+                             "quote_volume", "trades_count"),
+                )  # fmt: skip
+            del bars
+        await self.analyze()
+        stored = per * count
+        ours, raw = await self._bytes(CANDLE_TABLES) / stored, await self._bytes(("raw_ohlcv",)) / stored
+        goal = SIZE_GOAL[self.name]
+        self.add(
+            f"bytes per bar, {stored:,} 1m bars over {count} series (tables and indexes)",
+            "B",
+            ours,
+            raw,
+            goal=f"≤ {goal}",
+            met=ours <= goal,
+            notes="raw: one plain table, names in every row, unique key on (exchange, symbol, timeframe, time)",
+        )
+        if isinstance(self.raw, RawPostgres):
+            await self.raw._c.execute("DROP TABLE raw_ohlcv")
+
+    async def listing(self) -> None:
+        """``list_series`` over many series: it reads the ledger, so bars stored do not matter."""
+        count, per = self.args.list_series, self.args.list_series_bars
+        await self.reset()
+        samples: list[tuple[int, float, float]] = []
+        stored = 0
+        for upto in (10, per):
+            log(f"{self.name}: list_series over {count:,} series of {upto:,} bars")
+            for k in range(count):
+                async with self.db.engine.begin() as conn:
+                    await data.fill_series(conn, stored, upto, 10**12, symbol=f"L{k:04d}USDT")
+            stored = upto
+            await self.analyze()
+            async with self.db.get_session() as session:
+                repo = OHLCVRepository(session)
+                listed = await repo.list_series()
+                assert len(listed) == count and {s.count for s in listed} == {upto}, "the ledger disagrees"
+                assert [(s.symbol, s.first, s.last, s.count) for s in listed] == [
+                    (r[1], r[3], r[4], r[5]) for r in await self.raw.list_series()
+                ]
+                ours = await median_ms(self.args.latency_calls, repo.list_series)
+            raw = await median_ms(self.args.latency_calls, self.raw.list_series)
+            samples.append((count * upto, ours, raw))
+        scan = await timed(self.raw.scan_series())
+        (few, few_ms, _), (many, many_ms, raw_ms) = samples
+        self.add(
+            f"`list_series` over {count:,} series, {many:,} bars (median of {self.args.latency_calls})",
+            "ms",
+            many_ms,
+            raw_ms,
+            goal="≤ 10 ms",
+            met=many_ms <= 10,
+            notes=(
+                f"reads the ledger: {few_ms:.2f} ms at {few:,} bars; raw: the ledger by hand; "
+                f"grouping every bar instead (the old way): {scan * 1000:,.0f} ms"
+            ),
+        )
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -241,7 +351,7 @@ class Bench:
                 return await OHLCVRepository(session).get_range(symbol, "1m", start, end)
 
         got, expected = await ts_range(), await self.raw.get_range(symbol, start, end)
-        fields = ("timestamp", "open", "high", "low", "close", "volume", "quote_volume", "trades_count", "id")
+        fields = BAR_FIELDS
         assert [tuple(getattr(b, f) for f in fields) for b in got] == [
             tuple(getattr(b, f) for f in fields) for b in expected
         ], "get_range and the raw read disagree"
@@ -556,6 +666,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--series", type=int, default=1_000_000, help="bars in the get_gaps series (100 holes)")
     parser.add_argument("--scale-max", type=int, default=1_000_000, help="largest stored size of the scale test")
     parser.add_argument("--trades", type=int, default=100_000, help="trades for get_statistics")
+    parser.add_argument("--size-bars", type=int, default=1_000_000, help="bars stored for the bytes-per-bar figure")
+    parser.add_argument("--size-series", type=int, default=10, help="series those bars are spread over")
+    parser.add_argument("--list-series", type=int, default=1_000, help="series for the list_series latency")
+    parser.add_argument("--list-series-bars", type=int, default=1_000, help="bars per series for list_series")
     parser.add_argument("--orm-bars", type=int, default=10_000, help="bars the ORM add_all baseline writes")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per contender; the best counts")
     parser.add_argument("--latency-calls", type=int, default=30, help="calls per latency median")

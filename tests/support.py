@@ -11,7 +11,7 @@ from sqlalchemy import func, select, text
 
 from factories import T0
 from tradestore import DatabaseManager, OHLCVBar
-from tradestore.models import OHLCVModel
+from tradestore.models import OHLCVModel, SeriesModel
 
 
 async def open_db(url: Any, **options: Any) -> DatabaseManager:
@@ -26,7 +26,10 @@ async def bar_counts(db: DatabaseManager) -> dict[str, int]:
     """Stored bars per symbol."""
     async with db.get_session() as session:
         rows = await session.execute(
-            select(OHLCVModel.symbol, func.count()).group_by(OHLCVModel.symbol).order_by(OHLCVModel.symbol)
+            select(SeriesModel.symbol, func.count())
+            .join(OHLCVModel, OHLCVModel.series_id == SeriesModel.id)
+            .group_by(SeriesModel.symbol)
+            .order_by(SeriesModel.symbol)
         )
         return {symbol: int(n) for symbol, n in rows.all()}
 

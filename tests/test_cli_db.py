@@ -71,7 +71,7 @@ def newer_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
         "from alembic import op\n"
         "import sqlalchemy as sa\n"
         "def upgrade() -> None:\n"
-        "    op.create_index('ix_ohlcv_later', 'ohlcv', ['symbol'])\n"
+        "    op.create_index('ix_ohlcv_later', 'ohlcv', ['close'])\n"
         "def downgrade() -> None:\n"
         "    op.drop_index('ix_ohlcv_later', 'ohlcv')\n"
     )

@@ -164,3 +164,24 @@ def test_prune_with_an_age_beyond_the_calendar_is_a_usage_error(fresh_url: str, 
         assert "too long an age" in result.err or "not a duration" in result.err
     assert asyncio.run(row_counts(fresh_url)) == (3, 8)
     assert ok("prune", "--events-older-than", "700000d", "--dry-run", "--url", fresh_url, "--json").json["pruned"]
+
+
+def test_delete_ohlcv_removes_a_window_or_a_series_and_can_only_count(fresh_url: str, tmp_path: Path) -> None:
+    seed(fresh_url, tmp_path, list(range(10)))
+    seed(fresh_url, tmp_path, [0, 1], symbol="ETHUSDT")
+    series = ("delete", "ohlcv", "binance", "BTCUSDT", "1m", "--url", fresh_url)
+    window = ("--start", "2024-01-01T00:02", "--end", "2024-01-01T00:04")
+    dry = ok(*series, *window, "--dry-run", "--json").json
+    assert (dry["bars"], dry["dry_run"]) == (3, True)
+    assert (
+        "would remove 3 1m bars of binance BTCUSDT from 2024-01-01 00:02:00Z to 2024-01-01 00:04:00Z"
+        in ok(*series, *window, "--dry-run").out
+    )
+    assert ok("series", "--url", fresh_url, "--json").json[0]["bars"] == 10  # a dry run removes nothing
+    assert "removed 3 1m bars" in ok(*series, *window).out
+    listed = {s["symbol"]: s for s in ok("series", "--url", fresh_url, "--json").json}
+    assert (listed["BTCUSDT"]["bars"], listed["BTCUSDT"]["gaps"], listed["BTCUSDT"]["missing"]) == (7, 1, 3)
+    assert "removed all 7 1m bars of binance BTCUSDT" in ok(*series).out
+    assert [s["symbol"] for s in ok("series", "--url", fresh_url, "--json").json] == ["ETHUSDT"]
+    assert "no 1m bars stored for binance BTCUSDT" in fails(*series)
+    assert "no 1m bars stored for binance NOPE" in fails("delete", "ohlcv", "binance", "NOPE", "1m", "--url", fresh_url)

@@ -20,7 +20,6 @@ from tradestore import DatabaseManager, OHLCVBar, OHLCVRepository, SeriesInfo
 from tradestore.dialects import Backend, PostgresBackend, SQLiteBackend, sqlite_functions
 from tradestore.errors import DuplicateError, NotFoundError, ValidationError
 from tradestore.models import OHLCVModel
-from tradestore.repositories.ohlcv import TABLE
 
 
 async def count_rows(db: DatabaseManager) -> int:
@@ -50,8 +49,9 @@ async def test_upsert_then_read_back_exactly(db: DatabaseManager) -> None:
         (b.timestamp, b.open, b.high, b.low, b.close, b.volume, b.quote_volume, b.trades_count) for b in exact
     ]
     assert got[0].high == Decimal("123456789012.12345678") and got[0].open == Decimal("0.00000001")
-    assert all(b.timestamp.tzinfo is UTC and b.created_at is not None and b.created_at.tzinfo is UTC for b in got)
-    assert all(isinstance(b.id, int) for b in got)
+    assert all(b.timestamp.tzinfo is UTC for b in got)
+    # Bars have no row id and no per-row creation time any more (see the README's "What a bar stores").
+    assert all(b.id is None and b.created_at is None for b in got)
 
 
 async def test_upsert_overwrites_and_last_duplicate_wins(db: DatabaseManager) -> None:
@@ -106,17 +106,15 @@ async def test_copy_path_keeps_every_write_promise(db: DatabaseManager, monkeypa
     copied: list[bool] = []
     original = PostgresBackend._copied
 
-    async def spy(self: PostgresBackend, *args: Any) -> bool:
-        copied.append(await original(self, *args))
-        return copied[-1]
+    async def spy(self: PostgresBackend, *args: Any) -> int | None:
+        result = await original(self, *args)  # the rows COPY inserted, or None when it gave way
+        copied.append(result is not None)
+        return result
 
     monkeypatch.setattr(PostgresBackend, "_copied", spy)
     async with db.get_session() as session:
         repo = OHLCVRepository(session)
         assert await repo.upsert_many(bars(5)) == 5  # no key stored yet: straight into the table
-        created = {
-            b.timestamp: b.created_at for b in await repo.get_range("BTCUSDT", "1m", T0, T0 + timedelta(hours=1))
-        }
         # Keys already stored: through a temporary table and ON CONFLICT; the last duplicate wins.
         assert await repo.upsert_many([bar(3, close="100.9"), bar(7), bar(3, close="100.7")]) == 2
         got = await repo.get_range("BTCUSDT", "1m", T0, T0 + timedelta(hours=1))
@@ -124,15 +122,17 @@ async def test_copy_path_keeps_every_write_promise(db: DatabaseManager, monkeypa
             (0, Decimal("100.5")), (1, Decimal("100.5")), (2, Decimal("100.5")), (3, Decimal("100.7")),
             (4, Decimal("100.5")), (7, Decimal("100.5")),
         ]  # fmt: skip
-        assert got[3].created_at == created[got[3].timestamp]  # an overwrite keeps created_at
         with pytest.raises(IntegrityError):
             await repo.insert_many([bar(8), bar(3)])  # bar(3) is stored
         with pytest.raises(IntegrityError):
             await repo.insert_many([bar(9), bar(10), bar(9)])  # bar(9) twice
         assert await repo.insert_many(bars(12)[8:]) == 4
-    assert await count_rows(db) == 10
+        assert [s.count for s in await repo.list_series()] == [10]  # the ledger counted COPY's new rows
+        assert await repo.upsert_many([bar(n, close="100.9") for n in range(8, 15)], on_conflict="ignore") == 3
+        assert [s.count for s in await repo.list_series()] == [13]
+    assert await count_rows(db) == 13
     # COPY wrote the upserts and the last insert; the failed inserts were replayed as statements.
-    assert copied == ([True, True, False, False, True] if db.backend == "postgresql" else [])
+    assert copied == ([True, True, False, False, True, True] if db.backend == "postgresql" else [])
 
 
 @pytest.mark.parametrize("symbol", ["BTCUSDT", "None", "TAB\tNEW\nLINE\\"])
@@ -150,9 +150,10 @@ async def test_copy_stores_awkward_values_exactly(
     copied: list[bool] = []
     original = PostgresBackend._copied
 
-    async def spy(self: PostgresBackend, *args: Any) -> bool:
-        copied.append(await original(self, *args))
-        return copied[-1]
+    async def spy(self: PostgresBackend, *args: Any) -> int | None:
+        result = await original(self, *args)  # the rows COPY inserted, or None when it gave way
+        copied.append(result is not None)
+        return result
 
     monkeypatch.setattr(PostgresBackend, "_copied", spy)
     for threshold, exchange in ((1, "copy"), (10**9, "arrays")):
@@ -182,13 +183,16 @@ async def test_gaps_do_not_depend_on_the_order_rows_reach_sqlite(
         assert await repo.get_gaps("BTCUSDT", "1m") == [(T0 + timedelta(minutes=5), T0 + timedelta(minutes=7))]
 
 
-def test_sqlite_reads_datetimes_other_tools_wrote() -> None:
-    """Read paths parse tradestore's own '+00:00' text in one pass; any other form still comes back aware UTC."""
-    decode = SQLiteBackend(aiosqlite.dialect()).decode_datetimes
-    assert decode(["2024-01-01 00:00:00.000000+00:00"]) == [T0]
-    mixed = decode(["2024-01-01 00:00:00.000000+00:00", "2024-01-01 02:00:00+02:00", "2024-01-01 00:00:00"])
-    assert mixed == [T0, T0, T0] and all(d.tzinfo is UTC for d in mixed)
-    assert decode([]) == []
+def test_sqlite_keeps_bar_starts_as_epoch_seconds() -> None:
+    """The bulk paths encode a bar start through its column type: whole epoch seconds on SQLite, as is on PostgreSQL."""
+    from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
+
+    time = OHLCVModel.__table__.c.time
+    sqlite, postgres = SQLiteBackend(aiosqlite.dialect()), PostgresBackend(pg_asyncpg.dialect())  # type: ignore[no-untyped-call]
+    assert sqlite.encode(time, T0) == 1_704_067_200 and sqlite.decode(time, 1_704_067_200) == T0
+    assert sqlite.decode(time, -60) == datetime(1969, 12, 31, 23, 59, tzinfo=UTC)
+    assert sqlite.decode(time, 0).tzinfo is UTC
+    assert postgres.encode(time, T0) is T0 and postgres.decoder(time) is None
 
 
 def _stepped(rows: list[tuple[int, int]]) -> sqlite_functions._StepGaps:
@@ -245,12 +249,9 @@ async def test_gaps_between_stored_bars(db: DatabaseManager) -> None:
         await repo.upsert_many(bars(60))
         await repo.upsert_many(bars(60, symbol="ETHUSDT", skip=range(20, 30)))
         assert await repo.get_gaps("BTCUSDT", "1m") == []
-        await session.execute(
-            TABLE.delete().where(
-                OHLCVModel.symbol == "BTCUSDT",
-                OHLCVModel.timestamp.in_([T0 + timedelta(minutes=m) for m in (10, 11, 12, 50)]),
-            )
-        )
+        for minute in (10, 11, 12, 50):
+            moment = T0 + timedelta(minutes=minute)
+            assert await repo.delete_range("BTCUSDT", "1m", moment, moment) == 1
         gaps = await repo.get_gaps("BTCUSDT", "1m")
         eth = await repo.get_gaps("ETHUSDT", "1m")
 

@@ -79,11 +79,13 @@ async def test_a_database_from_a_newer_tradestore_is_refused(fresh_url: str) -> 
 
 
 async def test_an_older_database_is_refused_with_the_upgrade_command(fresh_url: str, newer_code: str) -> None:
+    today = schema.scripts().get_revision(newer_code).down_revision
+    assert isinstance(today, str)
     async with DatabaseManager(fresh_url) as db:  # empty: accepted; migrate it to what today's code needs
-        await schema.upgrade(db.engine, "0001")
+        await schema.upgrade(db.engine, today)
         async with db.get_session() as session:
             await OHLCVRepository(session).upsert_many(bars(3))
-    with pytest.raises(SchemaError, match=r"at schema revision 0001 but this tradestore needs 0099") as caught:
+    with pytest.raises(SchemaError, match=rf"at schema revision {today} but this tradestore needs 0099") as caught:
         await DatabaseManager(fresh_url).connect()
     assert "tradestore db upgrade --url" in str(caught.value)
     async with DatabaseManager(fresh_url, auto_migrate=True) as db:

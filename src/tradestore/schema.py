@@ -53,13 +53,22 @@ def _scripts(location: Path) -> ScriptDirectory:
     return ScriptDirectory.from_config(alembic_config(location=location))
 
 
-def alembic_config(connection: Connection | None = None, *, location: Path | None = None) -> Config:
+#: Called by long migrations with (rows done, rows in all); see :func:`upgrade`.
+MigrationProgress = Callable[[int, int], None]
+#: Where a migration script finds the progress callback: ``context.config.attributes[PROGRESS]``.
+PROGRESS = "tradestore.progress"
+
+
+def alembic_config(
+    connection: Connection | None = None, *, location: Path | None = None, progress: MigrationProgress | None = None
+) -> Config:
     """An Alembic ``Config`` for the packaged migrations, built without ``alembic.ini``.
 
     Args:
         connection: run the migrations on this connection (inside its transaction) instead of
             letting ``env.py`` open one.
         location: the folder of migration scripts; :data:`SCRIPT_LOCATION` by default.
+        progress: told how far a long migration (one converting rows in batches) has come.
     """
     config = Config()
     # ConfigParser interpolates '%': a path holding one must be escaped.
@@ -67,6 +76,8 @@ def alembic_config(connection: Connection | None = None, *, location: Path | Non
     config.attributes["configure_logger"] = False
     if connection is not None:
         config.attributes["connection"] = connection
+    if progress is not None:
+        config.attributes[PROGRESS] = progress
     return config
 
 
@@ -165,7 +176,9 @@ def stamp_head(connection: Connection) -> None:
     MigrationContext.configure(connection).stamp(scripts(), "head")
 
 
-def _migrate(connection: Connection, run: Callable[[Config], None]) -> tuple[str | None, str | None]:
+def _migrate(
+    connection: Connection, run: Callable[[Config], None], progress: MigrationProgress | None = None
+) -> tuple[str | None, str | None]:
     # Two processes migrating one database at once: the second waits here, then finds it done.
     backend(connection.dialect).lock_migrations(connection)
     before = read_state(connection)
@@ -177,20 +190,24 @@ def _migrate(connection: Connection, run: Callable[[Config], None]) -> tuple[str
     if before.unversioned:
         MigrationContext.configure(connection).stamp(scripts(), BASELINE)
     try:
-        run(alembic_config(connection))
+        run(alembic_config(connection, progress=progress))
     except CommandError as exc:
         raise SchemaError(str(exc).splitlines()[0]) from None
     return before.revision, read_state(connection).revision
 
 
-def upgrade_sync(connection: Connection, revision: str = "head") -> tuple[str | None, str | None]:
+def upgrade_sync(
+    connection: Connection, revision: str = "head", progress: MigrationProgress | None = None
+) -> tuple[str | None, str | None]:
     """Upgrade to ``revision`` inside the connection's transaction; returns (before, after)."""
-    return _migrate(connection, lambda config: command.upgrade(config, revision))
+    return _migrate(connection, lambda config: command.upgrade(config, revision), progress)
 
 
-def downgrade_sync(connection: Connection, revision: str) -> tuple[str | None, str | None]:
+def downgrade_sync(
+    connection: Connection, revision: str, progress: MigrationProgress | None = None
+) -> tuple[str | None, str | None]:
     """Downgrade to ``revision`` (``base`` removes every table) in the connection's transaction."""
-    return _migrate(connection, lambda config: command.downgrade(config, revision))
+    return _migrate(connection, lambda config: command.downgrade(config, revision), progress)
 
 
 _RUNNING: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
@@ -209,8 +226,13 @@ def _one_at_a_time() -> asyncio.Lock:
     return lock
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> tuple[str | None, str | None]:
+async def upgrade(
+    engine: AsyncEngine, revision: str = "head", *, progress: MigrationProgress | None = None
+) -> tuple[str | None, str | None]:
     """Upgrade the database to ``revision`` in one transaction.
+
+    ``progress`` is called with (rows done, rows in all) by migrations that convert rows in
+    batches (0005 rewrites every candle).
 
     Returns:
         The revision before and after (``None`` for an empty database).
@@ -219,16 +241,18 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> tuple[str | No
         SchemaError: the database is newer than this code, or ``revision`` is unknown.
     """
     async with _one_at_a_time(), engine.begin() as conn:
-        before, after = await conn.run_sync(upgrade_sync, revision)
+        before, after = await conn.run_sync(upgrade_sync, revision, progress)
     if before != after:
         log.info("schema of %s upgraded: %s -> %s", mask(engine.url), before or "(none)", after)
     return before, after
 
 
-async def downgrade(engine: AsyncEngine, revision: str) -> tuple[str | None, str | None]:
+async def downgrade(
+    engine: AsyncEngine, revision: str, *, progress: MigrationProgress | None = None
+) -> tuple[str | None, str | None]:
     """Downgrade the database to ``revision`` in one transaction; see :func:`upgrade`."""
     async with _one_at_a_time(), engine.begin() as conn:
-        before, after = await conn.run_sync(downgrade_sync, revision)
+        before, after = await conn.run_sync(downgrade_sync, revision, progress)
     if before != after:
         log.info("schema of %s downgraded: %s -> %s", mask(engine.url), before, after or "(none)")
     return before, after

@@ -347,6 +347,30 @@ def datetime_from_sqlite(value: str) -> datetime:
     return result if result.tzinfo is UTC else result.astimezone(UTC)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND = timedelta(seconds=1)
+
+
+def epoch_seconds(value: datetime) -> int:
+    """Whole seconds since the Unix epoch of an aware datetime, rounded down."""
+    return (value - _EPOCH) // _SECOND
+
+
+def datetime_from_epoch(value: int) -> datetime:
+    """The aware UTC datetime ``value`` whole seconds after the Unix epoch."""
+    return datetime.fromtimestamp(value, UTC)
+
+
+def floor_second(value: datetime) -> datetime:
+    """``value`` without its fraction of a second (the last whole second at or before it)."""
+    return value.replace(microsecond=0)
+
+
+def ceil_second(value: datetime) -> datetime:
+    """The first whole second at or after ``value``."""
+    return value if not value.microsecond else value.replace(microsecond=0) + _SECOND
+
+
 def decimal_from_db(value: Any) -> Decimal:
     """Read a stored decimal: text on SQLite, ``Decimal`` already on PostgreSQL."""
     return value if isinstance(value, Decimal) else Decimal(value)

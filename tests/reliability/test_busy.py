@@ -111,7 +111,7 @@ async def test_a_postgres_deadlock_between_two_sessions_is_a_storage_busy_error(
                 for n, minute in enumerate((first, second)):
                     await session.execute(
                         update(OHLCVModel)
-                        .where(OHLCVModel.timestamp == T0 + timedelta(minutes=minute))
+                        .where(OHLCVModel.time == T0 + timedelta(minutes=minute))
                         .values(close=OHLCVModel.close)
                     )
                     if n == 0:

@@ -112,7 +112,9 @@ class FailOnInsert:
         self.inserts, self.fail_at = 0, fail_at
 
     def _before(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.lstrip().upper().startswith("INSERT"):
+        upper = statement.lstrip().upper()
+        # PostgreSQL's bulk writes are INSERTs inside a CTE that counts the rows they inserted.
+        if upper.startswith("INSERT") or (upper.startswith("WITH") and "INSERT INTO" in upper):
             self.inserts += 1
             if self.inserts == self.fail_at:
                 raise RuntimeError("injected failure in the last chunk")

@@ -23,7 +23,7 @@ from tradestore import schema
 from tradestore.dialects.operations import operations
 from tradestore.domain import MODES, OPEN_ORDER_STATUSES
 from tradestore.health import open_engine
-from tradestore.models import Base, OHLCVModel
+from tradestore.models import Base, SeriesModel
 from tradestore.urls import backend_name, mask
 
 
@@ -85,7 +85,7 @@ async def inventory(url: URL) -> Inventory:
             version = (await conn.exec_driver_sql(ops.version_sql)).scalar()
             state = await conn.run_sync(schema.read_state)
             counts = await row_counts(conn, state.tables)
-            series = await series_count(conn) if OHLCVModel.__tablename__ in state.tables else 0
+            series = await series_count(conn) if SeriesModel.__tablename__ in state.tables else 0
             size = await ops.size(conn)
             columns = await conn.run_sync(_columns, state.tables)
             by_mode = await rows_by_mode(conn, columns)
@@ -168,7 +168,5 @@ async def row_counts(conn: AsyncConnection, tables: tuple[str, ...] | None = Non
 
 
 async def series_count(conn: AsyncConnection) -> int:
-    """How many distinct (exchange, symbol, timeframe) candle series are stored."""
-    c = OHLCVModel.__table__.c
-    keys = select(c.exchange, c.symbol, c.timeframe).distinct().subquery()
-    return int(await conn.scalar(select(func.count()).select_from(keys)) or 0)
+    """How many candle series hold bars (read from the series ledger)."""
+    return int(await conn.scalar(select(func.count()).where(SeriesModel.bar_count > 0)) or 0)

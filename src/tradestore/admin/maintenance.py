@@ -23,7 +23,6 @@ from tradestore.models import (
     BotModel,
     EquitySnapshotModel,
     FillModel,
-    OHLCVModel,
     OrderHistoryModel,
     OrderModel,
     PerformanceReportModel,
@@ -31,6 +30,7 @@ from tradestore.models import (
     SystemEventModel,
     TradeModel,
 )
+from tradestore.repositories import OHLCVRepository
 from tradestore.values import to_optional_utc, to_utc
 
 
@@ -66,16 +66,23 @@ async def prune_events(session: AsyncSession, older_than: datetime, *, dry_run: 
 
 
 async def prune_bars(session: AsyncSession, timeframe: str, older_than: datetime, *, dry_run: bool = False) -> Pruned:
-    """Remove ``timeframe`` candles that start before ``older_than`` (nothing on a dry run)."""
+    """Remove ``timeframe`` candles that start before ``older_than`` (nothing on a dry run).
+
+    Series by series through :meth:`OHLCVRepository.delete_range`, which keeps the series
+    ledger right and forgets the removed bars' fetched ranges.
+    """
     cutoff = to_utc("older_than", older_than)
-    c = OHLCVModel
-    where = (c.timeframe == timeframes.check(timeframe), c.timestamp < cutoff)
-    rows = await _apply(
-        session,
-        select(func.count()).select_from(c).where(*where),
-        delete(c).where(*where),
-        dry_run=dry_run,
-    )
+    timeframes.check(timeframe)
+    repo = OHLCVRepository(session)
+    last = cutoff - timedelta(microseconds=1)
+    rows = 0
+    for series in await repo.list_series():
+        if series.timeframe != timeframe or series.first > last:
+            continue
+        if dry_run:
+            rows += await repo.count_bars(series.symbol, timeframe, series.exchange, end=last)
+        else:
+            rows += await repo.delete_range(series.symbol, timeframe, None, last, exchange=series.exchange)
     return Pruned("ohlcv", f"{timeframe} bars starting before", cutoff, rows, removed=not dry_run)
 
 

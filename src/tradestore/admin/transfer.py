@@ -16,6 +16,11 @@ keeps ``1E+3`` as ``1000``, SQLite keeps the text); a JSON document (event detai
 metadata) by its stored text read back exactly, keys in any order, each number by its exact
 value (PostgreSQL's JSONB keeps ``1e16`` as ``10000000000000000`` and ``-0.0`` as ``0.0``).
 A JSON ``null`` and SQL ``NULL`` both mean "no document" and count the same.
+
+Candles name their series by a small integer id (``ohlcv_series``), which differs between
+databases once rows are appended: candle rows are compared and written with the series'
+names instead, and the series ledger is not copied as a table but carried over (or, when
+appending, recomputed from the bars) and checked against the bars before the commit.
 """
 
 from __future__ import annotations
@@ -26,12 +31,12 @@ import json
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Select, Table, Text, cast, insert, select
+from sqlalchemy import JSON, Select, Table, Text, cast, func, insert, literal, select, tuple_, update
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -153,9 +158,17 @@ def _reason(exc: IntegrityError) -> str:
     return re.sub(r"^<class '[^']+'>: ", "", lines[0])
 
 
+#: The candle series ledger: carried over with the bars, not copied as a table of its own.
+LEDGER = "ohlcv_series"
+#: Tables whose rows name their candle series by its id.
+BY_SERIES = ("ohlcv", "ohlcv_fetched")
+#: A series id → (exchange, symbol, timeframe).
+SeriesNames = dict[int, tuple[str, str, str]]
+
+
 def _tables() -> list[Table]:
-    """Every tradestore table, a table after those its foreign keys refer to."""
-    return [table for table in Base.metadata.sorted_tables if table.name in schema.TABLES]
+    """Every tradestore table but the series ledger, parents first (trades before orders)."""
+    return [table for table in Base.metadata.sorted_tables if table.name in schema.TABLES and table.name != LEDGER]
 
 
 def _referred() -> set[str]:
@@ -185,40 +198,126 @@ def _text_of(name: str) -> str:
 
 
 def _reader(table: Table) -> Select[Any]:
-    """Every column with its type's decoding, and each JSON column's stored text besides."""
+    """Every column with its type's decoding, and each JSON column's stored text besides, in primary-key order."""
     texts = [cast(table.c[name], Text).label(_text_of(name)) for name in _json_columns(table)]
-    return select(table, *texts).order_by(table.c.id)
+    return select(table, *texts).order_by(*table.primary_key.columns)
 
 
-def _digest_values(table: Table) -> Callable[[Mapping[str, Any]], list[Any]]:
-    """The values of a row :func:`row_digest` takes: JSON documents in their canonical text."""
+def _digest_values(table: Table, names: SeriesNames) -> Callable[[Mapping[str, Any]], list[Any]]:
+    """The values of a row :func:`row_digest` takes: JSON documents in their canonical text, a
+    candle row's series by its names (ids differ between databases once rows are appended)."""
     documents = set(_json_columns(table))
     columns = _content(table)
+    by_series = table.name in BY_SERIES
 
     def values(row: Mapping[str, Any]) -> list[Any]:
-        return [json_canonical(row[_text_of(c)]) if c in documents else row[c] for c in columns]
+        found: list[Any] = []
+        for c in columns:
+            if c in documents:
+                found.append(json_canonical(row[_text_of(c)]))
+            elif by_series and c == "series_id":
+                found.extend(names[row[c]])
+            else:
+                found.append(row[c])
+        return found
 
     return values
 
 
+async def series_names(conn: AsyncConnection) -> SeriesNames:
+    """Every candle series of a database by id."""
+    ledger = Base.metadata.tables[LEDGER]
+    rows = await conn.execute(select(ledger.c.id, ledger.c.exchange, ledger.c.symbol, ledger.c.timeframe))
+    return {row[0]: (row[1], row[2], row[3]) for row in rows.all()}
+
+
 def _pages(conn: AsyncConnection, table: Table, size: int) -> AsyncIterator[Sequence[Mapping[str, Any]]]:
-    """Every row of ``table`` by ascending ``id``, ``size`` rows at a time."""
+    """Every row of ``table`` in primary-key order, ``size`` rows at a time."""
+    key = list(table.primary_key.columns)
     statement = _reader(table).limit(size)
 
-    async def read(after: int | None) -> list[Mapping[str, Any]]:
-        page = statement if after is None else statement.where(table.c.id > after)
+    async def read(after: tuple[Any, ...] | None) -> list[Mapping[str, Any]]:
+        page = statement
+        if after is not None:  # the key's values bound through the columns' types (a bar start is an integer on SQLite)
+            bound = [literal(value, column.type) for column, value in zip(key, after, strict=True)]
+            page = statement.where(tuple_(*key) > tuple_(*bound) if len(key) > 1 else key[0] > bound[0])
         return [r._mapping for r in (await conn.execute(page)).all()]
 
-    return keyset_pages(read, None, size, lambda row: row["id"])
+    return keyset_pages(read, None, size, lambda row: tuple(row[c.key] for c in key))
 
 
 async def table_tally(conn: AsyncConnection, table: Table, *, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Tally:
     """Row count and checksum of a table's contents."""
-    tally, values = Tally(), _digest_values(table)
+    tally = Tally()
+    values = _digest_values(table, await series_names(conn) if table.name in BY_SERIES else {})
     async for rows in _pages(conn, table, chunk_rows):
         for row in rows:
             tally.add(values(row))
     return tally
+
+
+async def _carry_ledger(sconn: AsyncConnection, tconn: AsyncConnection, append: bool) -> dict[int, int]:
+    """Bring the source's series into the target; returns source id → target id.
+
+    Without ``append`` the ledger rows are copied as they are (ids included). With it a
+    series the target already holds keeps its target id, a new one gets a new id, and both
+    are recomputed from the bars by :func:`_settle_ledger` once they are copied.
+    """
+    ledger = Base.metadata.tables[LEDGER]
+    rows = [dict(r._mapping) for r in (await sconn.execute(select(ledger).order_by(ledger.c.id))).all()]
+    if not append:
+        if rows:
+            await tconn.execute(insert(ledger), rows)
+        return {row["id"]: row["id"] for row in rows}
+    known = {names: id_ for id_, names in (await series_names(tconn)).items()}
+    mapping: dict[int, int] = {}
+    for row in rows:
+        names = (row["exchange"], row["symbol"], row["timeframe"])
+        if names not in known:
+            fresh = {k: v for k, v in row.items() if k != "id"}
+            known[names] = int((await tconn.execute(insert(ledger).values(fresh).returning(ledger.c.id))).scalar_one())
+        mapping[row["id"]] = known[names]
+    return mapping
+
+
+async def _settle_ledger(conn: AsyncConnection, database: str, *, recompute: bool) -> None:
+    """Make (``recompute``) or check the target's series ledger against its bars.
+
+    Raises:
+        StorageError: a ledger row disagrees with the bars (only when not recomputing).
+    """
+    ledger, bars = Base.metadata.tables[LEDGER], Base.metadata.tables["ohlcv"]
+    found = {
+        row[0]: (row[1], row[2], row[3])
+        for row in (
+            await conn.execute(
+                select(bars.c.series_id, func.count(), func.min(bars.c.time), func.max(bars.c.time)).group_by(
+                    bars.c.series_id
+                )
+            )
+        ).all()
+    }
+    recorded = await conn.execute(select(ledger.c.id, ledger.c.bar_count, ledger.c.first_bar, ledger.c.last_bar))
+    for series_id, count, first, last in recorded.all():
+        count_, first_, last_ = found.get(series_id, (0, None, None))
+        first_, last_ = _as_bar_time(first_), _as_bar_time(last_)
+        if (count, first, last) == (count_, first_, last_):
+            continue
+        if not recompute:
+            raise StorageError(
+                f"verification failed for {LEDGER} in {database}: series {series_id} records {count} bars "
+                f"but holds {count_}; nothing was written"
+            )
+        await conn.execute(
+            update(ledger)
+            .where(ledger.c.id == series_id)
+            .values(bar_count=count_, first_bar=first_, last_bar=last_, updated_at=datetime.now(UTC))
+        )
+
+
+def _as_bar_time(value: Any) -> Any:
+    """A bar start read through an aggregate (SQLite hands back the stored epoch seconds)."""
+    return datetime.fromtimestamp(value, UTC) if isinstance(value, int) else value
 
 
 async def copy_database(
@@ -269,7 +368,9 @@ async def copy_database(
                         async with target.begin() as tconn:
                             await _copy(sconn, tconn, report, chunk_rows, progress)
                             if not report.append:
-                                await writing.follow_copied_ids(tconn, _tables())
+                                await writing.follow_copied_ids(
+                                    tconn, [t for t in Base.metadata.sorted_tables if "id" in t.c]
+                                )
                 finally:
                     await target.dispose()
             finally:
@@ -313,23 +414,32 @@ async def _copy(
         filled = ", ".join(f"{name}: {rows:,} rows" for name, rows in before.items() if rows)
         raise StorageError(f"target {report.target} is not empty ({filled}): pass --append to add to it")
     totals = await row_counts(sconn)
-    everything, done = sum(totals.values()), 0
+    everything, done = sum(n for name, n in totals.items() if name != LEDGER), 0
     if progress is not None:
         progress(0, everything)
     # Appended rows get new ids in the target: foreign keys are turned to them as rows are copied.
     new_ids: dict[str, dict[int, int]] = {name: {} for name in _referred()} if report.append else {}
+    existing_tallies = {
+        table.name: await table_tally(tconn, table, chunk_rows=chunk_rows) if before[table.name] else Tally()
+        for table in _tables()
+    }
+    source_names = await series_names(sconn)
+    to_target = await _carry_ledger(sconn, tconn, report.append)
     for table in _tables():
         columns = _content(table)
-        kept = columns if report.append else ["id", *columns]
-        existing = await table_tally(tconn, table, chunk_rows=chunk_rows) if before[table.name] else Tally()
-        copied, values = Tally(), _digest_values(table)
+        kept = columns if report.append or "id" not in table.c else ["id", *columns]
+        existing = existing_tallies[table.name]
+        copied, values = Tally(), _digest_values(table, source_names)
         async for rows in _pages(sconn, table, chunk_rows):
             if report.append:
                 rows = [_remap(dict(row), table, new_ids) for row in rows]
             for row in rows:
                 copied.add(values(row))
+            written = [{c: row[c] for c in kept} for row in rows]
+            if table.name in BY_SERIES:
+                for row in written:
+                    row["series_id"] = to_target[row["series_id"]]
             try:
-                written = [{c: row[c] for c in kept} for row in rows]
                 if table.name in new_ids:
                     statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
                     given = (await tconn.execute(statement, written)).scalars().all()
@@ -354,3 +464,4 @@ async def _copy(
                 f"target {after.rows} (expected {expected.rows}), checksum {after.hex} (expected {expected.hex}); "
                 "nothing was written"
             )
+    await _settle_ledger(tconn, report.target, recompute=report.append)

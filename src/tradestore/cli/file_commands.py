@@ -13,8 +13,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import func, select
-
 from tradestore import timeframes
 from tradestore.admin.history import ImportReport, import_records
 from tradestore.cli.access import store
@@ -33,9 +31,9 @@ from tradestore.files.ohlcv import (
     read_bars,
     write_csv,
 )
+from tradestore.files.plot import draw, plot_available, save_png
 from tradestore.files.records import assignments, read_records
 from tradestore.manager import DatabaseManager
-from tradestore.models import OHLCVModel
 from tradestore.pages import keyset_pages
 from tradestore.repositories import OHLCVRepository
 from tradestore.urls import mask, resolve
@@ -67,7 +65,8 @@ async def import_ohlcv(args: argparse.Namespace, console: Console) -> int:
             try:
                 async with db.get_session() as session:  # the whole file or nothing of it
                     repo = OHLCVRepository(session)
-                    for chunk in chunked(read_bars(path, series, fmt, progress=progress.update), args.chunk_rows):
+                    bars = read_bars(path, series, fmt, progress=progress.update, align=args.align)
+                    for chunk in chunked(bars, args.chunk_rows):
                         await repo.upsert_many(chunk)
                         for bar in chunk:
                             written.add(bar.timestamp)
@@ -275,15 +274,8 @@ async def export_ohlcv(args: argparse.Namespace, console: Console) -> int:
     start, end = args.start or _EARLIEST, args.end or _LATEST
     async with store(url) as db:
         async with db.get_session() as session:
-            c = OHLCVModel
-            total = await session.scalar(
-                select(func.count()).where(
-                    c.exchange == series.exchange,
-                    c.symbol == series.symbol,
-                    c.timeframe == series.timeframe,
-                    c.timestamp >= start,
-                    c.timestamp <= end,
-                )
+            total = await OHLCVRepository(session).count_bars(
+                series.symbol, series.timeframe, series.exchange, start=start, end=end
             )
         if not total:
             raise CommandError(
@@ -382,3 +374,47 @@ async def _write_parquet(
     finally:
         writer.close()
     return count
+
+
+#: More candles than this make a picture no one can read: narrow the window instead.
+PLOT_MAX_BARS = 20_000
+
+
+async def plot_ohlcv(args: argparse.Namespace, console: Console) -> int:
+    """Draw one series (or a window of it) as candles over volume, gaps shaded, to a PNG file."""
+    if not plot_available():
+        raise CommandError("plotting needs matplotlib: pip install 'tradestore[plot]'")
+    if args.output.suffix.lower() != ".png":
+        raise CommandError(f"{args.output}: plot writes PNG files (name it *.png)")
+    if args.output.exists() and not args.force:
+        raise CommandError(f"{args.output} already exists: choose another name or pass --force to replace it")
+    url = resolve(args.url)
+    start, end = args.start or _EARLIEST, args.end or _LATEST
+    async with store(url) as db, db.get_session() as session:
+        repo = OHLCVRepository(session)
+        total = await repo.count_bars(args.symbol, args.timeframe, args.exchange, start=start, end=end)
+        if not total:
+            raise CommandError(
+                f"no {args.timeframe} bars of {args.exchange} {args.symbol} in that range: nothing drawn"
+            )
+        if total > PLOT_MAX_BARS:
+            raise CommandError(
+                f"{total:,} bars are too many to draw (at most {PLOT_MAX_BARS:,}): narrow the window with --start/--end"
+            )
+        bars = await repo.get_range(args.symbol, args.timeframe, start, end, args.exchange)
+        gaps = await repo.get_gaps(args.symbol, args.timeframe, args.exchange, start=args.start, end=args.end)
+    name = f"{args.exchange} {args.symbol} {args.timeframe}"
+    figure = draw(
+        bars, gaps, title=f"{name}, {bars[0].timestamp:%Y-%m-%d %H:%M} to {bars[-1].timestamp:%Y-%m-%d %H:%M} UTC"
+    )
+    with _destination(args.output) as partial:
+        save_png(figure, partial)
+    missing = sum(timeframes.count_between(args.timeframe, a, b) for a, b in gaps)
+    data = {"file": str(args.output), "bars": len(bars), "gaps": len(gaps), "missing": missing}
+    console.emit(
+        data,
+        lambda: (
+            f"plotted {len(bars):,} bars of {name} with {len(gaps):,} gaps ({missing:,} missing bars) to {args.output}"
+        ),
+    )
+    return 0

@@ -30,7 +30,7 @@ from tradestore.cli.arguments import age, duration, moment, number, positive, ti
 from tradestore.cli.console import CommandError, Console, ReaderGone, writing_out
 from tradestore.domain import BOT_STATUSES, MODES
 from tradestore.errors import ConfigurationError, StorageError
-from tradestore.files.ohlcv import FORMATS
+from tradestore.files.ohlcv import ALIGNMENTS, FORMATS
 from tradestore.urls import DEFAULT_URL, ENV_VAR, resolve, scrub
 
 Handler = Callable[[argparse.Namespace, Console], Coroutine[Any, Any, int]]
@@ -125,10 +125,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     imports = commands.add_parser("import", help="load candles, trades, decisions or events from files")
     import_kinds = imports.add_subparsers(dest="kind", required=True, metavar="KIND")
-    sub = command(import_kinds, "ohlcv", file_commands.import_ohlcv, "upsert candles from CSV or ccxt JSON files")
+    sub = command(
+        import_kinds, "ohlcv", file_commands.import_ohlcv, "upsert candles from CSV, ccxt JSON or Parquet files"
+    )
     sub.add_argument("files", nargs="+", type=Path, metavar="FILE")
     _series_arguments(sub, positional=False)
-    sub.add_argument("--format", choices=FORMATS, help="default: ccxt-json for .json files, else csv")
+    sub.add_argument(
+        "--format", choices=FORMATS, help="default: ccxt-json for .json, parquet for .parquet/.pq, else csv"
+    )
+    sub.add_argument(
+        "--align",
+        choices=ALIGNMENTS,
+        default="start",
+        help="the file's times are bar starts (default) or bar ends (moved back to the start of their bar)",
+    )
     sub.add_argument("--chunk-rows", type=positive, default=10_000, help="bars per upsert (default 10000)")
     for kind in KINDS:
         sub = command(
@@ -163,6 +173,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--format", choices=("csv", "parquet"), help="default: from the file's extension")
     sub.add_argument("--force", action="store_true", help="replace an existing file")
 
+    plots = commands.add_parser("plot", help="draw candles to a PNG file (needs tradestore[plot])")
+    plot_kinds = plots.add_subparsers(dest="kind", required=True, metavar="KIND")
+    sub = command(plot_kinds, "ohlcv", file_commands.plot_ohlcv, "candles over volume, gaps shaded, as a PNG file")
+    _series_arguments(sub, positional=True)
+    _window_arguments(sub)
+    sub.add_argument("-o", "--output", type=Path, required=True, help="the PNG file")
+    sub.add_argument("--force", action="store_true", help="replace an existing file")
+
     sub = command(commands, "copy", upkeep_commands.copy, "copy every table to another database, then verify it")
     sub.add_argument("urls", nargs="+", metavar="URL", help="SOURCE_URL TARGET_URL (or TARGET_URL, from --url)")
     sub.add_argument("--append", action="store_true", help="add to a target that already holds rows")
@@ -187,6 +205,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--reports-older-than", type=age, metavar="AGE", help="stored performance reports")
     sub.add_argument("--bots-older-than", type=age, metavar="AGE", help="stopped bots not updated since")
+    sub.add_argument("--dry-run", action="store_true", help="count what would go, remove nothing")
+
+    deletes = commands.add_parser("delete", help="remove candles imported by mistake")
+    delete_kinds = deletes.add_subparsers(dest="kind", required=True, metavar="KIND")
+    sub = command(
+        delete_kinds, "ohlcv", upkeep_commands.delete_ohlcv, "remove a window of one candle series (or all of it)"
+    )
+    _series_arguments(sub, positional=True)
+    _window_arguments(sub)
     sub.add_argument("--dry-run", action="store_true", help="count what would go, remove nothing")
 
     command(commands, "optimize", upkeep_commands.optimize, "VACUUM/ANALYZE (SQLite), ANALYZE (PostgreSQL)")

@@ -13,7 +13,7 @@ from tradestore.admin.inventory import inventory, mode_order
 from tradestore.cli.access import store
 from tradestore.cli.console import CommandError, Console, human_bytes, pairs, table
 from tradestore.health import health as health_of
-from tradestore.models import OHLCVModel
+from tradestore.models import SeriesModel
 from tradestore.repositories import OHLCVRepository
 from tradestore.urls import resolve
 
@@ -150,8 +150,8 @@ async def gaps(args: argparse.Namespace, console: Console) -> int:
 
 async def _unknown_series(session: AsyncSession, exchange: str, symbol: str, timeframe: str) -> str:
     """Why there is no such series, naming the exchanges that do hold ``symbol`` ``timeframe`` bars."""
-    c = OHLCVModel
-    where = (c.symbol == symbol, c.timeframe == timeframe)
+    c = SeriesModel  # the series ledger: one row per series, no scan of the bars
+    where = (c.symbol == symbol, c.timeframe == timeframe, c.bar_count > 0)
     elsewhere = list((await session.scalars(select(c.exchange).where(*where).distinct().order_by(c.exchange))).all())
     message = f"no {timeframe} bars stored for {exchange} {symbol}"
     if elsewhere:

@@ -19,8 +19,12 @@ def _revision(value: str | None) -> str:
 async def upgrade(args: argparse.Namespace, console: Console) -> int:
     """Upgrade to ``args.revision`` (head by default), creating the database file if needed."""
     url = resolve(args.url)
-    async with engine_for(url, must_exist=False) as engine:
-        before, after = await schema.upgrade(engine, args.revision)
+    progress = console.progress("converting", unit="rows")
+    try:
+        async with engine_for(url, must_exist=False) as engine:
+            before, after = await schema.upgrade(engine, args.revision, progress=progress.update)
+    finally:
+        progress.close()
     data = {"database": mask(url), "before": before, "after": after, "head": schema.head_revision()}
 
     def human() -> str:
@@ -45,7 +49,11 @@ async def downgrade(args: argparse.Namespace, console: Console) -> int:
                     f"a downgrade can drop tables and columns with their data, and {mask(url)} holds {rows:,} rows: "
                     "back it up (`tradestore backup`), then pass --yes"
                 )
-        before, after = await schema.downgrade(engine, args.revision)
+        progress = console.progress("converting", unit="rows")
+        try:
+            before, after = await schema.downgrade(engine, args.revision, progress=progress.update)
+        finally:
+            progress.close()
     data = {"database": mask(url), "before": before, "after": after, "head": schema.head_revision()}
     console.emit(data, lambda: f"downgraded {mask(url)}: {_revision(before)} -> {_revision(after)}")
     return 0

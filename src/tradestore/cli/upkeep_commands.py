@@ -9,8 +9,9 @@ from tradestore.admin import maintenance
 from tradestore.admin.backup import backup as make_backup
 from tradestore.admin.transfer import copy_database
 from tradestore.cli.access import engine_for, store
-from tradestore.cli.console import CommandError, Console, human_bytes, pairs, table
+from tradestore.cli.console import CommandError, Console, cell, human_bytes, pairs, table
 from tradestore.dialects.operations import operations
+from tradestore.repositories import OHLCVRepository
 from tradestore.urls import mask, resolve
 
 
@@ -98,6 +99,46 @@ async def prune(args: argparse.Namespace, console: Console) -> int:
         listing = table(["table", "rule", "rows"], rows)
         note = " (dry run: nothing was removed)" if args.dry_run else ""
         return f"{listing}\n\n{verb} {sum(r.rows for r in results):,} rows from {mask(url)}{note}"
+
+    console.emit(data, human)
+    return 0
+
+
+async def delete_ohlcv(args: argparse.Namespace, console: Console) -> int:
+    """Remove one series' bars within ``--start``/``--end`` (the whole series without them); ``--dry-run`` counts."""
+    url = resolve(args.url)
+    whole = args.start is None and args.end is None
+    async with store(url) as db, db.get_session() as session:
+        repo = OHLCVRepository(session)
+        known = {(s.exchange, s.symbol, s.timeframe) for s in await repo.list_series(exchange=args.exchange)}
+        if whole and (args.exchange, args.symbol, args.timeframe) not in known:
+            raise CommandError(
+                f"no {args.timeframe} bars stored for {args.exchange} {args.symbol} (`tradestore series` lists what is)"
+            )
+        if args.dry_run:
+            bars = await repo.count_bars(args.symbol, args.timeframe, args.exchange, start=args.start, end=args.end)
+        elif whole:
+            bars = await repo.delete_series(args.symbol, args.timeframe, args.exchange)
+        else:
+            bars = await repo.delete_range(args.symbol, args.timeframe, args.start, args.end, args.exchange)
+    data = {
+        "database": mask(url),
+        "exchange": args.exchange,
+        "symbol": args.symbol,
+        "timeframe": args.timeframe,
+        "start": args.start,
+        "end": args.end,
+        "bars": bars,
+        "dry_run": args.dry_run,
+    }
+
+    def human() -> str:
+        verb = "would remove" if args.dry_run else "removed"
+        what = f"{'all ' if whole else ''}{bars:,} {args.timeframe} bars of {args.exchange} {args.symbol}"
+        first = "the first" if args.start is None else cell(args.start)
+        window = "" if whole else f" from {first} to {'the last' if args.end is None else cell(args.end)}"
+        note = " (dry run: nothing was removed)" if args.dry_run else ""
+        return f"{verb} {what}{window} in {mask(url)}{note}"
 
     console.emit(data, human)
     return 0

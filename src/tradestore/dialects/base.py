@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -18,12 +19,9 @@ from sqlalchemy.sql.expression import ClauseElement, ColumnElement, Select
 
 from tradestore.dialects.errors import translate
 from tradestore.dialects.functions import dec_max, dec_min, dec_sign, dec_sub, dec_sum, epoch_seconds, month_index
+from tradestore.types import ValueCodec
 
 Row = tuple[Any, ...]
-
-
-def _same(value: Any) -> Any:
-    return value
 
 
 @dataclass(frozen=True)
@@ -75,9 +73,9 @@ class EquitySummary:
 class Backend(ABC):
     """How the bulk paths talk to one kind of database.
 
-    ``encode_*`` turn a ``Decimal``/aware ``datetime`` into what the driver stores, and
-    ``decode_*`` turn what the driver returns back; on PostgreSQL the driver already speaks
-    both types and these are the identity.
+    Values go to the driver through each column type's own ``bulk_encoder`` and come back
+    through its ``bulk_decoder`` (see :mod:`tradestore.types`), a column at a time: one
+    definition of how a ``Decimal`` or a datetime is stored, beside the ORM's bind step.
     """
 
     name: str
@@ -89,10 +87,9 @@ class Backend(ABC):
     #: (PostgreSQL). They then write in key order, so two batches holding the same keys in
     #: different orders queue behind each other instead of deadlocking.
     writes_in_key_order: bool = False
-    encode_decimal: Callable[[Decimal], Any] = staticmethod(_same)
-    encode_datetime: Callable[[datetime], Any] = staticmethod(_same)
-    decode_decimal: Callable[[Any], Decimal] = staticmethod(_same)
-    decode_datetime: Callable[[Any], datetime] = staticmethod(_same)
+    #: Whether :meth:`write` tells how many rows it inserted (overwritten or skipped ones aside);
+    #: otherwise it returns ``None`` and a caller who needs the number counts for itself.
+    counts_inserted: bool = False
 
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
@@ -101,13 +98,33 @@ class Backend(ABC):
         self._single_row: dict[Hashable, Any] = {}
         self._single_row_by_id: dict[Hashable, Any] = {}
 
+    def encoder(self, column: ColumnElement[Any]) -> ValueCodec | None:
+        """How the bulk paths store a validated value of ``column``; ``None``: as it is."""
+        hook = getattr(column.type, "bulk_encoder", None)
+        return None if hook is None else cast(ValueCodec | None, hook(self.dialect))
+
+    def decoder(self, column: ColumnElement[Any]) -> ValueCodec | None:
+        """How a value of ``column`` the driver returns becomes a Python value; ``None``: as it is."""
+        hook = getattr(column.type, "bulk_decoder", None)
+        return None if hook is None else cast(ValueCodec | None, hook(self.dialect))
+
+    def encode(self, column: ColumnElement[Any], value: Any) -> Any:
+        """One value of ``column`` as the driver takes it (``None`` stays ``None``)."""
+        found = self.encoder(column)
+        return value if found is None or value is None else found(value)
+
+    def decode(self, column: ColumnElement[Any], value: Any) -> Any:
+        """One value of ``column`` from the driver (``None`` stays ``None``)."""
+        found = self.decoder(column)
+        return value if found is None or value is None else found(value)
+
+    def atomically(self, conn: AsyncConnection) -> AbstractAsyncContextManager[Any]:
+        """A savepoint: what runs inside is kept whole or, on error, undone (the transaction goes on)."""
+        return conn.begin_nested()
+
     @abstractmethod
     def lock_migrations(self, connection: Connection) -> None:
         """Make a second process that migrates the same database wait until this transaction ends."""
-
-    def decode_datetimes(self, values: list[Any]) -> list[datetime]:
-        """``decode_datetime`` of each of ``values`` (none of them NULL), in one pass."""
-        return [self.decode_datetime(value) for value in values]
 
     def compiled(self, key: Hashable, build: Callable[[], ClauseElement]) -> Compiled:
         """The statement ``build()`` makes, compiled for this dialect once per ``key``."""
@@ -125,15 +142,26 @@ class Backend(ABC):
         rows: Iterable[Row],
         *,
         upsert_on: Sequence[str] | None,
-    ) -> None:
-        """Insert ``rows`` (encoded tuples in ``columns`` order) inside a savepoint: all of them or none.
+        ignore: bool = False,
+        savepoint: bool = True,
+    ) -> int | None:
+        """Insert ``rows`` (encoded tuples in ``columns`` order): all of them or none.
 
         With ``upsert_on`` (the columns of a unique key, holding no key twice) a row whose key
-        is stored overwrites the stored row, ``created_at`` excepted. Without it a stored or
-        repeated key raises ``sqlalchemy.exc.IntegrityError``.
+        is stored overwrites the stored row, ``created_at`` excepted, or with ``ignore`` is
+        left out (the stored row stays). Without it a stored or repeated key raises
+        ``sqlalchemy.exc.IntegrityError``. The write runs in a savepoint of its own unless
+        ``savepoint=False`` (the caller holds one, see :meth:`atomically`).
+
+        Returns:
+            How many rows were inserted (not overwritten or skipped) when the backend knows it
+            without extra work (:attr:`counts_inserted`), else ``None``.
         """
+        keys = None if upsert_on is None else tuple(upsert_on)
+        if not savepoint:
+            return await self._write(conn, table, tuple(columns), rows, keys, ignore)
         async with conn.begin_nested():
-            await self._write(conn, table, tuple(columns), rows, None if upsert_on is None else tuple(upsert_on))
+            return await self._write(conn, table, tuple(columns), rows, keys, ignore)
 
     async def write_rows(self, conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
         """Insert ``rows`` (column name → value, as SQLAlchemy takes them; the same columns in
@@ -164,24 +192,34 @@ class Backend(ABC):
         columns: tuple[str, ...],
         rows: Iterable[Row],
         upsert_on: tuple[str, ...] | None,
-    ) -> None:
+        ignore: bool,
+    ) -> int | None:
         """The body of :meth:`write`, already inside its savepoint."""
 
-    def statement(self, table: Table, columns: tuple[str, ...], upsert_on: tuple[str, ...] | None) -> Compiled:
-        """The portable write statement: an insert, or an upsert on ``upsert_on``."""
+    def statement(
+        self, table: Table, columns: tuple[str, ...], upsert_on: tuple[str, ...] | None, ignore: bool = False
+    ) -> Compiled:
+        """The portable write statement: an insert, or an upsert on ``upsert_on``.
 
-        def build() -> ClauseElement:
-            statement = self._insert_rows(table, columns)
-            if upsert_on is None:
-                return cast(ClauseElement, statement)
-            return cast(
-                ClauseElement,
-                statement.on_conflict_do_update(
-                    index_elements=list(upsert_on), set_=_update_set(statement, columns, upsert_on)
-                ),
-            )
+        With ``ignore`` the upsert leaves stored keys alone instead of overwriting them.
+        """
 
-        return self.compiled(("write", table.name, columns, upsert_on), build)
+        return self.compiled(
+            ("write", table.name, columns, upsert_on, ignore),
+            lambda: cast(ClauseElement, self._write_statement(table, columns, upsert_on, ignore)),
+        )
+
+    def _write_statement(
+        self, table: Table, columns: tuple[str, ...], upsert_on: tuple[str, ...] | None, ignore: bool
+    ) -> Any:
+        statement = self._insert_rows(table, columns)
+        if upsert_on is None:
+            return statement
+        if ignore:
+            return statement.on_conflict_do_nothing(index_elements=list(upsert_on))
+        return statement.on_conflict_do_update(
+            index_elements=list(upsert_on), set_=_update_set(statement, columns, upsert_on)
+        )
 
     @abstractmethod
     def _insert_rows(self, table: Table, columns: Sequence[str]) -> Any:

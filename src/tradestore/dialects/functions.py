@@ -14,7 +14,7 @@ from sqlalchemy.sql.elements import SQLCoreOperations
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
 from tradestore import timeframes
-from tradestore.types import ExactDecimal
+from tradestore.types import BarTime, ExactDecimal
 
 
 class _DecimalFunction(FunctionElement[Decimal]):
@@ -97,9 +97,17 @@ def _dec_sign(element: dec_sign, compiler: SQLCompiler, **kw: Any) -> str:
     return f"{name}({inner})" if name == "decimal_sign" else f"CAST(sign({inner}) AS INTEGER)"
 
 
+def _stored_as_seconds(element: FunctionElement[Any], compiler: SQLCompiler) -> bool:
+    """Whether the argument is a ``BarTime`` column on SQLite: epoch seconds already."""
+    (argument,) = element.clauses.clauses
+    return compiler.dialect.name == "sqlite" and isinstance(argument.type, BarTime)
+
+
 @compiles(epoch_seconds)
 def _epoch_seconds(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> str:
     inner = compiler.process(element.clauses, **kw)
+    if _stored_as_seconds(element, compiler):
+        return inner
     if compiler.dialect.name == "sqlite":
         return f"unixepoch({inner})"
     return f"CAST(EXTRACT(EPOCH FROM {inner}) AS BIGINT)"
@@ -108,6 +116,9 @@ def _epoch_seconds(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> 
 @compiles(month_index)
 def _month_index(element: month_index, compiler: SQLCompiler, **kw: Any) -> str:
     inner = compiler.process(element.clauses, **kw)
+    if _stored_as_seconds(element, compiler):
+        year, month = (f"CAST(strftime('{part}', {inner}, 'unixepoch') AS INTEGER)" for part in ("%Y", "%m"))
+        return f"({year} * 12 + {month} - 1)"
     if compiler.dialect.name == "sqlite":
         # The stored text starts 'YYYY-MM-': no date parsing needed.
         return f"(CAST(substr({inner}, 1, 4) AS INTEGER) * 12 + CAST(substr({inner}, 6, 2) AS INTEGER) - 1)"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from itertools import repeat
 from operator import is_, itemgetter
@@ -47,6 +47,7 @@ class PostgresBackend(Backend):
     insert = staticmethod(pg_insert)
     chunk_rows = 20_000
     writes_in_key_order = True
+    counts_inserted = True
     #: From this many rows on, ``COPY`` beats one array statement despite its extra round trips.
     copy_min_rows = 1_000
 
@@ -66,13 +67,22 @@ class PostgresBackend(Backend):
         columns: tuple[str, ...],
         rows: Iterable[Row],
         upsert_on: tuple[str, ...] | None,
-    ) -> None:
+        ignore: bool,
+    ) -> int:
         rows = rows if isinstance(rows, list) else list(rows)
-        if len(rows) >= self.copy_min_rows and await self._copied(conn, table, columns, rows, upsert_on):
-            return
-        sql = self.statement(table, columns, upsert_on).sql
+        if len(rows) >= self.copy_min_rows:
+            copied = await self._copied(conn, table, columns, rows, upsert_on, ignore)
+            if copied is not None:
+                return copied
+        sql = self.compiled(
+            ("counted write", table.name, columns, upsert_on, ignore),
+            lambda: _counted(self._write_statement(table, columns, upsert_on, ignore)),
+        ).sql
+        inserted = 0
         for chunk in chunked(rows, self.chunk_rows):
-            await conn.exec_driver_sql(sql, tuple(list(column) for column in zip(*chunk, strict=True)))
+            result = await conn.exec_driver_sql(sql, tuple(list(column) for column in zip(*chunk, strict=True)))
+            inserted += int(result.scalar() or 0)
+        return inserted
 
     async def _copied(
         self,
@@ -81,8 +91,9 @@ class PostgresBackend(Backend):
         columns: tuple[str, ...],
         rows: list[Row],
         upsert_on: tuple[str, ...] | None,
-    ) -> bool:
-        """Write ``rows`` with ``COPY``; ``False``, with nothing written, when that fails.
+        ignore: bool = False,
+    ) -> int | None:
+        """Write ``rows`` with ``COPY``; returns the rows inserted, or ``None``, with nothing written, when that fails.
 
         Whatever stops it (a key stored or repeated after all, a value the table refuses, a
         lock) is rolled back to the savepoint, and the caller writes the rows again with the
@@ -90,21 +101,24 @@ class PostgresBackend(Backend):
         else. Only an error rolling back (a lost connection) escapes from here.
         """
         if self._copy_kinds(table, columns) is None:
-            return False
+            return None
         overwrite = upsert_on is not None and await self._any_stored(conn, table, columns, rows, upsert_on)
+        inserted = len(rows)
         async with conn.begin_nested() as savepoint:
             echo(conn, f"COPY {table.name} ({', '.join(columns)}) FROM STDIN", f"{len(rows)} rows")
             driver: Any = (await conn.get_raw_connection()).driver_connection
             try:
                 if overwrite:
                     assert upsert_on is not None
-                    await self._upsert_through_temporary_table(conn, driver, table, columns, rows, upsert_on)
+                    inserted = await self._upsert_through_temporary_table(
+                        conn, driver, table, columns, rows, upsert_on, ignore
+                    )
                 else:
                     await self._copy(driver, table.name, table, columns, rows, schema=table.schema)
             except Exception:
                 await savepoint.rollback()
-                return False
-        return True
+                return None
+        return inserted
 
     async def _any_stored(
         self, conn: AsyncConnection, table: Table, columns: tuple[str, ...], rows: list[Row], keys: tuple[str, ...]
@@ -134,7 +148,9 @@ class PostgresBackend(Backend):
         columns: tuple[str, ...],
         rows: list[Row],
         keys: tuple[str, ...],
-    ) -> None:
+        ignore: bool = False,
+    ) -> int:
+        """Rows through a temporary table and one ``INSERT … SELECT … ON CONFLICT``; returns the rows inserted."""
         quote = self.dialect.identifier_preparer.quote
         incoming = f"tradestore_incoming_{table.name}"
         names = ", ".join(quote(c) for c in columns)
@@ -145,10 +161,12 @@ class PostgresBackend(Backend):
         )
         await self._copy(driver, incoming, table, columns, rows)
         statement = self.compiled(
-            ("upsert from", table.name, columns, keys), lambda: _upsert_from(table, incoming, columns, keys)
+            ("upsert from", table.name, columns, keys, ignore),
+            lambda: _counted(_upsert_from(table, incoming, columns, keys, ignore)),
         )
-        await conn.exec_driver_sql(statement.sql)
+        inserted = int((await conn.exec_driver_sql(statement.sql)).scalar() or 0)
         await conn.exec_driver_sql(f"DROP TABLE {quote(incoming)}")
+        return inserted
 
     async def _copy(
         self, driver: Any, name: str, table: Table, columns: tuple[str, ...], rows: list[Row], schema: str | None = None
@@ -174,19 +192,6 @@ class PostgresBackend(Backend):
 
     def lock_migrations(self, connection: Connection) -> None:
         connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({self.migration_lock:d})")
-
-    @staticmethod
-    def decode_datetime(value: Any) -> datetime:
-        """asyncpg's datetime, made aware if it is its naive ``datetime.min``."""
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value  # type: ignore[no-any-return]
-
-    def decode_datetimes(self, values: list[Any]) -> list[datetime]:
-        # asyncpg returns aware UTC datetimes, except 0001-01-01 00:00 UTC, which it returns as
-        # the naive datetime.min (its bound for -infinity). A naive datetime never equals an
-        # aware one, so this finds it with one C-level scan.
-        if _NAIVE_MIN in values:
-            return [self.decode_datetime(value) for value in values]
-        return values
 
     async def equity_summary(
         self,
@@ -385,10 +390,19 @@ def _any_stored(table: Table, equal: Sequence[str], ranged: str) -> ClauseElemen
     )
 
 
-def _upsert_from(table: Table, incoming: str, columns: Sequence[str], keys: Sequence[str]) -> ClauseElement:
+def _counted(statement: Any) -> ClauseElement:
+    """``statement`` (an insert) returning how many rows it inserted, overwritten or skipped ones aside.
+
+    A row a statement inserts has ``xmax = 0``; one ``ON CONFLICT DO UPDATE`` rewrote carries the
+    writing transaction's id there, and one ``DO NOTHING`` skipped is not returned at all.
+    """
+    written = statement.returning(literal_column("xmax = 0").label("inserted")).cte("written")
+    return select(func.count()).select_from(written).where(written.c.inserted)
+
+
+def _upsert_from(table: Table, incoming: str, columns: Sequence[str], keys: Sequence[str], ignore: bool) -> Any:
     source = sql_table(incoming, *(sql_column(c) for c in columns))
     statement = pg_insert(table).from_select(list(columns), select(*source.c))
-    return cast(
-        ClauseElement,
-        statement.on_conflict_do_update(index_elements=list(keys), set_=_update_set(statement, columns, keys)),
-    )
+    if ignore:
+        return statement.on_conflict_do_nothing(index_elements=list(keys))
+    return statement.on_conflict_do_update(index_elements=list(keys), set_=_update_set(statement, columns, keys))

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from itertools import repeat
-from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import String, Table, bindparam, func, select, type_coerce
@@ -19,9 +18,7 @@ from sqlalchemy.sql.expression import ClauseElement, ColumnElement
 from tradestore.dialects.base import Backend, EquitySummary, NetGroup, Row
 from tradestore.dialects.functions import epoch_seconds, month_index
 from tradestore.dialects.sqlite_functions import EquityPass
-from tradestore.values import chunked, datetime_from_sqlite, datetime_to_sqlite
-
-_tzinfo = attrgetter("tzinfo")
+from tradestore.values import chunked, datetime_from_sqlite
 
 
 class SQLiteBackend(Backend):
@@ -33,21 +30,9 @@ class SQLiteBackend(Backend):
 
     name = "sqlite"
     insert = staticmethod(sqlite_insert)
-    encode_decimal = staticmethod(str)
-    encode_datetime = staticmethod(datetime_to_sqlite)
-    decode_decimal = staticmethod(Decimal)
-    decode_datetime = staticmethod(datetime_from_sqlite)
 
     def lock_migrations(self, connection: Connection) -> None:
         """Nothing to do: the migration's transaction began with ``BEGIN IMMEDIATE``, which excludes other writers."""
-
-    def decode_datetimes(self, values: list[Any]) -> list[datetime]:
-        # fromisoformat is C code and yields UTC exactly for the '+00:00' text tradestore
-        # writes; any other text (no offset, another offset) takes the careful path.
-        parsed = list(map(datetime.fromisoformat, values))
-        if set(map(_tzinfo, parsed)) <= {UTC}:
-            return parsed
-        return list(map(datetime_from_sqlite, values))
 
     def _insert_rows(self, table: Table, columns: Sequence[str]) -> Any:
         return self.insert(table).values({c: bindparam(c) for c in columns})
@@ -59,8 +44,10 @@ class SQLiteBackend(Backend):
         columns: tuple[str, ...],
         rows: Iterable[Row],
         upsert_on: tuple[str, ...] | None,
+        ignore: bool,
     ) -> None:
-        sql = self.statement(table, columns, upsert_on).sql
+        # executemany returns no rows: callers that need the number of new rows count them.
+        sql = self.statement(table, columns, upsert_on, ignore).sql
         for chunk in chunked(rows, self.chunk_rows):
             await conn.exec_driver_sql(sql, chunk)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -99,7 +99,7 @@ class OHLCVBar:
             raise ValidationError(f"ccxt row: expected [timestamp_ms, open, high, low, close, volume], got {row!r}")
         millis, *prices = row
         values: dict[str, Any] = dict(zip(("open", "high", "low", "close", "volume"), prices, strict=True))
-        return cls(symbol, exchange, timeframe, _from_epoch_ms(millis), **values)
+        return cls(symbol, exchange, timeframe, from_epoch_ms(millis), **values)
 
     def to_ccxt(self) -> list[int | Decimal]:
         """This bar as a ccxt ``fetch_ohlcv`` row: ``[timestamp_ms, open, high, low, close, volume]``, exact."""
@@ -107,7 +107,7 @@ class OHLCVBar:
         return [millis, self.open, self.high, self.low, self.close, self.volume]
 
 
-def _from_epoch_ms(value: object) -> datetime:
+def from_epoch_ms(value: object) -> datetime:
     """An aware UTC datetime from whole milliseconds since the Unix epoch."""
     if (isinstance(value, float) and value.is_integer()) or (
         isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value()
@@ -123,7 +123,11 @@ def _from_epoch_ms(value: object) -> datetime:
 
 @dataclass(frozen=True)
 class SeriesInfo:
-    """One stored candle series: where it starts and ends and how many bars it holds."""
+    """One stored candle series: where it starts and ends, how many bars it holds, when it was last written.
+
+    ``updated_at`` (the ledger's last write time) is left out of comparisons, so a
+    ``SeriesInfo`` built by hand equals the one read back.
+    """
 
     exchange: str
     symbol: str
@@ -131,3 +135,4 @@ class SeriesInfo:
     first: datetime
     last: datetime
     count: int
+    updated_at: datetime | None = field(default=None, compare=False)

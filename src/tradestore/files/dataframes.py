@@ -3,7 +3,9 @@
 A frame holds one series: a UTC ``DatetimeIndex`` named ``timestamp`` and the columns
 ``open high low close volume quote_volume trades_count``; the series' exchange, symbol and
 timeframe travel in ``frame.attrs``. Prices and volumes are ``Decimal`` objects (exact) or
-``float64`` (fast, rounded), at the caller's choice.
+``float64`` (fast, rounded), at the caller's choice. For backtesting libraries
+(backtesting.py, mplfinance, vectorbt) the columns can be title case (``Open High Low Close
+Volume``) and the index tz-naive UTC; :func:`frame_to_bars` reads either case back.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from tradestore.errors import ConfigurationError, ValidationError
 PRICE_COLUMNS = ("open", "high", "low", "close", "volume", "quote_volume")
 COLUMNS = (*PRICE_COLUMNS, "trades_count")
 SERIES_KEYS = ("exchange", "symbol", "timeframe")
+#: ``bars_to_frame(columns=...)``: ``open`` … or ``Open`` … (backtesting.py, mplfinance).
+COLUMN_CASES = ("lower", "title")
 
 
 def _pandas() -> Any:
@@ -29,13 +33,26 @@ def _pandas() -> Any:
     return pandas
 
 
-def bars_to_frame(bars: Iterable[OHLCVBar], *, decimals: bool = True) -> Any:
+def bars_to_frame(
+    bars: Iterable[OHLCVBar],
+    *,
+    decimals: bool = True,
+    floats: bool = False,
+    columns: str = "lower",
+    naive_index: bool = False,
+) -> Any:
     """A ``pandas.DataFrame`` of one series' bars, indexed by bar start (UTC).
 
     Args:
         bars: bars of one exchange, symbol and timeframe, in any order (the frame is sorted).
         decimals: ``True`` keeps prices and volumes as exact ``Decimal`` objects (object
             columns); ``False`` makes them ``float64``.
+        floats: ``True`` makes prices and volumes ``float64`` (the same as ``decimals=False``):
+            what numeric libraries compute with.
+        columns: ``"lower"`` (``open``, …) or ``"title"`` (``Open``, ``High``, ``Low``,
+            ``Close``, ``Volume``, ``Quote_Volume``, ``Trades_Count``: what backtesting.py
+            and mplfinance expect).
+        naive_index: a tz-naive index holding UTC times, for libraries that refuse aware ones.
 
     Returns:
         The frame; ``frame.attrs`` holds ``exchange``, ``symbol`` and ``timeframe`` (empty for no bars).
@@ -45,21 +62,28 @@ def bars_to_frame(bars: Iterable[OHLCVBar], *, decimals: bool = True) -> Any:
         ConfigurationError: pandas is not installed.
     """
     pd = _pandas()
+    if columns not in COLUMN_CASES:
+        raise ValidationError(f"columns: expected one of {', '.join(COLUMN_CASES)}, got {columns!r}")
+    decimals = decimals and not floats
     rows = list(bars)
     series = {(b.exchange, b.symbol, b.timeframe) for b in rows}
     if len(series) > 1:
         raise ValidationError(f"bars: a frame holds one series, got {len(series)}: {sorted(series)[:3]}")
     index = pd.DatetimeIndex([b.timestamp for b in rows], tz="UTC", name="timestamp")
-    columns: dict[str, Any] = {}
+    data: dict[str, Any] = {}
     for name in PRICE_COLUMNS:
         values = [getattr(b, name) for b in rows]
         if decimals:
-            columns[name] = pd.Series(values, index=index, dtype=object)
+            data[name] = pd.Series(values, index=index, dtype=object)
         else:
-            floats = [math.nan if v is None else float(v) for v in values]
-            columns[name] = pd.Series(floats, index=index, dtype="float64")
-    columns["trades_count"] = pd.Series([b.trades_count for b in rows], index=index, dtype="Int64")
-    frame = pd.DataFrame(columns, index=index).sort_index()
+            numbers = [math.nan if v is None else float(v) for v in values]
+            data[name] = pd.Series(numbers, index=index, dtype="float64")
+    data["trades_count"] = pd.Series([b.trades_count for b in rows], index=index, dtype="Int64")
+    frame = pd.DataFrame(data, index=index).sort_index()
+    if columns == "title":
+        frame.columns = [name.title() for name in frame.columns]
+    if naive_index:
+        frame.index = frame.index.tz_localize(None)
     if series:
         frame.attrs.update(zip(SERIES_KEYS, series.pop(), strict=True))
     return frame
@@ -81,8 +105,9 @@ def frame_to_bars(
     """Bars from a frame shaped like :func:`bars_to_frame`'s output.
 
     The bar start comes from a ``DatetimeIndex`` (naive means UTC) or else a ``timestamp``
-    column; ``quote_volume`` and ``trades_count`` are optional. Floats become the Decimal of
-    their shortest text, so ``0.1`` is ``Decimal('0.1')``.
+    column; ``quote_volume`` and ``trades_count`` are optional. Column names are read in any
+    case (``Open`` or ``open``). Floats become the Decimal of their shortest text, so ``0.1``
+    is ``Decimal('0.1')``.
 
     Args:
         frame: the DataFrame.
@@ -93,6 +118,7 @@ def frame_to_bars(
             (the message names the row's timestamp).
     """
     pd = _pandas()
+    frame = frame.rename(columns={c: c.lower() for c in frame.columns if isinstance(c, str) and c.lower() != c})
     given = {"exchange": exchange, "symbol": symbol, "timeframe": timeframe}
     keys: dict[str, Any] = {k: v if v is not None else frame.attrs.get(k) for k, v in given.items()}
     missing_keys = [k for k, v in keys.items() if v is None]

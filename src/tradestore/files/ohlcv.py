@@ -1,4 +1,4 @@
-"""Candle files: read CSV and ccxt ``fetch_ohlcv`` JSON into bars, write CSV and Parquet.
+"""Candle files: read CSV, ccxt ``fetch_ohlcv`` JSON and Parquet into bars, write CSV and Parquet.
 
 Readers validate every row and stop at the first bad one with a :class:`RowError` naming the
 file, the line (CSV) or row (JSON), the field and the value. Writers stream: memory stays
@@ -18,10 +18,14 @@ from typing import IO, Any
 
 from tradestore import timeframes
 from tradestore.domain import OHLCVBar
+from tradestore.domain.candles import from_epoch_ms
 from tradestore.errors import ConfigurationError, ValidationError
 from tradestore.values import to_utc
 
-FORMATS = ("csv", "ccxt-json")
+FORMATS = ("csv", "ccxt-json", "parquet")
+#: Where a file's time column puts each bar: at its start (tradestore's own files, ccxt) or at
+#: its end (many daily and monthly files); ``end`` moves each bar back to its start.
+ALIGNMENTS = ("start", "end")
 EXPORT_FORMATS = ("csv", "parquet")
 #: Columns written to CSV and Parquet, in order.
 CSV_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume", "quote_volume", "trades_count")
@@ -29,6 +33,10 @@ CSV_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume", "quote_vol
 TIMESTAMP_NAMES = ("timestamp", "time", "datetime", "date", "open_time", "ts")
 REQUIRED = ("open", "high", "low", "close", "volume")
 OPTIONAL = ("quote_volume", "trades_count")
+ACCEPTED = (
+    f"a bar start named {', '.join(TIMESTAMP_NAMES)} (or an unnamed first column, as pandas writes its index); "
+    f"{', '.join(REQUIRED)}; optionally {', '.join(OPTIONAL)} (any case and order; other columns are ignored)"
+)
 #: Epoch numbers at least this large are milliseconds (as seconds they would be past the year 5000).
 MILLIS_THRESHOLD = 10**11
 
@@ -54,8 +62,21 @@ class Series:
 
 
 def guess_format(path: Path) -> str:
-    """``ccxt-json`` for a ``.json`` file, else ``csv``."""
-    return "ccxt-json" if path.suffix.lower() == ".json" else "csv"
+    """``ccxt-json`` for a ``.json`` file, ``parquet`` for ``.parquet``/``.pq``, else ``csv``."""
+    suffix = path.suffix.lower()
+    return "ccxt-json" if suffix == ".json" else "parquet" if suffix in (".parquet", ".pq") else "csv"
+
+
+def bar_start(timeframe: str, stamp: datetime, align: str) -> datetime:
+    """The start of the bar a file stamps at ``stamp``.
+
+    ``start``: ``stamp`` itself (it must be a bar start). ``end``: the bar that ``stamp``
+    closes, whether stamped at its last moment (``23:59:59.999``) or at the next bar's start
+    (``00:00`` of the next day, the 1st of the next month).
+    """
+    if align == "start":
+        return stamp
+    return timeframes.floor(timeframe, stamp - timedelta(microseconds=1))
 
 
 def parse_timestamp(text: str) -> datetime:
@@ -94,21 +115,25 @@ def _count(text: str) -> int | None:
         raise ValidationError(f"trades_count: not a whole number: {text!r}") from None
 
 
-def _header(names: list[str], file: str) -> dict[str, int]:
-    """Column positions by field name; raises for a header without the required columns."""
+def _header(names: list[str], file: str, where: str = "line 1") -> dict[str, int]:
+    """Column positions by field name; raises, listing the accepted names, for a header without the required columns."""
     lowered = [n.strip().lower() for n in names]
     positions: dict[str, int] = {}
     for candidate in TIMESTAMP_NAMES:
         if candidate in lowered:
             positions["timestamp"] = lowered.index(candidate)
             break
+    else:
+        if lowered and not lowered[0]:  # pandas' to_csv writes its index under an empty name
+            positions["timestamp"] = 0
     for name in (*REQUIRED, *OPTIONAL):
         if name in lowered:
             positions[name] = lowered.index(name)
     missing = [n for n in ("timestamp", *REQUIRED) if n not in positions]
     if missing:
+        found = ", ".join(repr(n) for n in names) or "nothing"
         raise RowError(
-            file, "line 1", f"the header has no {', '.join(missing)} column (found: {', '.join(names) or 'nothing'})"
+            file, where, f"the header has no {', '.join(missing)} column (found: {found}); accepted: {ACCEPTED}"
         )
     return positions
 
@@ -151,13 +176,16 @@ def _decoded(rows: Iterator[list[str]], path: Path) -> Iterator[list[str]]:
         raise not_utf8(path) from None
 
 
-def read_csv(path: Path, series: Series, *, progress: Progress | None = None) -> Iterator[OHLCVBar]:
+def read_csv(
+    path: Path, series: Series, *, progress: Progress | None = None, align: str = "start"
+) -> Iterator[OHLCVBar]:
     """The bars of a CSV file with a header, in file order.
 
     The header names the columns (any order, case-insensitive): a bar start (``timestamp``,
-    ``time``, ``datetime``, ``date``, ``open_time`` or ``ts``), ``open high low close
-    volume`` and optionally ``quote_volume`` and ``trades_count``; other columns are ignored.
-    Blank lines are skipped.
+    ``time``, ``datetime``, ``date``, ``open_time`` or ``ts``, or an unnamed first column),
+    ``open high low close volume`` and optionally ``quote_volume`` and ``trades_count``;
+    other columns are ignored. Blank lines are skipped. ``align="end"``: the times close their
+    bars (see :func:`bar_start`).
 
     Raises:
         RowError: at the first row that is not a valid bar.
@@ -180,7 +208,7 @@ def read_csv(path: Path, series: Series, *, progress: Progress | None = None) ->
                 raise RowError(file, where, f"expected {width} fields like the header, got {len(row)}: {row!r}")
             try:
                 fields: dict[str, Any] = {name: row[i] for name, i in positions.items()}
-                fields["timestamp"] = parse_timestamp(fields["timestamp"])
+                fields["timestamp"] = bar_start(series.timeframe, parse_timestamp(fields["timestamp"]), align)
                 if "quote_volume" in fields:
                     fields["quote_volume"] = fields["quote_volume"].strip() or None
                 if "trades_count" in fields:
@@ -190,10 +218,13 @@ def read_csv(path: Path, series: Series, *, progress: Progress | None = None) ->
                 raise RowError(file, where, str(exc)) from None
 
 
-def read_ccxt_json(path: Path, series: Series, *, progress: Progress | None = None) -> Iterator[OHLCVBar]:
+def read_ccxt_json(
+    path: Path, series: Series, *, progress: Progress | None = None, align: str = "start"
+) -> Iterator[OHLCVBar]:
     """The bars of a ccxt ``fetch_ohlcv`` JSON file: ``[[timestamp_ms, open, high, low, close, volume], …]``.
 
-    Numbers are read as exact Decimals (every digit in the file is kept).
+    Numbers are read as exact Decimals (every digit in the file is kept). ``align="end"``:
+    the times close their bars (see :func:`bar_start`).
 
     Raises:
         RowError: the file is not such a list, or at the first row that is not a valid bar.
@@ -214,19 +245,95 @@ def read_ccxt_json(path: Path, series: Series, *, progress: Progress | None = No
         )
     for number, row in enumerate(rows, start=1):
         try:
-            yield OHLCVBar.from_ccxt(row, exchange=series.exchange, symbol=series.symbol, timeframe=series.timeframe)
+            if align == "end" and isinstance(row, list) and len(row) == 6:
+                start = bar_start(series.timeframe, from_epoch_ms(row[0]), align)
+                yield OHLCVBar(series.symbol, series.exchange, series.timeframe, start, *row[1:])
+            else:
+                yield OHLCVBar.from_ccxt(
+                    row, exchange=series.exchange, symbol=series.symbol, timeframe=series.timeframe
+                )
         except ValidationError as exc:
             raise RowError(file, f"row {number}", str(exc)) from None
         if progress is not None:
             progress(number)
 
 
-def read_bars(path: Path, series: Series, fmt: str, *, progress: Progress | None = None) -> Iterator[OHLCVBar]:
-    """The bars of ``path`` in format ``fmt`` (one of :data:`FORMATS`)."""
+def read_parquet(
+    path: Path, series: Series, *, progress: Progress | None = None, align: str = "start"
+) -> Iterator[OHLCVBar]:
+    """The bars of a Parquet file, a row group at a time: what ``export ohlcv`` writes, or any
+    file with the columns :func:`read_csv` accepts (a pandas index column too).
+
+    Decimal columns come back as exact ``Decimal`` values, without the trailing zeros a fixed
+    Parquet scale adds (``42000.120000000000000000`` is read as ``42000.12``); float columns
+    become the Decimal of their shortest text. A file whose metadata names another timeframe
+    is refused.
+
+    Raises:
+        RowError: the file is not Parquet, lacks a column, or at the first row that is not a valid bar.
+    """
+    pa = _pyarrow()
+    file = str(path)
+    try:
+        parquet = pa.parquet.ParquetFile(str(path))
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise RowError(file, "file", f"not a Parquet file: {exc}") from None
+    metadata = {k.decode(): v.decode() for k, v in (parquet.schema_arrow.metadata or {}).items()}
+    stored = metadata.get("tradestore.timeframe")
+    if stored is not None and stored != series.timeframe:
+        raise RowError(file, "metadata", f"the file holds {stored} bars, not {series.timeframe}")
+    original = list(parquet.schema_arrow.names)
+    indexes = json.loads(metadata.get("pandas", "{}")).get("index_columns", [])
+    index = indexes[0] if indexes and isinstance(indexes[0], str) and indexes[0] in original else None
+    if index is not None:  # pandas' index: the bar start, whatever its name (read as an unnamed first column)
+        original = [index, *(name for name in original if name != index)]
+    names = ["" if name == index else name for name in original]
+    positions = _header(names, file, "header")
+    columns = {field: original[i] for field, i in positions.items()}
+    number = 0
+    for batch in parquet.iter_batches(columns=list(dict.fromkeys(columns.values()))):
+        values = {field: batch.column(name).to_pylist() for field, name in columns.items()}
+        for i in range(batch.num_rows):
+            number += 1
+            try:
+                fields: dict[str, Any] = {field: _from_parquet(values[field][i]) for field in columns}
+                stamp = fields["timestamp"]
+                stamp = parse_timestamp(str(stamp)) if not isinstance(stamp, datetime) else to_utc("timestamp", stamp)
+                fields["timestamp"] = bar_start(series.timeframe, stamp, align)
+                yield OHLCVBar(series.symbol, series.exchange, series.timeframe, **fields)
+            except ValidationError as exc:
+                raise RowError(file, f"row {number}", str(exc)) from None
+        if progress is not None:
+            progress(number)
+
+
+def _from_parquet(value: Any) -> Any:
+    """A Parquet cell as a bar field takes it: decimals without the scale's padding zeros."""
+    if not isinstance(value, Decimal) or not value.is_finite():
+        return value
+    sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    if not any(digits):
+        return Decimal((sign, (0,), max(exponent, 0)))
+    kept = len(digits)
+    while exponent < 0 and digits[kept - 1] == 0:
+        kept -= 1
+        exponent += 1
+    return Decimal((sign, digits[:kept], exponent))
+
+
+def read_bars(
+    path: Path, series: Series, fmt: str, *, progress: Progress | None = None, align: str = "start"
+) -> Iterator[OHLCVBar]:
+    """The bars of ``path`` in format ``fmt`` (one of :data:`FORMATS`); ``align`` one of :data:`ALIGNMENTS`."""
+    if align not in ALIGNMENTS:
+        raise ConfigurationError(f"align: expected one of {', '.join(ALIGNMENTS)}, got {align!r}")
     if fmt == "csv":
-        return read_csv(path, series, progress=progress)
+        return read_csv(path, series, progress=progress, align=align)
     if fmt == "ccxt-json":
-        return read_ccxt_json(path, series, progress=progress)
+        return read_ccxt_json(path, series, progress=progress, align=align)
+    if fmt == "parquet":
+        return read_parquet(path, series, progress=progress, align=align)
     raise ConfigurationError(f"format: unknown input format {fmt!r}; known: {', '.join(FORMATS)}")
 
 

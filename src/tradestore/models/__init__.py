@@ -6,7 +6,7 @@ into the exact column types of :mod:`tradestore.types`. Models never import the 
 
 from tradestore.models.base import NAMING_CONVENTION, Base, Key
 from tradestore.models.bots import BotModel
-from tradestore.models.candles import OHLCVModel
+from tradestore.models.candles import FetchedRangeModel, OHLCVModel, SeriesModel
 from tradestore.models.decisions import CONTENT_KEY_LENGTH, DecisionModel, ProposalModel
 from tradestore.models.equity import EquitySnapshotModel, PerformanceReportModel
 from tradestore.models.events import SystemEventModel
@@ -22,6 +22,7 @@ __all__ = [
     "BotModel",
     "DecisionModel",
     "EquitySnapshotModel",
+    "FetchedRangeModel",
     "FillModel",
     "Key",
     "OHLCVModel",
@@ -30,6 +31,7 @@ __all__ = [
     "PerformanceReportModel",
     "PositionModel",
     "ProposalModel",
+    "SeriesModel",
     "SystemEventModel",
     "TradeModel",
 ]

@@ -51,6 +51,10 @@ def _record(db: Backend) -> Any:
     ).returning(_c.id)
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
 def _checked(snapshots: Iterable[EquitySnapshot]) -> list[EquitySnapshot]:
     items = list(snapshots)
     if not all(map(isinstance, items, repeat(EquitySnapshot))):
@@ -60,7 +64,9 @@ def _checked(snapshots: Iterable[EquitySnapshot]) -> list[EquitySnapshot]:
 
 
 def _encode(snapshots: list[EquitySnapshot], db: Backend) -> list[tuple[Any, ...]]:
-    dec, ts = db.encode_decimal, db.encode_datetime
+    # the column types' own bulk encoders: the one definition of each stored form
+    dec = db.encoder(TABLE.c.equity) or _same
+    ts = db.encoder(TABLE.c.timestamp) or _same
     return [
         (
             s.bot_id,
