@@ -1,4 +1,4 @@
-"""``tradestore import trades|decisions|events``: seed bots' history files in, bad records refused, nothing twice."""
+"""``tradestore import trades|decisions|events|equity``: seed bots' history files in, bad records refused, nothing twice."""
 
 from __future__ import annotations
 
@@ -14,7 +14,16 @@ from typing import Any
 import pytest
 
 from cli_runner import fails, ok, run
-from tradestore import DatabaseManager, Decision, DecisionRepository, SystemEventRepository, Trade, TradeRepository
+from tradestore import (
+    DatabaseManager,
+    Decision,
+    DecisionRepository,
+    EquityRepository,
+    EquitySnapshot,
+    SystemEventRepository,
+    Trade,
+    TradeRepository,
+)
 from tradestore.cli import main
 from tradestore.models import TradeModel
 
@@ -39,6 +48,11 @@ SIGNALS_000 = (
 TRADES_000 = (
     "--map", "id=trade_id", "--map", "action=side", "--map", "amount=quantity", "--map", "price=entry_price",
     "--map", "timestamp=entry_time", "--set", "bot_id=sentinel", "--set", "exchange=kraken",
+)  # fmt: skip
+#: How seed 001's bot_states (its equity/state snapshots, one JSON line each) read as equity snapshots.
+STATES_001 = (
+    "--map", "open_positions_count=open_positions", "--map", "total_unrealized_pnl=unrealized_pnl",
+    "--set", "bot_id=ai-bot", "--set", "mode=paper",
 )  # fmt: skip
 EVENTS_000 = ("--map", "timestamp=created_at", "--map", "level=severity", "--map", "error_type=event_type",
               "--map", "context=details")  # fmt: skip
@@ -222,3 +236,76 @@ def test_a_file_that_is_not_utf8_names_its_line(db_url: str, tmp_path: Path) -> 
     latin.write_bytes(b'{"event_type": "a", "severity": "info", "message": "ok"}\n{"message": "caf\xe9"}\n')
     line = fails("import", "events", latin, "--url", db_url)
     assert f"{latin} line 2: not UTF-8 text" in line and "nothing of" in line
+
+
+def curve(url: str) -> list[EquitySnapshot]:
+    async def go() -> list[EquitySnapshot]:
+        async with DatabaseManager(url) as db, db.get_session() as session:
+            return await EquityRepository(session).get_curve("ai-bot")
+
+    return asyncio.run(go())
+
+
+def test_seed_001_bot_states_as_equity_snapshots_once(db_url: str) -> None:
+    states = SEED001 / "bot_states.jsonl"
+    result = ok("import", "equity", states, *STATES_001, "--url", db_url, "--json").json
+    assert (result["kind"], result["written"], result["already_stored"], result["rejected"]) == ("equity", 5, 0, 0)
+    kept = result["files"][0]["kept_in_metadata"]
+    assert {"sharpe_ratio", "win_rate", "max_drawdown", "total_return_pct", "total_value"} <= set(kept)
+    assert "balance" not in kept and "open_positions_count" not in kept
+    snapshots = curve(db_url)
+    assert [s.equity for s in snapshots] == [
+        Decimal("10000.0"), Decimal("10120.0"), Decimal("10104.37"), Decimal("10045.75"), Decimal("10083.25"),
+    ]  # fmt: skip
+    third = snapshots[2]
+    assert (third.bot_id, third.mode, third.balance, third.unrealized_pnl, third.open_positions) == (
+        "ai-bot", "paper", Decimal("10120.0"), Decimal("-15.63"), 1,
+    )  # fmt: skip
+    assert third.timestamp.isoformat() == "2025-03-11T09:20:00+00:00"
+    assert third.metadata is not None
+    assert (third.metadata["sharpe_ratio"], third.metadata["win_rate"], third.metadata["max_drawdown"]) == (
+        "1.21", "100.0", "0.15",
+    )  # fmt: skip
+    assert snapshots[0].metadata is not None and snapshots[0].metadata["sharpe_ratio"] is None
+
+    # the same file again adds nothing; a file changing a stored snapshot leaves the stored one as it is
+    again = ok("import", "equity", states, *STATES_001, "--url", db_url, "--json").json
+    assert (again["written"], again["already_stored"]) == (0, 5)
+    text = ok("import", "equity", states, *STATES_001, "--url", db_url).out
+    assert "imported 0 equity" in text and "5 were already stored and left as they are" in text
+    assert "fields without a column, kept in metadata: avg_loss" in text
+    assert curve(db_url) == snapshots
+    # another mode is another curve: the key is (bot_id, mode, timestamp)
+    live = ok("import", "equity", states, *STATES_001, "--set", "mode=live", "--url", db_url, "--json").json
+    assert (live["written"], live["already_stored"]) == (5, 0)
+    assert len(curve(db_url)) == 10
+
+
+def test_a_bad_snapshot_names_file_line_field_and_value_and_writes_nothing(db_url: str, tmp_path: Path) -> None:
+    bad = tmp_path / "bot_states.jsonl"
+    lines = (SEED001 / "bot_states.jsonl").read_text().splitlines()
+    lines[2] = lines[2].replace('"equity": 10104.37', '"equity": -10104.37')
+    bad.write_text("\n".join(lines) + "\n")
+    line = fails("import", "equity", bad, *STATES_001, "--url", db_url)
+    assert f"{bad} line 3: equity: must not be negative" in line and "-10104.37" in line
+    assert f"nothing of {bad} was written" in line
+    assert curve(db_url) == []
+    missing = fails("import", "equity", SEED001 / "bot_states.jsonl", "--url", db_url)
+    assert "line 1: bot_id: missing (required; rename a field with --map or give one with --set)" in missing
+
+    rejects = tmp_path / "rejects.jsonl"
+    result = ok("import", "equity", bad, *STATES_001, "--skip-invalid", rejects, "--url", db_url, "--json").json
+    assert (result["written"], result["rejected"]) == (4, 1)
+    (rejected,) = [json.loads(x) for x in rejects.read_text().splitlines()]
+    assert (rejected["line"], rejected["field"], rejected["value"]) == (3, "equity", "-10104.37")
+    assert [s.timestamp.isoformat()[:16] for s in curve(db_url)] == [
+        "2025-03-10T14:00", "2025-03-10T18:30", "2025-03-11T12:00", "2025-03-12T16:45",
+    ]  # fmt: skip
+
+
+def test_equity_from_standard_input_as_a_json_array(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (SEED001 / "bot_states.jsonl").read_text().splitlines()
+    monkeypatch.setattr(sys, "stdin", io.StringIO("[\n" + ",\n".join(text) + "\n]\n"))
+    result = ok("import", "equity", "-", *STATES_001, "--url", db_url, "--json").json
+    assert result["files"][0]["file"] == "<stdin>" and result["written"] == 5
+    assert [s.open_positions for s in curve(db_url)] == [0, 0, 1, 0, 1]

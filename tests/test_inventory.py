@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from factories import bars, trade
-from tradestore import DatabaseManager, OHLCVRepository, TradeRepository, schema
+from tradestore import Bot, BotRepository, DatabaseManager, OHLCVRepository, TradeRepository, schema
 from tradestore.admin.inventory import Inventory, inventory
 from tradestore.errors import ConnectionLostError, StorageError
 from tradestore.health import Health, health, open_engine
@@ -37,12 +37,34 @@ def test_inventory_counts_rows_series_and_reads_the_schema(fresh_url: str) -> No
     asyncio.run(fill(fresh_url))
     found = asyncio.run(inventory(resolve(fresh_url)))
     assert isinstance(found, Inventory) and found.backend == resolve(fresh_url).get_backend_name()
-    assert found.rows == {name: 0 for name in schema.TABLES} | {"ohlcv": 8, "trades": 1}
+    assert found.rows == {name: 0 for name in schema.TABLES} | {"ohlcv": 8, "ohlcv_series": 2, "ohlcv_fetched": 2, "trades": 1}
     assert (found.open_trades, found.closed_trades, found.pending_proposals) == (1, 0, 0)
     assert found.rows_by_mode["trades"] == {"live": 1} and found.rows_by_mode["decisions"] == {}
     assert found.series == 2 and found.server_version and found.size_bytes and found.size_bytes > 0
     assert (found.schema_revision, found.schema_head, found.schema_status) == (HEAD, HEAD, "current")
     assert found.as_dict()["rows"]["ohlcv"] == 8
+    assert found.bots_by_status == {}  # the table is there and holds no bot: not None
+
+
+async def register(url: str, statuses: list[str]) -> None:
+    async with DatabaseManager(url) as db, db.get_session() as session:
+        bots = BotRepository(session)
+        for n, status in enumerate(statuses):
+            await bots.register(Bot(f"bot-{n}", mode="paper" if n % 2 else "live"))
+            if status != "running":
+                await bots.set_status(f"bot-{n}", status, reason="test")
+
+
+def test_inventory_counts_registered_bots_per_status(fresh_url: str) -> None:
+    asyncio.run(fill(fresh_url))
+    statuses = ["error", "running", "stopped", "running", "stopped", "running"]
+    asyncio.run(register(fresh_url, statuses))
+    found = asyncio.run(inventory(resolve(fresh_url)))
+    # every status present, counted as a plain loop counts it, in tradestore's order of statuses
+    assert found.bots_by_status == {"running": 3, "stopped": 2, "error": 1}
+    assert list(found.bots_by_status) == ["running", "stopped", "error"]
+    assert found.bots_by_status == {s: statuses.count(s) for s in ("running", "stopped", "error")}
+    assert found.rows["bots"] == len(statuses) and found.rows_by_mode["bots"] == {"live": 3, "paper": 3}
 
 
 @pytest.mark.sqlite

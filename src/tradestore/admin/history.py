@@ -1,4 +1,4 @@
-"""Bringing a bot's history in: trades, decisions and events from record files, each file all or nothing.
+"""Bringing a bot's history in: trades, decisions, events and equity snapshots from record files, each file all or nothing.
 
 :func:`import_records` turns the records of one file into domain objects (every one validated),
 skips those already stored and writes the rest through the bulk path in one transaction. What
@@ -6,11 +6,15 @@ skips those already stored and writes the rest through the bulk path in one tran
 
 * trades: the same ``exchange`` and ``trade_id`` (the table's unique key);
 * decisions: the same content key (see :mod:`tradestore.repositories.content`);
-* events: the same content key, kept in ``system_events.content_key``.
+* events: the same content key, kept in ``system_events.content_key``;
+* equity: the same ``bot_id``, ``mode`` and ``timestamp`` (the table's unique key).
 
 So importing a file twice adds nothing the second time, and a file that overlaps an earlier
-one adds only what is new. Fields the table has no column for are kept, not dropped: in
-``metadata`` (trades, decisions) or ``details`` (events); the report lists their names.
+one adds only what is new. A stored row is kept as it is, never replaced by the file's: for
+equity too, although ``EquityRepository.record_many`` replaces a stored key, because an import
+brings history in and does not rewrite it (a key given twice in one file keeps its first
+record). Fields the table has no column for are kept, not dropped: in ``metadata`` (trades,
+decisions, equity) or ``details`` (events); the report lists their names.
 """
 
 from __future__ import annotations
@@ -28,19 +32,20 @@ from sqlalchemy import Table, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradestore.dialects import backend
-from tradestore.domain import Decision, SystemEvent, Trade
+from tradestore.domain import Decision, EquitySnapshot, SystemEvent, Trade
 from tradestore.errors import ValidationError
 from tradestore.files.ohlcv import RowError, parse_timestamp
 from tradestore.files.records import Record, reshape
-from tradestore.models import DecisionModel, SystemEventModel, TradeModel
+from tradestore.models import DecisionModel, EquitySnapshotModel, SystemEventModel, TradeModel
 from tradestore.repositories.base import DEFAULT_EXCHANGE
 from tradestore.repositories.content import content_key
 from tradestore.repositories.decisions import decision_key
+from tradestore.repositories.equity import EquityRepository
 from tradestore.repositories.trades import TradeRepository
 from tradestore.values import chunked
 
 #: What ``tradestore import KIND`` accepts.
-KINDS = ("trades", "decisions", "events")
+KINDS = ("trades", "decisions", "events", "equity")
 #: Records validated and written per round trip.
 CHUNK_RECORDS = 1_000
 #: Trade sides as bots write them: an order's side names the position it opens.
@@ -73,6 +78,7 @@ _KINDS = {
     "trades": _Kind(Trade, TradeModel.__table__, "metadata", ("id",)),  # type: ignore[arg-type]
     "decisions": _Kind(Decision, DecisionModel.__table__, "metadata", ("id",)),  # type: ignore[arg-type]
     "events": _Kind(SystemEvent, SystemEventModel.__table__, "details", ("id",)),  # type: ignore[arg-type]
+    "equity": _Kind(EquitySnapshot, EquitySnapshotModel.__table__, "metadata", ("id",)),  # type: ignore[arg-type]
 }
 
 
@@ -401,4 +407,10 @@ _WRITERS: dict[str, Writer] = {
     ),
     "decisions": _write_decisions,
     "events": _write_events,
+    # only new keys reach record_many, so its replacing a stored key never happens here
+    "equity": _unique(
+        EquitySnapshotModel.__table__,  # type: ignore[arg-type]
+        ("bot_id", "mode", "timestamp"),
+        lambda session, snapshots: EquityRepository(session).record_many(snapshots),
+    ),
 }

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tradestore import schema
 from tradestore.dialects.operations import operations
-from tradestore.domain import MODES, OPEN_ORDER_STATUSES
+from tradestore.domain import BOT_STATUSES, MODES, OPEN_ORDER_STATUSES
 from tradestore.health import open_engine
 from tradestore.models import Base, SeriesModel
 from tradestore.urls import backend_name, mask
@@ -111,7 +111,7 @@ async def inventory(url: URL) -> Inventory:
 
 
 async def _activity(conn: AsyncConnection, present: set[str], columns: dict[str, set[str]]) -> dict[str, Any]:
-    """Open and closed trades, open orders, pending proposals: the figures whose tables are present."""
+    """Open and closed trades, open orders, pending proposals, bots: the figures whose tables are present."""
     figures: dict[str, Any] = {}
     if "trades" in present:
         t = Base.metadata.tables["trades"].c
@@ -128,7 +128,24 @@ async def _activity(conn: AsyncConnection, present: set[str], columns: dict[str,
         p = Base.metadata.tables["proposals"].c
         waiting = [p.status == "pending", or_(p.expires_at.is_(None), p.expires_at > datetime.now(UTC))]
         figures["pending_proposals"] = await _count(conn, "proposals", *waiting)
+    if "bots" in present:
+        figures["bots_by_status"] = await bots_by_status(conn)
     return figures
+
+
+async def bots_by_status(conn: AsyncConnection) -> dict[str, int]:
+    """Registered bots per status present, in the order of ``BOT_STATUSES`` (unknown ones after, by name).
+
+    A status no bot has is left out, so no bots at all is ``{}`` (the table is there, empty).
+    """
+    status = Base.metadata.tables["bots"].c.status
+    rows = (await conn.execute(select(status, func.count()).group_by(status))).all()
+    return {str(name): int(n) for name, n in sorted(rows, key=lambda r: status_order(r[0]))}
+
+
+def status_order(status: str) -> tuple[int, str]:
+    """Sort key for bot statuses: tradestore's order (starting, running, stopped, error), then by name."""
+    return (BOT_STATUSES.index(status) if status in BOT_STATUSES else len(BOT_STATUSES), status)
 
 
 def _columns(connection: Connection, tables: tuple[str, ...]) -> dict[str, set[str]]:

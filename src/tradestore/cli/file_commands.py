@@ -1,4 +1,4 @@
-"""``tradestore import ohlcv|trades|decisions|events`` and ``tradestore export ohlcv``: files in and out."""
+"""``tradestore import ohlcv|trades|decisions|events|equity`` and ``tradestore export ohlcv``: files in and out."""
 
 from __future__ import annotations
 
