@@ -1,4 +1,4 @@
-"""``tradestore import trades|decisions|events|equity``: seed bots' history files in, bad records refused, nothing twice."""
+"""``tradestore import trades|decisions|events|equity``: seed bots' history in, bad records refused, nothing twice."""
 
 from __future__ import annotations
 

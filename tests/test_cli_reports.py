@@ -11,6 +11,8 @@ from sqlalchemy import delete
 from cli_runner import fails, ok, seed
 from factories import trade
 from tradestore import (
+    Bot,
+    BotRepository,
     DatabaseManager,
     Decision,
     DecisionRepository,
@@ -40,7 +42,8 @@ def test_stats_counts_rows_per_table_and_series(fresh_url: str, tmp_path: Path) 
     seed(fresh_url, tmp_path, [0, 1, 2, 5])
     seed(fresh_url, tmp_path, [0, 1], symbol="ETHUSDT")
     stats = ok("stats", "--url", fresh_url, "--json").json
-    assert stats["rows"] == {t: 6 if t == "ohlcv" else 0 for t in schema.TABLES}
+    # the series ledger: one row per series; the fetched ranges: BTCUSDT's 0-2 and 5, ETHUSDT's 0-1
+    assert stats["rows"] == {t: 0 for t in schema.TABLES} | {"ohlcv": 6, "ohlcv_series": 2, "ohlcv_fetched": 3}
     assert stats["series"] == 2 and stats["schema_status"] == "current" and stats["size_bytes"] > 0
     text = ok("stats", "--url", fresh_url).out
     assert ["ohlcv", "6"] in [line.split() for line in text.splitlines()] and "series    2" in text
@@ -61,6 +64,10 @@ async def _fill(url: str) -> None:
         await proposals.create(Proposal("bot", "BTCUSDT", "buy", "1"))
         await proposals.create(Proposal("bot", "BTCUSDT", "buy", "1", expires_at=now - timedelta(seconds=1)))
         await proposals.reject(await proposals.create(Proposal("bot", "BTCUSDT", "sell", "1")), reason="no")
+        bots = BotRepository(session)
+        for name in ("a", "b", "c"):
+            await bots.register(Bot(name, mode="paper"))
+        await bots.set_status("b", "stopped")
 
 
 def test_stats_splits_rows_by_mode_and_counts_what_bots_ask(fresh_url: str, tmp_path: Path) -> None:
@@ -78,6 +85,7 @@ def test_stats_splits_rows_by_mode_and_counts_what_bots_ask(fresh_url: str, tmp_
     assert stats["rows_by_mode"]["decisions"] == {"live": 3, "paper": 2}
     assert stats["rows_by_mode"]["positions"] == {} and "ohlcv" not in stats["rows_by_mode"]
     assert (stats["open_trades"], stats["closed_trades"], stats["pending_proposals"]) == (2, 1, 1)
+    assert stats["bots_by_status"] == {"running": 2, "stopped": 1} and stats["rows_by_mode"]["bots"] == {"paper": 3}
     if resolve(fresh_url).get_backend_name() == "sqlite":
         assert stats["free_pages"] > 0 and stats["free_bytes"] == stats["free_pages"] * 4096
         text = ok("stats", "--url", fresh_url).out
@@ -88,6 +96,7 @@ def test_stats_splits_rows_by_mode_and_counts_what_bots_ask(fresh_url: str, tmp_
         assert stats["free_pages"] is None and stats["free_bytes"] is None
     text = ok("stats", "--url", fresh_url).out
     assert "pending proposals  1" in text and "open trades        2" in text
+    assert "bots               2 running, 1 stopped" in text
     assert ["table", "rows", "live", "paper"] in [line.split() for line in text.splitlines()]
     assert ["trades", "3", "1", "2"] in [line.split() for line in text.splitlines()]
     library = asyncio.run(inventory.inventory(resolve(fresh_url))).as_dict()
@@ -98,6 +107,13 @@ def test_stats_of_an_empty_database(fresh_url: str) -> None:
     stats = ok("stats", "--url", fresh_url, "--json").json
     assert stats["rows"] == {} and stats["series"] == 0 and stats["schema_status"] == "empty"
     assert stats["open_trades"] is None and stats["pending_proposals"] is None and stats["rows_by_mode"] == {}
+    assert stats["bots_by_status"] is None  # no bots table: unknown, not "no bots"
+
+
+def test_stats_of_a_database_without_bots(fresh_url: str, tmp_path: Path) -> None:
+    seed(fresh_url, tmp_path, [0])
+    assert ok("stats", "--url", fresh_url, "--json").json["bots_by_status"] == {}
+    assert "bots               none" in ok("stats", "--url", fresh_url).out
 
 
 def test_series_lists_spans_bars_and_gaps(fresh_url: str, tmp_path: Path) -> None:

@@ -37,7 +37,8 @@ def test_inventory_counts_rows_series_and_reads_the_schema(fresh_url: str) -> No
     asyncio.run(fill(fresh_url))
     found = asyncio.run(inventory(resolve(fresh_url)))
     assert isinstance(found, Inventory) and found.backend == resolve(fresh_url).get_backend_name()
-    assert found.rows == {name: 0 for name in schema.TABLES} | {"ohlcv": 8, "ohlcv_series": 2, "ohlcv_fetched": 2, "trades": 1}
+    ledger = {"ohlcv_series": 2, "ohlcv_fetched": 2}  # one series row and one fetched range per series
+    assert found.rows == {name: 0 for name in schema.TABLES} | {"ohlcv": 8, "trades": 1} | ledger
     assert (found.open_trades, found.closed_trades, found.pending_proposals) == (1, 0, 0)
     assert found.rows_by_mode["trades"] == {"live": 1} and found.rows_by_mode["decisions"] == {}
     assert found.series == 2 and found.server_version and found.size_bytes and found.size_bytes > 0

@@ -1,4 +1,4 @@
-"""Bringing a bot's history in: trades, decisions, events and equity snapshots from record files, each file all or nothing.
+"""Bringing a bot's history in: trades, decisions, events and equity from record files, each all or nothing.
 
 :func:`import_records` turns the records of one file into domain objects (every one validated),
 skips those already stored and writes the rest through the bulk path in one transaction. What

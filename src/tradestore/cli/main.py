@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--risk-free-rate", type=number, default=Decimal(0), help="yearly, e.g. 0.04 (default 0)")
     sub.add_argument("--plot", type=Path, metavar="FILE.png", help="draw the equity curve and drawdown (matplotlib)")
 
-    imports = commands.add_parser("import", help="load candles, trades, decisions, events or equity snapshots from files")
+    imports = commands.add_parser("import", help="load candles, trades, decisions, events or equity from files")
     import_kinds = imports.add_subparsers(dest="kind", required=True, metavar="KIND")
     sub = command(
         import_kinds, "ohlcv", file_commands.import_ohlcv, "upsert candles from CSV, ccxt JSON or Parquet files"
