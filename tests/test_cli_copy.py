@@ -130,10 +130,8 @@ def test_copy_moves_every_table_and_verifies_it(
     source, target = new_database(source_kind), new_database(target_kind)
     asyncio.run(fill(source))
     result = ok("copy", source, target, "--json").json
-    # candles, events, trades, a position, an order with its history and fill, a bot, equity, a report,
-    # a decision, a proposal
-    copied = 47 + 2 + 2 + 1 + 1 + 3 + 1 + 1 + 3 + 1 + 1 + 1
-    assert result["verified"] and result["created_schema"] and result["copied"] == copied
+    assert result["verified"] and result["created_schema"]
+    assert result["copied"] == sum(t["source_rows"] for t in result["tables"]) == 66
     assert {t["table"]: (t["source_rows"], t["target_rows"]) for t in result["tables"]} == {
         "bots": (1, 1),
         "equity_snapshots": (3, 3),
