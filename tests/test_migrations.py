@@ -6,7 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
@@ -234,14 +234,21 @@ async def _rows(url: URL | str) -> dict[str, list[Any]]:
         async with engine.connect() as conn:
             found = {}
             for name in ("ohlcv", "trades", "positions", "system_events", "orders", "fills", "order_history"):
-                table = Base.metadata.tables[name]
-                # the columns of 0003's time: later revisions add some (0004: system_events.content_key)
-                existing = set(await conn.run_sync(_column_names, name))
-                columns = [c for c in table.c if c.name in existing]
-                found[name] = [tuple(r) for r in (await conn.execute(select(*columns).order_by(table.c.id))).all()]
+                # every column as stored, whatever later revisions make of the table
+                result = await conn.exec_driver_sql(f"SELECT * FROM {name}")
+                found[name] = sorted((tuple(r) for r in result.all()), key=repr)
             return found
     finally:
         await engine.dispose()
+
+
+#: The candle table as revisions 0001 to 0004 have it (0005 replaces it).
+_OLD_OHLCV = table(
+    "ohlcv",
+    *(column(name, String()) for name in ("exchange", "symbol", "timeframe")),
+    *(column(name, UTCDateTime()) for name in ("timestamp", "created_at")),
+    *(column(name, ExactDecimal()) for name in ("open", "high", "low", "close", "volume")),
+)
 
 
 async def _fill(url: URL | str) -> None:
@@ -251,8 +258,9 @@ async def _fill(url: URL | str) -> None:
         async with engine.begin() as conn:
             for n in range(3):
                 await conn.execute(
-                    insert(Base.metadata.tables["ohlcv"]).values(
-                        exchange="binance", symbol="BTCUSDT", timeframe="1m", timestamp=now.replace(microsecond=n),
+                    insert(_OLD_OHLCV).values(
+                        exchange="binance", symbol="BTCUSDT", timeframe="1m",
+                        timestamp=now.replace(second=0, microsecond=0) - timedelta(minutes=n),
                         open="1.5", high="2", low="1", close="1.75", volume="10.000000001", created_at=now,
                     )
                 )  # fmt: skip
