@@ -14,9 +14,10 @@ connection of the session's transaction, compiled once per dialect (see
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from itertools import repeat
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Result
 from sqlalchemy.exc import IntegrityError
@@ -25,7 +26,7 @@ from sqlalchemy.sql import Executable
 
 from tradestore.dialects import Backend, backend, single_row
 from tradestore.dialects.errors import is_unique_violation
-from tradestore.errors import DuplicateError
+from tradestore.errors import DuplicateError, ValidationError
 
 #: The exchange of calls that name none, unless the manager sets another (the seed bots' default).
 DEFAULT_EXCHANGE = "binance"
@@ -124,3 +125,20 @@ class Repository:
     async def _one_or_none(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Any:
         """The one row ``statement`` returns, or ``None``."""
         return (await self._execute(statement, params)).one_or_none()
+
+
+T = TypeVar("T")
+
+
+def all_of(kind: type[T], items: Iterable[object], field: str) -> list[T]:
+    """``items`` as a new list, once every item is known to be a ``kind`` (the bulk calls' check).
+
+    Raises:
+        ValidationError: naming ``field[index]`` and the first item that is not a ``kind``.
+    """
+    found = list(items)
+    if not all(map(isinstance, found, repeat(kind))):
+        index, bad = next((i, item) for i, item in enumerate(found) if not isinstance(item, kind))
+        article = "an" if kind.__name__[0] in "AEIOU" else "a"
+        raise ValidationError(f"{field}[{index}]: expected {article} {kind.__name__}, got {bad!r}")
+    return found  # type: ignore[return-value]  # checked just above

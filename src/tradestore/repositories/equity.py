@@ -6,7 +6,6 @@ import dataclasses
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
-from itertools import repeat
 from operator import attrgetter
 from typing import Any, cast
 
@@ -19,7 +18,7 @@ from tradestore.domain import EquitySnapshot, PerformanceReport, TradeStatistics
 from tradestore.domain.common import MODES
 from tradestore.errors import NotFoundError, ValidationError
 from tradestore.models import EquitySnapshotModel, PerformanceReportModel
-from tradestore.repositories.base import ALL_EXCHANGES, Repository
+from tradestore.repositories.base import ALL_EXCHANGES, Repository, all_of
 from tradestore.repositories.trades import TradeRepository
 from tradestore.values import (
     chunked,
@@ -53,14 +52,6 @@ def _record(db: Backend) -> Any:
 
 def _same(value: Any) -> Any:
     return value
-
-
-def _checked(snapshots: Iterable[EquitySnapshot]) -> list[EquitySnapshot]:
-    items = list(snapshots)
-    if not all(map(isinstance, items, repeat(EquitySnapshot))):
-        index, bad = next((i, s) for i, s in enumerate(items) if not isinstance(s, EquitySnapshot))
-        raise ValidationError(f"snapshots[{index}]: expected an EquitySnapshot, got {bad!r}")
-    return items
 
 
 def _encode(snapshots: list[EquitySnapshot], db: Backend) -> list[tuple[Any, ...]]:
@@ -119,7 +110,7 @@ class EquityRepository(Repository):
         Raises:
             ValidationError: an item is not an ``EquitySnapshot``.
         """
-        checked = _checked(snapshots)
+        checked = all_of(EquitySnapshot, snapshots, "snapshots")
         latest = dict(zip(map(_key, checked), checked, strict=True))
         items = checked if len(latest) == len(checked) else list(latest.values())
         if not items:

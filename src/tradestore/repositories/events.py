@@ -11,9 +11,8 @@ from sqlalchemy import Table, insert, select
 
 from tradestore.dialects import backend
 from tradestore.domain import SEVERITIES, SystemEvent
-from tradestore.errors import ValidationError
 from tradestore.models import SystemEventModel
-from tradestore.repositories.base import Repository
+from tradestore.repositories.base import Repository, all_of
 from tradestore.values import to_count, to_text
 
 TABLE = cast(Table, SystemEventModel.__table__)
@@ -60,10 +59,7 @@ class SystemEventRepository(Repository):
         Raises:
             ValidationError: an item is not a ``SystemEvent``.
         """
-        items = list(events)
-        for index, item in enumerate(items):
-            if not isinstance(item, SystemEvent):
-                raise ValidationError(f"events[{index}]: expected a SystemEvent, got {item!r}")
+        items = all_of(SystemEvent, events, "events")
         if not items:
             return 0
         now = datetime.now(UTC)

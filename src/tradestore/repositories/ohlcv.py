@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequenc
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
-from itertools import repeat
 from operator import attrgetter
 from typing import Any, Literal, cast
 
@@ -28,7 +27,7 @@ from tradestore.domain import OHLCVBar, SeriesInfo
 from tradestore.errors import NotFoundError, ValidationError
 from tradestore.models import FetchedRangeModel, OHLCVModel, SeriesModel
 from tradestore.pages import keyset_pages
-from tradestore.repositories.base import Repository, duplicates_raise
+from tradestore.repositories.base import Repository, all_of, duplicates_raise
 from tradestore.values import ceil_second, floor_second, to_count, to_optional_utc, to_text, to_utc
 
 TABLE = cast(Table, OHLCVModel.__table__)
@@ -171,15 +170,6 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _checked(bars: Iterable[OHLCVBar]) -> list[OHLCVBar]:
-    """``bars`` as a new list, once every item is known to be an ``OHLCVBar``."""
-    items = list(bars)
-    if not all(map(isinstance, items, repeat(OHLCVBar))):
-        index, bad = next((i, b) for i, b in enumerate(items) if not isinstance(b, OHLCVBar))
-        raise ValidationError(f"bars[{index}]: expected an OHLCVBar, got {bad!r}")
-    return items
-
-
 @dataclass
 class _Ledger:
     """One ``ohlcv_series`` row, as read (and then changed) inside a write."""
@@ -221,7 +211,7 @@ class OHLCVRepository(Repository):
         with duplicates_raise(
             "bars: a bar with the same exchange, symbol, timeframe and timestamp is stored or repeated"
         ):
-            return await self._write(_checked(bars), "insert")
+            return await self._write(all_of(OHLCVBar, bars, "bars"), "insert")
 
     async def upsert_many(self, bars: Iterable[OHLCVBar], *, on_conflict: OnConflict = "replace") -> int:
         """Insert bars, and overwrite (``"replace"``) or keep (``"ignore"``) stored ones with the same key.
@@ -238,7 +228,7 @@ class OHLCVRepository(Repository):
             ValidationError: an item is not an ``OHLCVBar``, or ``on_conflict`` is unknown.
         """
         mode = cast(OnConflict, to_text("on_conflict", on_conflict, choices=("replace", "ignore")))
-        checked = _checked(bars)
+        checked = all_of(OHLCVBar, bars, "bars")
         if mode == "ignore":
             checked.reverse()  # so that the first of a repeated key is the one kept
         latest = dict(zip(map(_bar_key, checked), checked, strict=True))

@@ -16,7 +16,7 @@ from tradestore.domain import ACTIONS, MODES, SIDES, TRADE_STATUSES, Trade, Trad
 from tradestore.domain.trading import check_trade_move, trade_move_sources
 from tradestore.errors import DuplicateError, InvalidTransitionError, NotFoundError, ValidationError
 from tradestore.models import TradeModel
-from tradestore.repositories.base import ALL_EXCHANGES, Repository, duplicates_raise
+from tradestore.repositories.base import ALL_EXCHANGES, Repository, all_of, duplicates_raise
 from tradestore.values import (
     EXACT,
     since,
@@ -164,10 +164,7 @@ class TradeRepository(Repository):
             DuplicateError: a ``(exchange, trade_id)`` is already stored or repeated (also a
                 ``sqlalchemy.exc.IntegrityError``).
         """
-        items = list(trades)
-        for index, item in enumerate(items):
-            if not isinstance(item, Trade):
-                raise ValidationError(f"trades[{index}]: expected a Trade, got {item!r}")
+        items = all_of(Trade, trades, "trades")
         if not items:
             return 0
         now = datetime.now(UTC)
