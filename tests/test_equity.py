@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -10,13 +11,15 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from factories import trade
 from performance_reference import expected
 from tradestore import DatabaseManager, EquityRepository, EquitySnapshot, PerformanceReport, TradeRepository
+from tradestore.dialects import sqlite_functions
 from tradestore.errors import NotFoundError, ValidationError
 from tradestore.models import EquitySnapshotModel
+from tradestore.values import datetime_to_sqlite
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -229,25 +232,67 @@ async def test_performance_matches_the_reference_on_random_curves(
             elif n % 3 == 2:
                 per_year, rate = Decimal(365), Decimal("0.01")
             report = await repo.performance(bot, periods_per_year=per_year, risk_free_rate=rate)
-            want = expected(points, per_year, rate)
-            got = dataclasses.asdict(report)
-            for name in (
-                "total_return",
-                "cagr",
-                "volatility",
-                "sharpe",
-                "sortino",
-                "calmar",
-                "periods",
-                "max_drawdown",
-            ):
-                assert got[name] == getattr(want, name), (bot, name, points)
-            assert (report.max_drawdown_peak, report.max_drawdown_trough, report.max_drawdown_recovered) == (
-                want.peak,
-                want.trough,
-                want.recovered,
-            ), (bot, points)
-            assert report.snapshots == len(points) and report.ending_equity == points[-1][1]
+            assert_reference(report, points, per_year, rate)
+
+
+def assert_reference(
+    report: PerformanceReport,
+    points: list[tuple[datetime, Decimal]],
+    per_year: Decimal = Decimal(365),
+    rate: Decimal = Decimal(0),
+) -> None:
+    """``report`` gives the figures of the plain-Python reference for ``points``."""
+    want = expected(points, per_year, rate)
+    got = dataclasses.asdict(report)
+    for name in ("total_return", "cagr", "volatility", "sharpe", "sortino", "calmar", "periods", "max_drawdown"):
+        assert got[name] == getattr(want, name), (report.bot_id, name, points)
+    assert (report.max_drawdown_peak, report.max_drawdown_trough, report.max_drawdown_recovered) == (
+        want.peak,
+        want.trough,
+        want.recovered,
+    ), (report.bot_id, points)
+    assert report.snapshots == len(points) and report.ending_equity == max(points)[1]
+
+
+def _long_walk(rng: random.Random, size: int) -> list[tuple[datetime, Decimal]]:
+    """A minute-by-minute walk with flat stretches (runs of one equity, at the peak too) and new peaks."""
+    equity, points = Decimal(1000), []
+    for n in range(size):
+        if rng.random() > 0.3:  # else the equity stays as it was
+            equity = max(Decimal(1), equity + Decimal(rng.randint(-300, 310)) / 100)
+        points.append((T0 + timedelta(minutes=7 * n), equity))
+    return points
+
+
+async def test_performance_does_not_depend_on_the_order_snapshots_were_written_in(
+    db: DatabaseManager, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(11)
+    points = _long_walk(rng, 3000)
+    shuffled = points.copy()
+    rng.shuffle(shuffled)  # as when older history is imported after newer snapshots
+    async with db.get_session() as session:
+        await EquityRepository(session).record_many(EquitySnapshot("late", *point) for point in shuffled[:1500])
+    async with db.get_session() as session:
+        await EquityRepository(session).record_many(EquitySnapshot("late", *point) for point in shuffled[1500:])
+        if backend == "sqlite":  # statistics that make the planner read the table in rowid order
+            await session.execute(text("ANALYZE"))
+    assert_reference(await _performance(db, "late"), points)
+    if backend == "sqlite":  # and if SQLite's scans came unordered even when asked in order
+        unordered = lambda self: json.dumps({**self.result(), "ordered": False})  # noqa: E731
+        monkeypatch.setattr(sqlite_functions.EquityScan, "finalize", unordered)
+        assert_reference(await _performance(db, "late"), points)
+
+
+def test_the_sqlite_scan_keeps_few_rows_of_a_flat_or_steady_curve() -> None:
+    scan = sqlite_functions.EquityScan()
+    for minute in range(20_000):  # two weeks at one equity, then a slow rise
+        moment = T0 + timedelta(minutes=minute)
+        scan.step(datetime_to_sqlite(moment), "100.5" if minute < 14_400 else str(100 + minute))
+    found = scan.result()
+    assert found is not None and found["ordered"]
+    assert len(found["closes"]) == 14
+    assert len(found["kept"]) == 2 + (20_000 - 14_400)  # the first and last of the flat run, then each new peak
 
 
 async def test_stored_reports_round_trip_newest_first(db: DatabaseManager) -> None:

@@ -11,7 +11,7 @@ from operator import is_, itemgetter
 from typing import Any, cast
 
 import asyncpg
-from sqlalchemy import Table, and_, bindparam, case, func, literal_column, or_, select
+from sqlalchemy import Table, and_, bindparam, func, literal_column, select, true
 from sqlalchemy import column as sql_column
 from sqlalchemy import table as sql_table
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -200,68 +200,69 @@ class PostgresBackend(Backend):
         equity: ColumnElement[Decimal],
         where: Sequence[ColumnElement[bool]],
     ) -> EquitySummary | None:
-        # One ordered index scan computes the running peak and marks each day's last row; one
-        # hash aggregate then reduces the curve to a row per peak (its lowest equity: the only
-        # drawdown candidate of that peak) and a row per daily close. Only those few rows, and
-        # three index-range lookups for the chosen drawdown's times, leave the server.
+        # One ordered index scan computes the running peak; one hash aggregate reduces the curve
+        # to a row per peak (its lowest equity: the only drawdown candidate of that peak).
         curve = (
             select(
                 timestamp.label("ts"),
                 equity.label("e"),
                 func.max(equity).over(order_by=timestamp, rows=(None, 0)).label("pk"),
-                func.lead(timestamp).over(order_by=timestamp, rows=(None, 0)).label("nt"),
             )
             .where(*where)
             .subquery("curve")
         )
-        # the next row is on a later UTC day (timestamps are strictly increasing): one date_bin per row
-        closing = or_(curve.c.nt.is_(None), curve.c.nt >= _utc_day(curve.c.ts) + literal_column("interval '1 day'"))
-        marked = select(
-            curve.c.ts, curve.c.e, curve.c.pk, case((closing, curve.c.ts), else_=None).label("ct")
-        ).subquery("marked")
         groups = (
             await conn.execute(
-                select(
-                    marked.c.pk, marked.c.ct, func.min(marked.c.e), func.min(marked.c.ts), func.count()
-                ).group_by(marked.c.pk, marked.c.ct)
+                select(curve.c.pk, func.min(curve.c.e), func.min(curve.c.ts), func.count()).group_by(curve.c.pk)
             )
         ).all()
         if not groups:
             return None
-        episodes: dict[Decimal, tuple[Decimal, datetime]] = {}
-        for peak, _, low, start, _ in groups:
-            known = episodes.get(peak)
-            episodes[peak] = (low, start) if known is None else (min(known[0], low), min(known[1], start))
-        best: tuple[Decimal, Decimal, Decimal, datetime] | None = None  # peak, drop, trough, episode start
-        for peak in sorted(episodes):  # the running peak never falls: ascending peaks are in time order
-            low, start = episodes[peak]
+        # An episode: the rows under one running peak, from its first time at that peak (the
+        # running peak never falls, so ascending peaks are episodes in time order).
+        episodes = sorted((peak, low, start) for peak, low, start, _ in groups)
+        best: tuple[int, Decimal] | None = None  # the deepest episode, its drop
+        for n, (peak, low, _) in enumerate(episodes):
             drop = EXACT.subtract(peak, low)
-            deeper = best is None or EXACT.multiply(drop, best[0]) > EXACT.multiply(best[1], peak)
-            if peak > 0 and drop > 0 and deeper:
-                best = (peak, drop, low, start)
-        first = min(groups, key=itemgetter(3))
+            # drop / peak > best drop / best peak, compared exactly (both peaks are positive)
+            if peak > 0 and drop > 0 and (
+                best is None or EXACT.multiply(drop, episodes[best[0]][0]) > EXACT.multiply(best[1], peak)
+            ):
+                best = (n, drop)
+        first = episodes[0]
+        # The last row of each UTC day from the first to the last: one index probe per day.
+        bounds = select(func.min(timestamp).label("lo"), func.max(timestamp).label("hi")).where(*where).subquery()
+        one_day: ColumnElement[Any] = literal_column("interval '1 day'")
+        days = select(func.generate_series(_utc_day(bounds.c.lo), bounds.c.hi, one_day).label("d")).subquery()
+        last = (
+            select(timestamp.label("ts"), equity.label("e"))
+            .where(*where, timestamp >= days.c.d, timestamp < days.c.d + one_day)
+            .order_by(timestamp.desc())
+            .limit(1)
+            .lateral("last")
+        )
+        by_day = select(last.c.ts, last.c.e).select_from(days.join(last, true())).order_by(last.c.ts)
+        closes = (await conn.execute(by_day)).all()
         summary = EquitySummary(
-            count=sum(row[4] for row in groups),
-            first=(first[3], first[0]),  # the first row is its own running peak
-            closes=sorted((row[1], row[2]) for row in groups if row[1] is not None),
+            count=sum(row[3] for row in groups),
+            first=(first[2], first[0]),  # the first row is its own running peak
+            closes=[(row[0], row[1]) for row in closes],
             peak=None,
             trough=None,
             recovered=None,
         )
         if best is None:
             return summary
-        peak, _, low, start = best
-        trough_ts = (
-            await conn.execute(select(func.min(timestamp)).where(*where, timestamp >= start, equity == low))
-        ).scalar_one()
+        peak, low, start = episodes[best[0]]
+        following = episodes[best[0] + 1][2] if best[0] + 1 < len(episodes) else None
+        episode = [*where, timestamp >= start] + ([] if following is None else [timestamp < following])
+        trough_ts = (await conn.execute(select(func.min(timestamp)).where(*episode, equity == low))).scalar_one()
         peak_ts = (
-            await conn.execute(
-                select(func.max(timestamp)).where(*where, timestamp >= start, timestamp < trough_ts, equity == peak)
-            )
+            await conn.execute(select(func.max(timestamp)).where(*episode, timestamp < trough_ts, equity == peak))
         ).scalar_one()
-        recovered = (
-            await conn.execute(select(func.min(timestamp)).where(*where, timestamp > trough_ts, equity >= peak))
-        ).scalar_one()
+        # back at the peak: within the episode (equal to it), or when the next, higher one begins
+        again = select(func.min(timestamp)).where(*episode, timestamp > trough_ts, equity >= peak)
+        recovered = (await conn.execute(again)).scalar_one() or following
         return dataclasses.replace(summary, peak=(peak_ts, peak), trough=(trough_ts, low), recovered=recovered)
 
     async def _fetch(self, driver: Any, sql: str, params: Sequence[Any]) -> Sequence[Sequence[Any]]:

@@ -9,7 +9,7 @@ from decimal import Decimal
 from itertools import repeat
 from typing import Any
 
-from sqlalchemy import String, Table, bindparam, func, select, type_coerce
+from sqlalchemy import Select, String, Table, bindparam, func, select, type_coerce
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -17,7 +17,7 @@ from sqlalchemy.sql.expression import ClauseElement, ColumnElement
 
 from tradestore.dialects.base import Backend, EquitySummary, NetGroup, Row
 from tradestore.dialects.functions import epoch_seconds, month_index
-from tradestore.dialects.sqlite_functions import EquityPass
+from tradestore.dialects.sqlite_functions import Drawdown, EquityScan
 from tradestore.values import chunked, datetime_from_sqlite
 
 
@@ -118,35 +118,47 @@ class SQLiteBackend(Backend):
         equity: ColumnElement[Decimal],
         where: Sequence[ColumnElement[bool]],
     ) -> EquitySummary | None:
-        # The stored text as it is (no type processing): what the aggregate and its fallback read.
-        ts, eq = type_coerce(timestamp, String()).label("ts"), type_coerce(equity, String()).label("eq")
-        ordered = select(ts, eq).where(*where).order_by(timestamp).subquery()
-        found = (await conn.execute(select(func.equity_summary(ordered.c.ts, ordered.c.eq)))).scalar_one()
+        # The stored texts as they are (no type processing).
+        ts, text = type_coerce(timestamp, String()), type_coerce(equity, String())
+        # Straight from the table: the planner's scan is in timestamp order in practice (the
+        # index, or the rowids of a curve written in time order), and the aggregate checks it.
+        found = await _scan(conn, select(func.equity_scan(ts, text), func.count()).where(*where))
+        if found is not None and not found["ordered"]:  # e.g. history imported after newer rows
+            ordered = select(ts.label("ts"), text.label("eq")).where(*where).order_by(timestamp)
+            sub = ordered.subquery()
+            found = await _scan(conn, select(func.equity_scan(sub.c.ts, sub.c.eq), func.count()))
+            if found is not None and not found["ordered"]:  # SQL promises no order to aggregates: read it
+                rows = (await conn.execute(ordered)).all()
+                scan = EquityScan()
+                for moment, value in rows:
+                    scan.step(moment, value)
+                found = scan.result()
+                if found is not None:
+                    found["count"] = len(rows)
         if found is None:
             return None
-        summary: dict[str, Any] = json.loads(found)
-        if not summary["ordered"]:  # SQL does not promise the order rows reach an aggregate: read them sorted
-            rows = (await conn.execute(select(ts, eq).where(*where).order_by(timestamp))).all()
-            again = EquityPass()
-            for row in rows:
-                again.step(row[0], row[1])
-            summary = again.result() or summary
-        return _summary(summary)
+        # Read the few rows that matter exactly (timestamps are unique in a bot's curve of one
+        # mode), and replay the drawdown over them in order.
+        kept: list[str] = found["kept"]
+        exact: dict[str, tuple[datetime, Decimal]] = {}
+        for chunk in chunked(sorted({*found["closes"], *kept}), 900):  # within any SQLite's 999 variables
+            for moment, value in await conn.execute(select(ts, text).where(*where, ts.in_(chunk))):
+                exact[moment] = (datetime_from_sqlite(moment), Decimal(value))
+        drawdown = Drawdown()
+        for moment in kept:
+            drawdown.step(*exact[moment])
+        best = drawdown.best
+        return EquitySummary(
+            count=found["count"],
+            first=exact[kept[0]],
+            closes=[exact[moment] for moment in found["closes"]],
+            peak=None if best is None else best[0],
+            trough=None if best is None else best[2],
+            recovered=drawdown.recovered,
+        )
 
 
-def _point(pair: Any) -> tuple[datetime, Decimal] | None:
-    return None if pair is None else (datetime_from_sqlite(pair[0]), Decimal(pair[1]))
-
-
-def _summary(found: dict[str, Any]) -> EquitySummary:
-    first = _point(found["first"])
-    assert first is not None
-    recovered = found["recovered"]
-    return EquitySummary(
-        count=found["count"],
-        first=first,
-        closes=[(datetime_from_sqlite(ts), Decimal(eq)) for ts, eq in found["closes"]],
-        peak=_point(found["peak"]),
-        trough=_point(found["trough"]),
-        recovered=None if recovered is None else datetime_from_sqlite(recovered),
-    )
+async def _scan(conn: AsyncConnection, statement: Select[Any]) -> dict[str, Any] | None:
+    """What ``equity_scan`` found (with ``count``, the rows read), or ``None`` for no rows."""
+    found, count = (await conn.execute(statement)).one()
+    return None if found is None else {**json.loads(found), "count": count}

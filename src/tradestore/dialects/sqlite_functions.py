@@ -127,89 +127,138 @@ class _StepGaps:
         return json.dumps(self.found if self.ordered else None)
 
 
-class EquityPass:
-    """``equity_summary(timestamp, equity)`` over rows in timestamp order: see ``Backend.equity_summary``.
+class EquityScan:
+    """``equity_scan(timestamp, equity)``: the rows of an equity curve that matter, as JSON text.
 
-    Returns JSON text ``{"count", "first", "closes", "peak", "trough", "recovered", "ordered"}``
-    with timestamps and equities as the stored text. One call per row: the float of the
-    equity decides most rows (float() never reverses the order of two decimals, it can only
-    tie them), and only a possible new peak or new low is parsed as an exact ``Decimal``.
-    ``ordered`` is false if the rows did not arrive in timestamp order (the caller then asks
-    again); also used directly on rows in Python by that fallback.
+    One call per row, deciding on the float of the equity: most rows neither reach the running
+    peak nor fall far enough below it to be the largest drawdown, and a float says so. The rows
+    that might (and the first row, and the last of each UTC day) are kept by timestamp text,
+    for the caller to read exactly and replay through :class:`Drawdown`. Returns ``{"closes",
+    "kept", "ordered"}``, the first row being the first kept; ``ordered`` is false if the rows
+    did not arrive in timestamp order (SQL does not promise the order rows reach an aggregate:
+    the caller then asks again).
+
+    Why no row that matters is lost: ``float()`` of a decimal text is correctly rounded, so it
+    never reverses the order of two decimals, only ties them (ties are kept unless the texts
+    are equal); a float drawdown short of the best one by more than a relative 1e-12 (far above
+    the rounding of two floats and a division) is short of it exactly; and of a run of rows with
+    the same text at the peak, the first and the last say all the middle ones would.
     """
 
+    MARGIN = 1e-12
+
     def __init__(self) -> None:
-        self.count = 0
-        self.first: tuple[str, str] | None = None
         self.last_ts = ""
-        self.last_eq = ""
-        self.closes: list[tuple[str, str]] = []
+        self.day_end = ""  # the timestamp texts of the current UTC day are below it
+        self.closes: list[str] = []
+        self.kept: list[str] = []
         self.ordered = True
-        self.peak: Decimal | None = None
-        self.peak_ts = ""
-        self.fpeak = -math.inf
-        self.low = _ZERO
-        self.flow = math.inf
-        # (peak, drop, peak time, peak text, trough time, trough text) of the largest drawdown so far
-        self.best: tuple[Decimal, Decimal, str, str, str, str] | None = None
-        self.pending: Decimal | None = None
-        self.recovered: str | None = None
+        self.peak = -math.inf  # the running peak, as a float: rows at or above it may be at the peak
+        self.tail = ("", "")  # (timestamp, equity) texts of the last row at the peak
+        self.replace_tail = False  # the last kept row is inside a run of one text at the peak
+        self.low = math.inf  # the lowest float since the peak: rows at or below it may be a new low
+        self.low_text = ""
+        self.worst = -math.inf  # the largest float drawdown of a kept row, less the margin
 
     def step(self, ts: str, eq: str) -> None:
-        self.count += 1
-        last = self.last_ts
-        if self.first is None:
-            self.first = (ts, eq)
-        elif ts[:10] != last[:10]:  # 'YYYY-MM-DD': a new UTC day, so the previous row closed one
-            self.closes.append((last, self.last_eq))
-            if ts < last:
-                self.ordered = False
-        elif ts <= last:
+        if ts >= self.day_end:
+            self._new_day(ts)
+        elif ts <= self.last_ts:
             self.ordered = False
-        self.last_ts, self.last_eq = ts, eq
         f = float(eq)
-        exact: Decimal | None = None
-        if f >= self.fpeak:
-            exact = Decimal(eq)
-            peak = self.peak
-            if peak is None or exact >= peak:
-                if self.pending is not None and exact >= self.pending:
-                    self.recovered, self.pending = ts, None
-                if peak is None or exact > peak:
-                    self.peak, self.fpeak = exact, f
-                self.peak_ts, self.low, self.flow = ts, exact, f
-                return
-        if f <= self.flow:
-            if exact is None:
-                exact = Decimal(eq)
-            if exact < self.low:
-                self.low, self.flow = exact, f
-                peak = self.peak
-                assert peak is not None
-                drop = EXACT.subtract(peak, exact)
-                best = self.best
-                # drop / peak > best drop / best peak, compared exactly (both peaks are positive)
-                if peak > 0 and (best is None or EXACT.multiply(drop, best[0]) > EXACT.multiply(best[1], peak)):
-                    self.best = (peak, drop, self.peak_ts, str(peak), ts, eq)
-                    self.pending, self.recovered = peak, None
+        if f >= self.peak:
+            self._peak(ts, eq, f)
+        elif f <= self.low:
+            self._low(ts, eq, f)
+        self.last_ts = ts
+
+    def _new_day(self, ts: str) -> None:
+        if self.last_ts:
+            self.closes.append(self.last_ts)
+        self.day_end = ts[:10] + "~"  # 'YYYY-MM-DD~' is above every time text of that day
+
+    def _peak(self, ts: str, eq: str, f: float) -> None:
+        previous = self.tail
+        self.tail = (ts, eq)
+        if previous[0] == self.last_ts and previous[1] == eq:  # the same as the row before
+            if self.replace_tail:
+                self.kept[-1] = ts
+            else:
+                self.kept.append(ts)
+                self.replace_tail = True
+            return
+        self.kept.append(ts)
+        self.replace_tail = False
+        if f == math.inf:  # beyond a float's range: no float decides from here on
+            self.step = self._keep_all  # type: ignore[method-assign]
+            return
+        self.peak = max(self.peak, f)
+        self.low, self.low_text = f, eq
+
+    def _low(self, ts: str, eq: str, f: float) -> None:
+        if eq == self.low_text:  # equal to the lowest so far: not lower
+            return
+        self.low, self.low_text = f, eq
+        peak = self.peak
+        if peak <= 0:  # no drawdown in floats, but perhaps exactly (a peak too small for a float)
+            self.kept.append(ts)
+            return
+        drawdown = (peak - f) / peak
+        if drawdown >= self.worst:
+            self.kept.append(ts)
+            self.worst = max(self.worst, drawdown - (1 + drawdown) * self.MARGIN)
+
+    def _keep_all(self, ts: str, eq: str) -> None:
+        if ts >= self.day_end:
+            self._new_day(ts)
+        elif ts <= self.last_ts:
+            self.ordered = False
+        self.kept.append(ts)
+        self.last_ts = ts
 
     def result(self) -> dict[str, Any] | None:
-        if self.first is None:
+        if not self.last_ts:
             return None
-        best = self.best
-        return {
-            "count": self.count,
-            "first": self.first,
-            "closes": [*self.closes, (self.last_ts, self.last_eq)],
-            "peak": None if best is None else (best[2], best[3]),
-            "trough": None if best is None else (best[4], best[5]),
-            "recovered": self.recovered,
-            "ordered": self.ordered,
-        }
+        return {"closes": [*self.closes, self.last_ts], "kept": self.kept, "ordered": self.ordered}
 
     def finalize(self) -> str | None:
         found = self.result()
         return None if found is None else json.dumps(found)
+
+
+class Drawdown:
+    """The largest drawdown of an equity curve fed row by row in timestamp order, exactly.
+
+    See ``Backend.equity_summary``: ``peak`` is the last time at the running peak before the
+    trough, ``trough`` the first time at the lowest equity, ``recovered`` the first time after
+    the trough back at the peak. Rows that can neither be at the peak nor a new low may be
+    left out (see :class:`EquityScan`): the result is the same.
+    """
+
+    def __init__(self) -> None:
+        self.peak: tuple[Any, Decimal] | None = None  # (time, equity) of the last row at the running peak
+        self.low = _ZERO
+        # (peak, drop, trough) of the largest drawdown so far; the peak as (time, equity)
+        self.best: tuple[tuple[Any, Decimal], Decimal, tuple[Any, Decimal]] | None = None
+        self.pending: Decimal | None = None  # the peak of the best drawdown, until recovered
+        self.recovered: Any = None
+
+    def step(self, ts: Any, equity: Decimal) -> None:
+        peak = self.peak
+        if peak is None or equity >= peak[1]:
+            if self.pending is not None and equity >= self.pending:
+                self.recovered, self.pending = ts, None
+            self.peak, self.low = (ts, equity if peak is None or equity > peak[1] else peak[1]), equity
+            return
+        if equity < self.low:
+            self.low = equity
+            top = peak[1]
+            drop = EXACT.subtract(top, equity)
+            best = self.best
+            # drop / top > best drop / best peak, compared exactly (both peaks are positive)
+            if top > 0 and (best is None or EXACT.multiply(drop, best[0][1]) > EXACT.multiply(best[1], top)):
+                self.best = (peak, drop, (ts, equity))
+                self.pending, self.recovered = top, None
 
 
 _ZERO = Decimal(0)
@@ -226,4 +275,4 @@ def register_sqlite_functions(connection: sqlite3.Connection) -> None:
     connection.create_aggregate("decimal_min", 1, _Min)  # type: ignore[arg-type]
     connection.create_aggregate("decimal_net_by_sign", 2, _NetBySign)  # type: ignore[arg-type]
     connection.create_aggregate("step_gaps", 3, _StepGaps)  # type: ignore[arg-type]
-    connection.create_aggregate("equity_summary", 2, EquityPass)  # type: ignore[arg-type]
+    connection.create_aggregate("equity_scan", 2, EquityScan)  # type: ignore[arg-type]
