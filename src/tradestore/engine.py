@@ -65,6 +65,35 @@ class TradestoreSQLiteConnection(sqlite3.Connection):
     #: thread). A ``BEGIN`` whose caller was cancelled may still be queued there: until it has
     #: run and been rolled back, the connection must not go back to the pool as it is.
     ended = True
+    #: Whether the current transaction began on the event loop's thread and nothing of it has
+    #: gone to aiosqlite's thread since: then its commit is made there too (see ``begin_here``).
+    here = False
+
+    def begin_here(self, readonly: bool) -> bool:
+        """Begin on the calling thread if nothing has to be waited for; ``False`` if something has.
+
+        The event loop's thread calls it while aiosqlite's thread is idle: a unit of work that
+        finds the writers' turn and SQLite's write lock free (SQLite's busy timeout set to 0 for
+        its ``BEGIN IMMEDIATE``) begins in microseconds, instead of waking aiosqlite's thread and
+        waiting for its answer; one that would have to wait is left to :meth:`begin` there.
+        """
+        if readonly or (self._queue is not None and not self._queue.try_acquire()):
+            return False
+        self.execute("PRAGMA busy_timeout=0")
+        try:
+            if self._query_only:
+                self.execute("PRAGMA query_only=OFF")
+                self._query_only = False
+            self.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            self._release()
+            if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
+                return False
+            raise
+        finally:
+            self.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS:d}")
+        self.here = True
+        return True
 
     def begin(self, readonly: bool) -> None:
         """Begin a transaction: a write transaction in its turn, or a read that never waits.
@@ -91,7 +120,7 @@ class TradestoreSQLiteConnection(sqlite3.Connection):
 
     def commit(self) -> None:
         """Commit, then let the next writer in (and the checkpointer know)."""
-        self.write_locked = False
+        self.write_locked = self.here = False
         try:
             super().commit()
         finally:
@@ -102,7 +131,7 @@ class TradestoreSQLiteConnection(sqlite3.Connection):
 
     def rollback(self) -> None:
         """Roll back, then let the next writer in."""
-        self.write_locked = False
+        self.write_locked = self.here = False
         try:
             super().rollback()
         finally:
@@ -185,6 +214,7 @@ def build_engine(url: URL, *, pool_size: int, max_overflow: int, echo: bool) -> 
             engine = create_async_engine(
                 url, pool_size=pool_size, max_overflow=max_overflow, connect_args=connect_args, **common
             )
+        event.listen(engine.sync_engine, "connect", _commit_here)
         event.listen(engine.sync_engine, "begin", _begin_sqlite)
     else:
         engine = create_async_engine(
@@ -248,17 +278,48 @@ def _begin_sqlite(conn: Connection) -> None:
     if conn.engine.echo:
         conn.engine.logger.info("BEGIN DEFERRED (read-only)" if readonly else "BEGIN IMMEDIATE")
     adapter: Any = conn.connection.dbapi_connection
-    connection = adapter.driver_connection._conn
+    driver = adapter.driver_connection
+    connection = driver._conn
+    idle = connection.ended and driver._tx.empty()  # nothing of an earlier unit still runs in its thread
     connection.write_locked = False
     connection.ended = False
     try:
-        adapter.run_async(lambda driver: driver._execute(connection.begin, readonly))
+        if not (idle and connection.begin_here(readonly)):
+            adapter.run_async(lambda driver: driver._execute(connection.begin, readonly))
     except Exception as exc:
         typed = translate(exc, conn.engine.url, busy_ms=SQLITE_BUSY_TIMEOUT_MS)
         if typed is None:
             raise
         raise typed from exc
     connection.write_locked = not readonly
+
+
+def _commit_here(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    """A ``connect`` hook: commit a transaction that ran wholly on the event loop's thread there too.
+
+    A unit of work that began on the event loop's thread (see
+    :meth:`TradestoreSQLiteConnection.begin_here`) and ran only single-row statements there
+    (see ``SQLiteBackend.run_single``) has nothing in aiosqlite's thread: its commit, a few
+    pages appended to the write-ahead log, is made in place instead of waking that thread.
+    Anything sent to that thread during the transaction sends the commit there as well.
+    """
+    driver = dbapi_connection.driver_connection
+    send = driver._execute
+
+    async def execute(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if driver._connection is not None:
+            driver._connection.here = False
+        return await send(fn, *args, **kwargs)
+
+    async def commit() -> None:
+        connection = driver._conn
+        if connection.here:
+            connection.commit()
+        else:
+            await send(connection.commit)
+
+    driver._execute = execute
+    driver.commit = commit
 
 
 #: Where a pooled PostgreSQL connection notes the settings of the transaction begun at checkout.

@@ -137,6 +137,19 @@ class WriteQueue:
             raise error
         self.held = True
 
+    def try_acquire(self) -> bool:
+        """Take this writer's turn if nobody holds or waits for it, without waiting; ``True`` if held."""
+        if self.held:
+            return True
+        if self._fds is None:
+            self._fds = (_open(self.writer_path), _open(self.next_path))
+        writer_fd, next_fd = self._fds
+        if not _try_lock(next_fd):
+            return False
+        self.held = _try_lock(writer_fd)
+        fcntl.flock(next_fd, fcntl.LOCK_UN)
+        return self.held
+
     def release(self) -> None:
         """Let the next writer in; calling it again does nothing."""
         if self.held and self._fds is not None:
