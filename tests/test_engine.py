@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import OperationalError
 
 from factories import bars
-from tradestore import DatabaseManager, OHLCVRepository, TradeRepository
+from tradestore import DatabaseManager, OHLCVRepository, SystemEventRepository, TradeRepository
 from tradestore import engine as engine_module
 from tradestore.engine import build_engine, check_pool
 from tradestore.errors import ConfigurationError, StorageBusyError, TransientError
@@ -75,3 +77,36 @@ async def test_a_busy_sqlite_file_raises_an_operational_error_seed_code_catches(
             holder.close()
         async with db.get_session() as session:  # the lock is gone: the same call works
             await session.execute(text("SELECT 1"))
+
+
+async def test_a_sqlite_unit_of_work_that_need_not_wait_stays_on_the_event_loops_thread(tmp_path: Path) -> None:
+    """Turn and lock free: BEGIN, statement and COMMIT run in place; a taken lock is waited for in the thread."""
+    path = tmp_path / "here.db"
+    async with DatabaseManager(f"sqlite:///{path}", pool_size=1, max_overflow=0) as db:
+        await db.create_all()
+        async with db.get_session() as session:
+            sqlite_connection = (await (await session.connection()).get_raw_connection()).driver_connection._conn
+        seen: list[tuple[bool, str]] = []
+        loop_thread = threading.get_ident()
+        sqlite_connection.set_trace_callback(lambda sql: seen.append((threading.get_ident() == loop_thread, sql)))
+
+        async with db.get_session() as session:
+            await SystemEventRepository(session).log_event("tick", "info", "in place")
+        assert [(here, sql.split()[0]) for here, sql in seen if not sql.startswith("PRAGMA")] == [
+            (True, "BEGIN"),
+            (True, "INSERT"),
+            (True, "COMMIT"),
+        ]
+
+        seen.clear()
+        holder = sqlite3.connect(path)
+        holder.execute("BEGIN IMMEDIATE")  # another program holds the write lock for a moment
+        asyncio.get_running_loop().call_later(0.2, holder.commit)
+        async with db.get_session() as session:
+            await SystemEventRepository(session).log_event("tick", "info", "after a wait")
+        holder.close()
+        statements = [(here, sql.split()[0]) for here, sql in seen if not sql.startswith("PRAGMA")]
+        assert statements[0] == (True, "BEGIN")  # tried in place, found the lock taken
+        assert (False, "BEGIN") in statements and statements[-1] == (False, "COMMIT")  # waited in the thread
+        async with db.get_session(readonly=True) as session:
+            assert await session.scalar(text("SELECT count(*) FROM system_events")) == 2
