@@ -7,6 +7,7 @@ import logging
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -85,7 +86,8 @@ async def test_a_sqlite_unit_of_work_that_need_not_wait_stays_on_the_event_loops
     async with DatabaseManager(f"sqlite:///{path}", pool_size=1, max_overflow=0) as db:
         await db.create_all()
         async with db.get_session() as session:
-            sqlite_connection = (await (await session.connection()).get_raw_connection()).driver_connection._conn
+            driver: Any = (await (await session.connection()).get_raw_connection()).driver_connection
+            sqlite_connection = driver._conn
         seen: list[tuple[bool, str]] = []
         loop_thread = threading.get_ident()
         sqlite_connection.set_trace_callback(lambda sql: seen.append((threading.get_ident() == loop_thread, sql)))
