@@ -67,7 +67,7 @@ def expected(
             peak, peak_at = equity, moment
             continue
         if peak > 0:
-            fall = Fraction(peak - equity) / Fraction(peak)
+            fall = (Fraction(peak) - Fraction(equity)) / Fraction(peak)  # exact, whatever the digits
             if fall > best:
                 assert peak_at is not None
                 best, best_points, recovered = fall, (peak_at, moment, peak), None

@@ -309,3 +309,18 @@ async def test_stored_reports_round_trip_newest_first(db: DatabaseManager) -> No
         assert await repo.get_reports("b1", mode="paper") == [] and len(await repo.get_reports("b1", limit=1)) == 1
         count = await session.scalar(select(func.count()).select_from(EquitySnapshotModel))
         assert count == 40
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["1E+400", "5E+399", "2E+400", "1.5E+400", "1E-400", "3", "2E-400", "1E-401", "1E+401", "1E+401", "9E+400"],
+        ["1E-400", "3E-401", "2E-400", "1E-401", "0", "4E-400", "1E-300"],
+    ],
+    ids=["beyond-a-float", "below-a-float"],
+)
+async def test_performance_is_exact_beyond_what_a_float_can_tell(db: DatabaseManager, values: list[str]) -> None:
+    points = [(T0 + timedelta(hours=7 * n), Decimal(value)) for n, value in enumerate(values)]
+    async with db.get_session() as session:
+        await EquityRepository(session).record_many(EquitySnapshot("extreme", *point) for point in points)
+    assert_reference(await _performance(db, "extreme"), points)
