@@ -11,6 +11,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select, text
 
 from factories import trade
@@ -324,3 +326,37 @@ async def test_performance_is_exact_beyond_what_a_float_can_tell(db: DatabaseMan
     async with db.get_session() as session:
         await EquityRepository(session).record_many(EquitySnapshot("extreme", *point) for point in points)
     assert_reference(await _performance(db, "extreme"), points)
+
+
+_BASES = [Decimal("1E+21"), Decimal("100"), Decimal("0.000001"), Decimal("1E-320")]
+
+
+@st.composite
+def _curves(draw: st.DrawFn) -> list[Decimal]:
+    """Curves built to trouble floats: neighbours no float tells apart, flat runs, ties at the peak, zeros."""
+    base = draw(st.sampled_from(_BASES))
+    steps = draw(st.lists(st.integers(-6, 6), min_size=1, max_size=40))
+    scale = draw(st.sampled_from([Decimal("1E-25"), Decimal("1E-12"), Decimal("0.01"), Decimal(1)]))
+    values, level = [], base
+    for step in steps:
+        level = max(Decimal(0), level + step * scale * base) if step else level  # 0: the same text again
+        values.append(level)
+    return values
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_curves())
+def test_the_sqlite_scan_never_drops_a_row_the_exact_drawdown_needs(values: list[Decimal]) -> None:
+    scan, full = sqlite_functions.EquityScan(), sqlite_functions.Drawdown()
+    texts = {}
+    for n, value in enumerate(values):
+        moment = datetime_to_sqlite(T0 + timedelta(minutes=n))
+        texts[moment] = (T0 + timedelta(minutes=n), value)
+        scan.step(moment, str(value))
+        full.step(*texts[moment])
+    found = scan.result()
+    assert found is not None and found["ordered"]
+    replay = sqlite_functions.Drawdown()
+    for moment in found["kept"]:
+        replay.step(*texts[moment])
+    assert (replay.best, replay.recovered) == (full.best, full.recovered), values
