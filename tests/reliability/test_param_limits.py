@@ -29,7 +29,7 @@ from factories import bar, bars
 from support import bar_counts, small_chunks
 from tradestore import DatabaseManager, OHLCVRepository
 from tradestore import engine as engine_module
-from tradestore.repositories.ohlcv import WRITE_COLUMNS
+from tradestore.repositories.candle_rows import WRITE_COLUMNS
 
 LIMITS = (999, 32_766, 32_767)
 COLUMNS = len(WRITE_COLUMNS)

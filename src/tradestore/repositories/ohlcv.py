@@ -8,10 +8,8 @@ the transaction of every write and delete.
 
 from __future__ import annotations
 
-import gc
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from operator import attrgetter
 from typing import Any, Literal, cast
@@ -22,32 +20,18 @@ from sqlalchemy.sql.expression import ColumnElement, Select
 
 from tradestore import bar_ranges, timeframes
 from tradestore.bar_ranges import BarRange
-from tradestore.dialects import Backend, Row, backend
+from tradestore.dialects import Backend, backend
 from tradestore.domain import OHLCVBar, SeriesInfo
 from tradestore.errors import NotFoundError, ValidationError
-from tradestore.models import FetchedRangeModel, OHLCVModel, SeriesModel
+from tradestore.models import FetchedRangeModel, SeriesModel
 from tradestore.pages import keyset_pages
 from tradestore.repositories.base import Repository, all_of, duplicates_raise
+from tradestore.repositories.candle_rows import READ_COLUMNS, TABLE, WRITE_COLUMNS, aware, decode, encode
 from tradestore.values import ceil_second, floor_second, to_count, to_optional_utc, to_text, to_utc
 
-TABLE = cast(Table, OHLCVModel.__table__)
 SERIES = cast(Table, SeriesModel.__table__)
 FETCHED = cast(Table, FetchedRangeModel.__table__)
 KEY = ("series_id", "time")
-#: The one mapping between a bar and its row: column → ``OHLCVBar`` attribute.
-BAR_COLUMNS: dict[str, str] = {
-    "time": "timestamp",
-    "open": "open",
-    "high": "high",
-    "low": "low",
-    "close": "close",
-    "volume": "volume",
-    "quote_volume": "quote_volume",
-    "trades_count": "trades_count",
-}
-#: Written columns, in the table's order (the order the dialects' statements bind them in).
-WRITE_COLUMNS = tuple(column.name for column in TABLE.columns)
-READ_COLUMNS = tuple(BAR_COLUMNS)
 #: ``get_gaps(calendar=...)``: every bar expected, or none on Saturdays and Sundays (UTC).
 CALENDARS = ("24/7", "weekdays")
 OnConflict = Literal["replace", "ignore"]
@@ -72,102 +56,6 @@ def _select_bars() -> Select[Any]:
 
 def _range() -> Select[Any]:
     return _select_bars().where(_c.time >= bindparam("start"), _c.time <= bindparam("end")).order_by(_c.time)
-
-
-#: Row encoders and bar decoders, made once per backend (see :func:`_conversions`).
-_CONVERSIONS: dict[int, tuple[Callable[..., list[Row]], Callable[..., list[OHLCVBar]], Backend]] = {}
-
-
-def _conversions(db: Backend) -> tuple[Callable[..., list[Row]], Callable[..., list[OHLCVBar]]]:
-    """The bar → row encoder and row → bar decoder for ``db``, generated from :data:`BAR_COLUMNS`.
-
-    ``encode(bars, series_id)`` returns rows in :data:`WRITE_COLUMNS` order; ``decode(rows,
-    symbol, exchange, timeframe)`` takes rows in :data:`READ_COLUMNS` order. Each value passes
-    through its column type's own bulk encoder or decoder (``None`` passes as it is). The code
-    is generated once from the column names — as ``dataclasses`` generates ``__init__`` — so
-    that a row costs no more than a hand-written tuple: measured, a column-at-a-time
-    conversion took 1.6-1.7 times as long in CPython. The decoder sets a bar's attributes one by
-    one in the dataclass's field order, as its own ``__init__`` does, so CPython stores them
-    inline (no dict per bar), without re-validating what was validated on the way in.
-    """
-    found = _CONVERSIONS.get(id(db))
-    if found is not None and found[2] is db:
-        return found[0], found[1]
-    env: dict[str, Any] = {"new": object.__new__, "OHLCVBar": OHLCVBar}
-    values = []
-    for name in WRITE_COLUMNS:
-        if name == "series_id":
-            values.append("series_id")
-            continue
-        value, codec = f"bar.{BAR_COLUMNS[name]}", db.encoder(_c[name])
-        if codec is not None:
-            env[f"encode_{name}"] = codec
-            coded = f"encode_{name}({value})"
-            value = f"(None if {value} is None else {coded})" if _c[name].nullable else coded
-        values.append(value)
-    attributes = {BAR_COLUMNS[name]: name for name in READ_COLUMNS}
-    assignments = []
-    for field in fields(OHLCVBar):
-        column = attributes.get(field.name)
-        if field.name in ("symbol", "exchange", "timeframe"):
-            value = field.name
-        elif column is None:
-            value = "None"  # id, created_at: bars have no row id or creation time any more
-        else:
-            value, codec = f"c_{column}", db.decoder(_c[column])
-            if codec is not None:
-                env[f"decode_{column}"] = codec
-                coded = f"decode_{column}({value})"
-                value = f"None if {value} is None else {coded}" if _c[column].nullable else coded
-        assignments.append(f"        bar.{field.name} = {value}")
-    source = "\n".join(
-        [
-            "def encode(bars, series_id):",
-            f"    return [({', '.join(values)},) for bar in bars]",
-            "def decode(rows, symbol, exchange, timeframe):",
-            "    bars = []",
-            "    append = bars.append",
-            f"    for {', '.join(f'c_{name}' for name in READ_COLUMNS)} in rows:",
-            "        bar = new(OHLCVBar)",
-            *assignments,
-            "        append(bar)",
-            "    return bars",
-        ]
-    )
-    exec(compile(source, f"<tradestore bar conversions for {db.name}>", "exec"), env)
-    _CONVERSIONS[id(db)] = (env["encode"], env["decode"], db)
-    return env["encode"], env["decode"]
-
-
-def _encode(bars: Sequence[OHLCVBar], series_id: int, db: Backend) -> list[Row]:
-    """Rows in :data:`WRITE_COLUMNS` order."""
-    encode, _ = _conversions(db)
-    with _collector_paused():  # many small tuples at once: the collector would only slow us down
-        return encode(bars, series_id)
-
-
-def _decode(rows: Sequence[Sequence[Any]], db: Backend, series: dict[str, Any]) -> list[OHLCVBar]:
-    """Bars of one series from rows in :data:`READ_COLUMNS` order."""
-    _, decode = _conversions(db)
-    with _collector_paused():
-        bars: list[OHLCVBar] = decode(rows, series["symbol"], series["exchange"], series["timeframe"])
-    # asyncpg returns 0001-01-01 00:00 UTC as the naive datetime.min (its bound for -infinity);
-    # only the earliest bar can be it, first or last of a page in either order.
-    for bar in bars[:1] + bars[-1:]:
-        bar.timestamp = _aware(bar.timestamp)
-    return bars
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while many small objects are built."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 @dataclass
@@ -269,7 +157,7 @@ class OHLCVRepository(Repository):
                     conn,
                     TABLE,
                     WRITE_COLUMNS,
-                    _encode(series_bars, ledger.id, db),
+                    encode(series_bars, ledger.id, db),
                     upsert_on=None if mode == "insert" else KEY,
                     ignore=mode == "ignore",
                     savepoint=False,
@@ -408,7 +296,7 @@ class OHLCVRepository(Repository):
         conn, db = await self._connection()  # after validation: bad arguments open no transaction
         params.update(start=db.encode(_c.time, lo), end=db.encode(_c.time, hi))
         rows = await db.fetch(conn, "ohlcv.range", _range, params)
-        return _decode(rows, db, params)
+        return decode(rows, db, params)
 
     async def stream_range(
         self,
@@ -432,7 +320,7 @@ class OHLCVRepository(Repository):
         async def page(first: datetime) -> list[OHLCVBar]:
             params["start"] = db.encode(_c.time, first)
             rows = await db.fetch(conn, "ohlcv.page", lambda: _range().limit(bindparam("limit")), params)
-            return _decode(rows, db, params)
+            return decode(rows, db, params)
 
         # Bar starts are whole seconds: the next page starts at the second after the last bar read.
         async for bars in keyset_pages(page, after, batch_size, lambda bar: ceil_second(bar.timestamp + _JUST_AFTER)):
@@ -453,7 +341,7 @@ class OHLCVRepository(Repository):
             lambda: _select_bars().order_by(_c.time.desc()).limit(bindparam("limit")),
             params,
         )
-        bars = _decode(rows, db, params)
+        bars = decode(rows, db, params)
         bars.reverse()
         return bars
 
@@ -553,8 +441,8 @@ class OHLCVRepository(Repository):
         )
         gaps = [
             (
-                bar_ranges.step(timeframe, _aware(db.decode(_c.time, prev)), 1),
-                bar_ranges.step(timeframe, _aware(db.decode(_c.time, ts)), -1),
+                bar_ranges.step(timeframe, aware(db.decode(_c.time, prev)), 1),
+                bar_ranges.step(timeframe, aware(db.decode(_c.time, ts)), -1),
             )
             for prev, ts in holes
         ]
@@ -596,7 +484,7 @@ class OHLCVRepository(Repository):
 
         conn, db = await self._connection()
         rows = await db.fetch(conn, ("ohlcv.series", exchange is None), build, params)
-        first, last, updated = (db.decoder(c) or _aware for c in (_s.first_bar, _s.last_bar, _s.updated_at))
+        first, last, updated = (db.decoder(c) or aware for c in (_s.first_bar, _s.last_bar, _s.updated_at))
         return [SeriesInfo(r[0], r[1], r[2], first(r[3]), last(r[4]), r[5], updated(r[6])) for r in rows]
 
     # --- the ledgers ----------------------------------------------------------------------
@@ -817,11 +705,6 @@ def _floor(timeframe: str, moment: datetime) -> datetime | None:
         return timeframes.floor(timeframe, moment)
     except (OverflowError, ValueError):
         return None
-
-
-def _aware(value: Any) -> Any:
-    """A datetime from the driver, UTC made explicit where asyncpg hands back its naive ``datetime.min``."""
-    return value.replace(tzinfo=UTC) if isinstance(value, datetime) and value.tzinfo is None else value
 
 
 def _as_time(value: Any) -> datetime | None:
