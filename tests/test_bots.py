@@ -150,6 +150,7 @@ async def test_recover_reads_one_consistent_snapshot(db: DatabaseManager) -> Non
         await trades.insert(trade(1, bot_id="alpha"))
         await trades.insert(trade(2, bot_id="alpha", pnl="3"))  # closed: not recovered
         await trades.insert(trade(3, bot_id="alpha", mode="paper"))
+        await trades.cancel(await trades.insert(trade(4, bot_id="alpha")), "never filled")  # not open: not recovered
         orders = OrderRepository(session)
         await orders.create(Order("o-open", "BTC/USDT", "binance", "buy", "limit", "1", price="50000", bot_id="alpha"))
         gone = await orders.create(

@@ -280,7 +280,7 @@ def _snapshot(bot_id: str, mode: str | None) -> Any:
     wheres: dict[str, list[Any]] = {
         "bot": [bot.c.bot_id == bot_id],
         "position": [position.c.bot_id == bot_id, position.c.status == "open"],
-        "trade": [trade.c.bot_id == bot_id, trade.c.exit_time.is_(None)],
+        "trade": [trade.c.bot_id == bot_id, trade.c.status == "open"],
         "equity": [equity.c.bot_id == bot_id],
         "order": [order.c.bot_id == bot_id, order.c.status.in_(OPEN_ORDER_STATUSES)],
     }
