@@ -145,6 +145,14 @@ def test_prune_needs_a_rule(fresh_url: str) -> None:
     assert "needs --timeframe" in fails("prune", "--bars-older-than", "1d", "--url", fresh_url)
 
 
+def test_prune_has_a_rule_for_decisions_and_proposals(fresh_url: str) -> None:
+    asyncio.run(old_rows(fresh_url))
+    args = ("prune", "--decisions-older-than", "30d", "--proposals-older-than", "30d", "--trades-older-than", "30d")
+    dry = ok(*args, "--dry-run", "--url", fresh_url, "--json").json
+    assert [p["table"] for p in dry["pruned"]] == ["trades", "proposals", "decisions"]
+    assert "--proposals-older-than" in fails("prune", "--url", fresh_url)  # named among the rules
+
+
 def test_optimize(fresh_url: str) -> None:
     asyncio.run(old_rows(fresh_url))
     result = ok("optimize", "--url", fresh_url, "--json").json

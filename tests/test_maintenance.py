@@ -12,6 +12,8 @@ from tradestore import (
     Bot,
     BotRepository,
     DatabaseManager,
+    Decision,
+    DecisionRepository,
     EquityRepository,
     EquitySnapshot,
     Fill,
@@ -19,6 +21,8 @@ from tradestore import (
     Order,
     OrderRepository,
     PositionRepository,
+    Proposal,
+    ProposalRepository,
     SystemEventRepository,
     TradeRepository,
 )
@@ -26,6 +30,7 @@ from tradestore.admin.maintenance import RetentionPolicy, optimize, prune, prune
 from tradestore.errors import ValidationError
 from tradestore.models import (
     BotModel,
+    DecisionModel,
     EquitySnapshotModel,
     FillModel,
     OHLCVModel,
@@ -33,6 +38,7 @@ from tradestore.models import (
     OrderModel,
     PerformanceReportModel,
     PositionModel,
+    ProposalModel,
     SystemEventModel,
     TradeModel,
 )
@@ -94,6 +100,8 @@ TABLES = {
     "positions": PositionModel,
     "system_events": SystemEventModel,
     "trades": TradeModel,
+    "decisions": DecisionModel,
+    "proposals": ProposalModel,
 }
 
 
@@ -112,6 +120,11 @@ async def old_and_new(db: DatabaseManager) -> None:
         await trades.insert(trade(1, pnl="1", exit_time=OLD))  # closed long ago: goes
         await trades.insert(trade(2, pnl="1", exit_time=NOW))  # closed now: stays
         await trades.insert(trade(3, entry_time=OLD - timedelta(days=1)))  # open since long ago: stays
+        cancelled = await trades.insert(trade(4, entry_time=OLD))
+        await trades.cancel(cancelled, "never filled")  # cancelled long ago: goes
+        await session.execute(update(TradeModel).where(TradeModel.id == cancelled).values(updated_at=OLD))
+        held = await trades.insert(trade(5, pnl="1", exit_time=OLD))  # closed long ago, its order open: stays
+        freed = await trades.insert(trade(6, pnl="1", exit_time=OLD))  # closed long ago, its order final: goes
         positions = PositionRepository(session)
         gone = await positions.update_position(position(symbol="OLD"))
         await positions.close_position(gone)
@@ -131,10 +144,12 @@ async def old_and_new(db: DatabaseManager) -> None:
         await equity.store_report(report)
         await equity.store_report(report.__class__(**{**vars(report), "calculated_at": OLD}))
         orders = OrderRepository(session)
-        filled = await orders.create(Order("o-filled", "BTC/USDT", "binance", "buy", "limit", "1", price="100"))
+        filled = await orders.create(
+            Order("o-filled", "BTC/USDT", "binance", "buy", "limit", "1", price="100", trade_id=freed)
+        )
         await orders.transition(filled, "submitted")
         await orders.record_fill(Fill("binance", "BTC/USDT", "o-filled", "x-1", "buy", "100", "1", OLD, fee="0.1"))
-        await orders.create(Order("o-open", "BTC/USDT", "binance", "buy", "limit", "1", price="90"))
+        await orders.create(Order("o-open", "BTC/USDT", "binance", "buy", "limit", "1", price="90", trade_id=held))
         await session.execute(update(OrderModel).values(updated_at=OLD))  # both old: only the final one goes
         bots = BotRepository(session)
         for name in ("stopped-old", "running-old", "stopped-new"):
@@ -144,6 +159,15 @@ async def old_and_new(db: DatabaseManager) -> None:
         await session.execute(
             update(BotModel).where(BotModel.bot_id.in_(["stopped-old", "running-old"])).values(updated_at=OLD)
         )
+        decisions = DecisionRepository(session)
+        await decisions.record(Decision("alpha", "BTCUSDT", "hold", OLD))  # goes
+        await decisions.record(Decision("alpha", "BTCUSDT", "hold", NOW))  # stays
+        awaited = await decisions.record(Decision("alpha", "BTCUSDT", "buy", OLD + timedelta(hours=1)))  # stays
+        proposals = ProposalRepository(session)
+        await proposals.create(Proposal("alpha", "BTCUSDT", "buy", "1", decision_id=awaited))  # pending: stays
+        decided = await proposals.create(Proposal("alpha", "BTCUSDT", "sell", "1"))
+        await proposals.reject(decided, reason="too big")  # decided long ago: goes
+        await session.execute(update(ProposalModel).values(updated_at=OLD))
 
 
 async def test_each_policy_removes_only_its_old_rows(db: DatabaseManager) -> None:
@@ -151,7 +175,15 @@ async def test_each_policy_removes_only_its_old_rows(db: DatabaseManager) -> Non
     start = await table_counts(db)
     ninety = timedelta(days=90)
     policy = RetentionPolicy(
-        events=ninety, trades=ninety, orders=ninety, positions=ninety, equity=ninety, reports=ninety, bots=ninety
+        events=ninety,
+        trades=ninety,
+        orders=ninety,
+        positions=ninety,
+        equity=ninety,
+        reports=ninety,
+        bots=ninety,
+        decisions=ninety,
+        proposals=ninety,
     )
     async with db.get_session() as session:
         dry = await prune(session, policy, dry_run=True)
@@ -160,11 +192,13 @@ async def test_each_policy_removes_only_its_old_rows(db: DatabaseManager) -> Non
         "order_history": 3,  # new, submitted, filled
         "orders": 1,
         "system_events": 1,
-        "trades": 1,
+        "trades": 3,  # closed, cancelled, and the one whose order goes first
         "positions": 1,
         "equity_snapshots": 12,
         "performance_reports": 1,
         "bots": 1,
+        "decisions": 1,
+        "proposals": 1,
     }
     assert {p.table: p.rows for p in dry} == expected and not any(p.removed for p in dry)
     assert await table_counts(db) == start  # a dry run removes nothing
@@ -174,7 +208,12 @@ async def test_each_policy_removes_only_its_old_rows(db: DatabaseManager) -> Non
     after = await table_counts(db)
     assert after == {name: start[name] - expected[name] for name in start}
     async with db.get_session() as session:
-        assert sorted(t.trade_id for t in await TradeRepository(session).get_recent()) == ["T2", "T3"]
+        assert sorted(t.trade_id for t in await TradeRepository(session).get_recent()) == ["T2", "T3", "T5"]
+        assert [d.timestamp for d in await DecisionRepository(session).find(bot_id="alpha")] == [
+            NOW,
+            OLD + timedelta(hours=1),
+        ]
+        assert [p.side for p in await ProposalRepository(session).get_pending()] == ["buy"]
         assert [p.symbol for p in await PositionRepository(session).get_open_positions()] == ["OPEN"]
         assert [b.bot_id for b in await BotRepository(session).list_bots()] == ["running-old", "stopped-new"]
 
@@ -205,3 +244,13 @@ def test_policy_validation() -> None:
     with pytest.raises(ValidationError, match="timeframe"):
         RetentionPolicy(bars=timedelta(days=1))
     assert RetentionPolicy().empty and not RetentionPolicy(reports=timedelta(0)).empty
+
+
+async def test_a_trade_stays_while_an_order_points_to_it(db: DatabaseManager) -> None:
+    await old_and_new(db)
+    async with db.get_session() as session:
+        (dry,) = await prune(session, RetentionPolicy(trades=timedelta(days=90)), dry_run=True)
+        (done,) = await prune(session, RetentionPolicy(trades=timedelta(days=90)))
+        assert dry.rows == done.rows == 2  # closed T1 and cancelled T4; T5 and T6 have orders that stay
+        left = sorted(t.trade_id for t in await TradeRepository(session).get_recent())
+        assert left == ["T2", "T3", "T5", "T6"]

@@ -194,7 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--events-older-than", type=age, metavar="AGE", help="system events, e.g. 30d")
     sub.add_argument("--bars-older-than", type=age, metavar="AGE", help="candles, e.g. 365d (needs --timeframe)")
     sub.add_argument("--timeframe", type=timeframe, help="the timeframe whose old bars go")
-    sub.add_argument("--trades-older-than", type=age, metavar="AGE", help="closed trades (open ones stay)")
+    sub.add_argument(
+        "--trades-older-than", type=age, metavar="AGE", help="closed or cancelled trades (open ones stay)"
+    )
     sub.add_argument(
         "--orders-older-than", type=age, metavar="AGE", help="final orders with their fills and history (open stay)"
     )
@@ -205,6 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--reports-older-than", type=age, metavar="AGE", help="stored performance reports")
     sub.add_argument("--bots-older-than", type=age, metavar="AGE", help="stopped bots not updated since")
+    sub.add_argument(
+        "--decisions-older-than", type=age, metavar="AGE", help="decisions (those of pending proposals stay)"
+    )
+    sub.add_argument(
+        "--proposals-older-than", type=age, metavar="AGE", help="decided proposals (pending and approved stay)"
+    )
     sub.add_argument("--dry-run", action="store_true", help="count what would go, remove nothing")
 
     deletes = commands.add_parser("delete", help="remove candles imported by mistake")

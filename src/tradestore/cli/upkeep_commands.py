@@ -81,12 +81,14 @@ async def prune(args: argparse.Namespace, console: Console) -> int:
         equity_keep_daily=args.equity_keep_daily,
         reports=args.reports_older_than,
         bots=args.bots_older_than,
+        decisions=args.decisions_older_than,
+        proposals=args.proposals_older_than,
     )
     if policy.empty:
         raise CommandError(
             "nothing to prune: give at least one of --events-older-than, --bars-older-than (with --timeframe), "
             "--trades-older-than, --orders-older-than, --positions-older-than, --equity-older-than, "
-            "--reports-older-than, --bots-older-than"
+            "--reports-older-than, --bots-older-than, --decisions-older-than, --proposals-older-than"
         )
     url = resolve(args.url)
     async with store(url) as db, db.get_session() as session:
