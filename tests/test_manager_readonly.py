@@ -62,6 +62,19 @@ async def test_a_read_only_session_reads_what_was_committed(shared: DatabaseMana
     assert [b.timestamp for b in latest] == [b.timestamp for b in bars(5)[3:]]
 
 
+async def test_a_read_only_session_reads_one_snapshot(shared: DatabaseManager) -> None:
+    """Each read of a read-only session sees the same commits (SQLite: one read transaction; PostgreSQL: RR)."""
+    async with shared.get_session() as session:
+        await OHLCVRepository(session).upsert_many(bars(5))
+    async with shared.get_session(readonly=True) as session:
+        first = await session.scalar(select(func.count()).select_from(OHLCVModel))
+        async with shared.get_session() as writer:  # another transaction commits meanwhile
+            await OHLCVRepository(writer).upsert_many(bars(8))
+        again = await session.scalar(select(func.count()).select_from(OHLCVModel))
+        assert first == again == 5
+    assert await stored_bars(shared) == 8
+
+
 async def test_every_write_in_a_read_only_session_is_refused_and_nothing_is_written(any_url: str) -> None:
     async with DatabaseManager(any_url) as db:
         await db.create_all()

@@ -76,6 +76,7 @@ async def test_a_write_on_the_primary_is_read_through_the_replica_once_replayed(
     for _ in range(100):  # replay is asynchronous: a few milliseconds here
         async with db.get_session(readonly=True) as session:
             assert await server(session) == (True, cluster.standby.port)
+            assert await session.scalar(text("SHOW transaction_isolation")) == "repeatable read"  # one snapshot
             seen = len(await OHLCVRepository(session).get_latest("BTCUSDT", "1m", limit=100))
             recent = await TradeRepository(session).get_recent()
         if seen == 30 and recent:

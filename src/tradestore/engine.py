@@ -182,7 +182,9 @@ def check_pool(pool_size: object, max_overflow: object) -> tuple[int, int]:
     return pool_size, max_overflow  # type: ignore[return-value]
 
 
-def build_engine(url: URL, *, pool_size: int, max_overflow: int, echo: bool) -> AsyncEngine:
+def build_engine(
+    url: URL, *, pool_size: int, max_overflow: int, echo: bool, postgres_settings: dict[str, Any] | None = None
+) -> AsyncEngine:
     """An engine for ``url`` (an async-driver URL from :func:`tradestore.urls.resolve`).
 
     SQLite: every write transaction waits for its turn among the file's writers, then starts
@@ -195,6 +197,9 @@ def build_engine(url: URL, *, pool_size: int, max_overflow: int, echo: bool) -> 
     Both: :func:`readonly_engine` gives the same pool with read-only transactions.
     Both: a lock not granted in time raises :class:`StorageBusyError` and a broken or
     impossible connection :class:`ConnectionLostError`, instead of the driver's error.
+
+    ``postgres_settings``: more asyncpg ``connect()`` arguments for PostgreSQL (its
+    ``server_settings`` are added to tradestore's own), e.g. those of a replica's connections.
 
     Raises:
         ConfigurationError: ``pool_size`` below 1 or ``max_overflow`` below 0.
@@ -221,7 +226,7 @@ def build_engine(url: URL, *, pool_size: int, max_overflow: int, echo: bool) -> 
             url,
             pool_size=pool_size,
             max_overflow=max_overflow,
-            connect_args={"server_settings": {"timezone": "UTC", "application_name": "tradestore"}},
+            connect_args=_postgres_connect_args(postgres_settings or {}),
             **common,
         )
         event.listen(engine.sync_engine, "do_connect", _connect_or_lost(url))
@@ -234,13 +239,19 @@ def build_engine(url: URL, *, pool_size: int, max_overflow: int, echo: bool) -> 
     return engine
 
 
+def _postgres_connect_args(extra: dict[str, Any]) -> dict[str, Any]:
+    settings = {"timezone": "UTC", "application_name": "tradestore", **extra.get("server_settings", {})}
+    return {**extra, "server_settings": settings}
+
+
 def readonly_engine(engine: AsyncEngine) -> AsyncEngine:
     """``engine``'s pool, with every transaction read-only.
 
     SQLite: a deferred read (see :meth:`TradestoreSQLiteConnection.begin`); PostgreSQL:
-    ``SET TRANSACTION READ ONLY`` first thing in the transaction begun at checkout (one round
-    trip, where asking for ``BEGIN READ ONLY`` would cost a ``ROLLBACK`` and a ``BEGIN``). A write
-    in such a transaction raises :class:`ReadOnlyError`.
+    ``SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY`` first thing in the transaction
+    begun at checkout (one round trip, where asking for ``BEGIN READ ONLY`` would cost a
+    ``ROLLBACK`` and a ``BEGIN``). Either way every read of the session sees one snapshot. A
+    write in such a transaction raises :class:`ReadOnlyError`.
     """
     return engine.execution_options(**{READONLY: True})
 
@@ -355,16 +366,21 @@ def _begin_postgres(conn: Connection) -> None:
         adapter.rollback()  # SQLAlchemy's adapter then begins with the settings now asked for
 
 
+#: A read-only session is one snapshot on PostgreSQL too, as a SQLite read transaction is: every
+#: statement of it sees the same commits (a read-only transaction never fails to serialize).
+_READ_ONLY = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+
+
 def _begin_postgres_read_only(conn: Connection) -> None:
     """A ``begin`` hook after :func:`_begin_postgres`: make a session of :func:`readonly_engine` read-only."""
     if not conn.get_execution_options().get(READONLY, False):
         return
     adapter: Any = conn.connection.dbapi_connection
     if adapter._transaction is None:  # not begun at checkout: SQLAlchemy's adapter begins it first
-        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        conn.exec_driver_sql(_READ_ONLY)
         return
     try:
-        adapter.run_async(lambda driver: driver.execute("SET TRANSACTION READ ONLY"))
+        adapter.run_async(lambda driver: driver.execute(_READ_ONLY))
     except Exception as exc:
         typed = translate(exc, conn.engine.url)
         if typed is None:

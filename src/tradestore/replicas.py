@@ -15,10 +15,9 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import event, text
-from sqlalchemy.engine import URL, Dialect
+from sqlalchemy import text
+from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import ConnectionPoolEntry
 
 from tradestore.engine import build_engine
 from tradestore.urls import mask, scrub
@@ -29,6 +28,14 @@ log = logging.getLogger("tradestore")
 RETRY_AFTER_S = 5.0
 #: How long opening a connection to a replica may take before the read goes elsewhere, in seconds.
 CONNECT_TIMEOUT_S = 2.0
+#: How a replica's connections are made: given up quickly when the standby does not answer
+#: (reads go elsewhere), and read-only and ``REPEATABLE READ`` from the start, so the transaction
+#: begun at checkout needs no second round trip: a standby refuses writes anyway, and so does a
+#: primary listed as a replica; and every read of a session sees one snapshot, as on the primary.
+REPLICA_CONNECTION: dict[str, Any] = {
+    "timeout": CONNECT_TIMEOUT_S,
+    "server_settings": {"default_transaction_read_only": "on", "default_transaction_isolation": "repeatable read"},
+}
 
 #: What a standby knows of its own progress: whether it replays at all, the last WAL position
 #: replayed, and how far behind that is in time (0 when it has replayed all it has received).
@@ -140,8 +147,9 @@ class Replicas:
         """Build each replica's pool; no connection is made until a session needs one."""
         self.members = []
         for url in self.urls:
-            engine = build_engine(url, pool_size=pool_size, max_overflow=max_overflow, echo=echo)
-            event.listen(engine.sync_engine, "do_connect", _replica_connection, insert=True)
+            engine = build_engine(
+                url, pool_size=pool_size, max_overflow=max_overflow, echo=echo, postgres_settings=REPLICA_CONNECTION
+            )
             self.members.append(Replica(url, engine))
 
     async def stop(self) -> None:
@@ -161,13 +169,3 @@ class Replicas:
                 yield replica
 
 
-def _replica_connection(dialect: Dialect, record: ConnectionPoolEntry, cargs: Any, cparams: Any) -> None:
-    """A ``do_connect`` hook: connections to a replica.
-
-    Given up quickly when the standby does not answer (reads go elsewhere), and read-only from
-    the start (``default_transaction_read_only``), so the transaction begun at checkout needs
-    no second round trip to become read-only: a standby refuses writes anyway, and so does a
-    primary listed as a replica.
-    """
-    cparams.setdefault("timeout", CONNECT_TIMEOUT_S)
-    cparams["server_settings"] = {**cparams.get("server_settings", {}), "default_transaction_read_only": "on"}
