@@ -192,7 +192,9 @@ class EquityRepository(Repository):
 
         The database reads every snapshot once: daily closes and the largest drawdown; the
         figures drawn from the (at most one per day) closes follow in 50-digit decimals.
-        ``mode=None`` takes the one mode the bot has snapshots in.
+        ``mode=None`` takes the one mode the bot has snapshots in. It reads with a few statements:
+        in a read-only session they see one snapshot on both backends; in a write session on
+        PostgreSQL a snapshot committed meanwhile by another transaction may reach some of them.
 
         Raises:
             NotFoundError: no snapshot of the bot (in that mode and window).
