@@ -10,10 +10,12 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import Table
+from sqlalchemy.sql.expression import ColumnElement
 
 from tradestore.dialects import Backend, Row
 from tradestore.domain import OHLCVBar
 from tradestore.models import OHLCVModel
+from tradestore.values import ceil_second, floor_second
 
 TABLE = cast(Table, OHLCVModel.__table__)
 _c = TABLE.c
@@ -133,3 +135,13 @@ def _collector_paused() -> Iterator[None]:
 def aware(value: Any) -> Any:
     """A datetime from the driver, UTC made explicit where asyncpg hands back its naive ``datetime.min``."""
     return value.replace(tzinfo=UTC) if isinstance(value, datetime) and value.tzinfo is None else value
+
+
+def time_bounds(lo: datetime | None, hi: datetime | None) -> list[ColumnElement[bool]]:
+    """Bar starts from ``lo`` to ``hi`` (either may be ``None``), to the whole second bars are stored in."""
+    bounds = []
+    if lo is not None:
+        bounds.append(_c.time >= ceil_second(lo))
+    if hi is not None:
+        bounds.append(_c.time <= floor_second(hi))
+    return bounds

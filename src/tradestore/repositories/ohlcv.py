@@ -8,14 +8,13 @@ the transaction of every write and delete.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime, timedelta
 from operator import attrgetter
 from typing import Any, Literal, cast
 
-from sqlalchemy import Table, bindparam, delete, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.expression import ColumnElement, Select
 
 from tradestore import bar_ranges, timeframes
@@ -23,26 +22,19 @@ from tradestore.bar_ranges import BarRange
 from tradestore.dialects import Backend, backend
 from tradestore.domain import OHLCVBar, SeriesInfo
 from tradestore.errors import NotFoundError, ValidationError
-from tradestore.models import FetchedRangeModel, SeriesModel
 from tradestore.pages import keyset_pages
 from tradestore.repositories.base import Repository, all_of, duplicates_raise
-from tradestore.repositories.candle_rows import READ_COLUMNS, TABLE, WRITE_COLUMNS, aware, decode, encode
+from tradestore.repositories.candle_rows import READ_COLUMNS, TABLE, WRITE_COLUMNS, aware, decode, encode, time_bounds
+from tradestore.repositories.series_ledger import FETCHED, NAMED, SERIES, Ledger, SeriesLedgers
 from tradestore.values import ceil_second, floor_second, to_count, to_optional_utc, to_text, to_utc
 
-SERIES = cast(Table, SeriesModel.__table__)
-FETCHED = cast(Table, FetchedRangeModel.__table__)
 KEY = ("series_id", "time")
 #: ``get_gaps(calendar=...)``: every bar expected, or none on Saturdays and Sundays (UTC).
 CALENDARS = ("24/7", "weekdays")
 OnConflict = Literal["replace", "ignore"]
 
 _c, _s, _f = TABLE.c, SERIES.c, FETCHED.c
-_NAMED = (
-    _s.exchange == bindparam("exchange"),
-    _s.symbol == bindparam("symbol"),
-    _s.timeframe == bindparam("timeframe"),
-)
-_OF_SERIES = _c.series_id == select(_s.id).where(*_NAMED).scalar_subquery()
+_OF_SERIES = _c.series_id == select(_s.id).where(*NAMED).scalar_subquery()
 _JUST_AFTER = timedelta(microseconds=1)
 _EARLIEST, _LATEST = datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, tzinfo=UTC)
 _series_key = attrgetter("exchange", "symbol", "timeframe")
@@ -58,19 +50,6 @@ def _range() -> Select[Any]:
     return _select_bars().where(_c.time >= bindparam("start"), _c.time <= bindparam("end")).order_by(_c.time)
 
 
-@dataclass
-class _Ledger:
-    """One ``ohlcv_series`` row, as read (and then changed) inside a write."""
-
-    id: int
-    exchange: str
-    symbol: str
-    timeframe: str
-    first: datetime | None
-    last: datetime | None
-    count: int
-
-
 class OHLCVRepository(Repository):
     """Candles of one session. Bars are unique per (exchange, symbol, timeframe, timestamp).
 
@@ -78,6 +57,10 @@ class OHLCVRepository(Repository):
     beyond the ``OHLCVBar`` itself); gaps are computed by the database; ``list_series`` reads
     the series ledger. Calls that name no exchange use the manager's default exchange.
     """
+
+    def __init__(self, session: AsyncSession) -> None:
+        super().__init__(session)
+        self._ledgers = SeriesLedgers(session)
 
     async def _connection(self) -> tuple[AsyncConnection, Backend]:
         conn = await self.session.connection()
@@ -139,7 +122,7 @@ class OHLCVRepository(Repository):
         written = 0
         async with db.atomically(conn):  # the bars, the ledger and the coverage: all or nothing
             for key in sorted(groups):  # every writer locks series in the same order: no deadlock
-                ledger = await self._ledger(*key, lock=True, create=True)
+                ledger = await self._ledgers.find(*key, lock=True, create=True)
                 assert ledger is not None
                 series_bars = groups[key]
                 stamps = list(map(_time, series_bars))
@@ -152,7 +135,7 @@ class OHLCVRepository(Repository):
                 )
                 # Only then may a bar already be stored; PostgreSQL's write tells how many were new.
                 counted = overlaps and mode != "insert" and not db.counts_inserted
-                before = await self._count(ledger.id, lo, hi) if counted else 0
+                before = await self._ledgers.count(ledger.id, lo, hi) if counted else 0
                 inserted = await db.write(
                     conn,
                     TABLE,
@@ -163,18 +146,18 @@ class OHLCVRepository(Repository):
                     savepoint=False,
                 )
                 if counted:
-                    added = await self._count(ledger.id, lo, hi) - before
+                    added = await self._ledgers.count(ledger.id, lo, hi) - before
                 else:
                     added = len(series_bars) if inserted is None or not overlaps else inserted
                 written += added if mode == "ignore" else len(series_bars)
-                await self._save(
+                await self._ledgers.save(
                     ledger,
                     lo if ledger.first is None else min(lo, ledger.first),
                     hi if ledger.last is None else max(hi, ledger.last),
                     ledger.count + added,
                     now,
                 )
-                await self._cover(ledger, bar_ranges.runs(ledger.timeframe, stamps))
+                await self._ledgers.cover(ledger, bar_ranges.runs(ledger.timeframe, stamps))
         return written
 
     async def mark_fetched(
@@ -196,11 +179,11 @@ class OHLCVRepository(Repository):
             return
         conn, db = await self._connection()
         async with db.atomically(conn):
-            ledger = await self._ledger(
+            ledger = await self._ledgers.find(
                 params["exchange"], params["symbol"], params["timeframe"], lock=True, create=True
             )
             assert ledger is not None
-            await self._cover(ledger, [window])
+            await self._ledgers.cover(ledger, [window])
 
     async def missing_ranges(
         self, symbol: str, timeframe: str, start: datetime, end: datetime, exchange: str | None = None
@@ -218,10 +201,10 @@ class OHLCVRepository(Repository):
         params = self._series(symbol, timeframe, exchange)
         if window is None:
             return []
-        ledger = await self._ledger(params["exchange"], params["symbol"], params["timeframe"])
+        ledger = await self._ledgers.find(params["exchange"], params["symbol"], params["timeframe"])
         if ledger is None:
             return [window]
-        return await self._uncovered(ledger, window)
+        return await self._ledgers.uncovered(ledger, window)
 
     async def delete_range(
         self,
@@ -247,22 +230,22 @@ class OHLCVRepository(Repository):
         lo, hi = to_optional_utc("start", start), to_optional_utc("end", end)
         conn, db = await self._connection()
         async with db.atomically(conn):
-            ledger = await self._ledger(params["exchange"], params["symbol"], params["timeframe"], lock=True)
+            ledger = await self._ledgers.find(params["exchange"], params["symbol"], params["timeframe"], lock=True)
             if ledger is None:
                 raise NotFoundError(self._unknown(params))
-            bounds = self._bounds(lo, hi)
+            bounds = time_bounds(lo, hi)
             result = await self._execute(delete(TABLE).where(_c.series_id == ledger.id, *bounds))
             removed = int(cast(Any, result).rowcount or 0)
             if removed:
-                first, last = await self._extremes(ledger.id)
-                await self._save(ledger, first, last, ledger.count - removed, datetime.now(UTC))
+                first, last = await self._ledgers.extremes(ledger.id)
+                await self._ledgers.save(ledger, first, last, ledger.count - removed, datetime.now(UTC))
             # The window counts as never fetched again, whether bars were stored in it or not.
             if lo is None and hi is None:
-                await self._uncover(ledger, None)
+                await self._ledgers.uncover(ledger, None)
             else:
                 first_cut = _EARLIEST if lo is None else timeframes.ceil(timeframe, lo)
                 last_cut = _LATEST if hi is None else timeframes.floor(timeframe, hi)
-                await self._uncover(ledger, (first_cut, last_cut))
+                await self._ledgers.uncover(ledger, (first_cut, last_cut))
         return removed
 
     async def delete_series(self, symbol: str, timeframe: str, exchange: str | None = None) -> int:
@@ -277,7 +260,7 @@ class OHLCVRepository(Repository):
         params = self._series(symbol, timeframe, exchange)
         conn, db = await self._connection()
         async with db.atomically(conn):
-            ledger = await self._ledger(params["exchange"], params["symbol"], params["timeframe"], lock=True)
+            ledger = await self._ledgers.find(params["exchange"], params["symbol"], params["timeframe"], lock=True)
             if ledger is None:
                 raise NotFoundError(self._unknown(params))
             result = await self._execute(delete(TABLE).where(_c.series_id == ledger.id))
@@ -360,14 +343,14 @@ class OHLCVRepository(Repository):
         """
         params = self._series(symbol, timeframe, exchange)
         lo, hi = to_optional_utc("start", start), to_optional_utc("end", end)
-        ledger = await self._ledger(params["exchange"], params["symbol"], params["timeframe"])
+        ledger = await self._ledgers.find(params["exchange"], params["symbol"], params["timeframe"])
         if ledger is None:
             return 0
         if lo is None and hi is None:
             return ledger.count
         return int(
             await self._scalar(
-                select(func.count()).select_from(TABLE).where(_c.series_id == ledger.id, *self._bounds(lo, hi))
+                select(func.count()).select_from(TABLE).where(_c.series_id == ledger.id, *time_bounds(lo, hi))
             )
             or 0
         )
@@ -403,7 +386,7 @@ class OHLCVRepository(Repository):
         params = self._series(symbol, timeframe, exchange)
         lo, hi = to_optional_utc("start", start), to_optional_utc("end", end)
         to_text("calendar", calendar, choices=CALENDARS)
-        ledger = await self._ledger(params["exchange"], params["symbol"], params["timeframe"])
+        ledger = await self._ledgers.find(params["exchange"], params["symbol"], params["timeframe"])
         if ledger is None or ledger.first is None or ledger.last is None:
             if lo is None or hi is None:  # no bar and no bounded window: a misspelt series is not "no gaps"
                 raise NotFoundError(await self._unknown_series(params))
@@ -411,13 +394,13 @@ class OHLCVRepository(Repository):
         else:
             gaps = await self._holes(ledger, lo, hi)
         if exclude_fetched and gaps and ledger is not None:
-            fetched = await self._fetched(ledger, gaps[0][0], gaps[-1][1])
+            fetched = await self._ledgers.fetched(ledger, gaps[0][0], gaps[-1][1])
             gaps = bar_ranges.subtract(timeframe, gaps, fetched)
         if calendar == "weekdays":
             gaps = bar_ranges.weekdays_only(timeframe, gaps)
         return gaps
 
-    async def _holes(self, ledger: _Ledger, lo: datetime | None, hi: datetime | None) -> list[BarRange]:
+    async def _holes(self, ledger: Ledger, lo: datetime | None, hi: datetime | None) -> list[BarRange]:
         """The gaps of a series with stored bars (see :meth:`get_gaps`)."""
         assert ledger.first is not None and ledger.last is not None
         timeframe = ledger.timeframe
@@ -453,7 +436,7 @@ class OHLCVRepository(Repository):
         if (lo is None or lo <= ledger.first) and (hi is None or hi >= ledger.last):
             first, last = ledger.first, ledger.last  # the whole series is inside the window
         else:
-            first, last = await self._extremes(ledger.id, low, high)
+            first, last = await self._ledgers.extremes(ledger.id, low, high)
         if first is None or last is None:  # nothing stored inside the window
             return [] if lo is None or hi is None else _whole(timeframe, lo, hi)
         if lo is not None:
@@ -487,142 +470,6 @@ class OHLCVRepository(Repository):
         first, last, updated = (db.decoder(c) or aware for c in (_s.first_bar, _s.last_bar, _s.updated_at))
         return [SeriesInfo(r[0], r[1], r[2], first(r[3]), last(r[4]), r[5], updated(r[6])) for r in rows]
 
-    # --- the ledgers ----------------------------------------------------------------------
-
-    async def _ledger(
-        self, exchange: str, symbol: str, timeframe: str, *, lock: bool = False, create: bool = False
-    ) -> _Ledger | None:
-        """The ledger row of a series (``None`` if there is none and ``create`` is off).
-
-        With ``lock`` the row is locked until the transaction ends (PostgreSQL; SQLite's
-        ``BEGIN IMMEDIATE`` already serialises writers), so concurrent writers of one series
-        keep its counts right.
-        """
-        params = {"exchange": exchange, "symbol": symbol, "timeframe": timeframe}
-        statement = select(_s.id, _s.first_bar, _s.last_bar, _s.bar_count).where(*_NAMED)
-        if lock:
-            statement = statement.with_for_update()
-        row = await self._one_or_none(statement, params)
-        if row is None and create:
-            _, db = await self._connection()
-            await self._execute(
-                db.insert(SERIES)
-                .values(**params, bar_count=0, updated_at=datetime.now(UTC))
-                .on_conflict_do_nothing(index_elements=["exchange", "symbol", "timeframe"])
-            )
-            row = await self._one_or_none(statement, params)
-        if row is None:
-            return None
-        return _Ledger(row[0], exchange, symbol, timeframe, row[1], row[2], row[3])
-
-    async def _save(
-        self, ledger: _Ledger, first: datetime | None, last: datetime | None, count: int, now: datetime
-    ) -> None:
-        ledger.first, ledger.last, ledger.count = first, last, count
-        await self._execute(
-            update(SERIES)
-            .where(_s.id == ledger.id)
-            .values(first_bar=first, last_bar=last, bar_count=count, updated_at=now)
-        )
-
-    async def _count(self, series_id: int, lo: datetime, hi: datetime) -> int:
-        statement = (
-            select(func.count()).select_from(TABLE).where(_c.series_id == series_id, _c.time >= lo, _c.time <= hi)
-        )
-        return int(await self._scalar(statement) or 0)
-
-    async def _extremes(
-        self, series_id: int, lo: datetime | None = None, hi: datetime | None = None
-    ) -> tuple[datetime | None, datetime | None]:
-        """The first and last stored bar start of a series, within ``lo``/``hi`` when given."""
-        row = await self._one_or_none(
-            select(func.min(_c.time), func.max(_c.time)).where(_c.series_id == series_id, *self._bounds(lo, hi))
-        )
-        if row is None:
-            return None, None
-        return _as_time(row[0]), _as_time(row[1])
-
-    async def _fetched(self, ledger: _Ledger, lo: datetime, hi: datetime) -> list[BarRange]:
-        """The recorded fetched ranges of a series that touch ``lo``..``hi``."""
-        rows = await self._execute(
-            select(_f.first_bar, _f.last_bar)
-            .where(_f.series_id == ledger.id, _f.first_bar <= hi, _f.last_bar >= lo)
-            .order_by(_f.first_bar)
-        )
-        found: Sequence[Any] = rows.all()
-        return [(row[0], row[1]) for row in found]
-
-    async def _cover(self, ledger: _Ledger, ranges: list[BarRange]) -> None:
-        """Merge ``ranges`` (sorted) into the series' fetched ranges."""
-        if not ranges:
-            return
-        timeframe = ledger.timeframe
-        lo, hi = bar_ranges.step(timeframe, ranges[0][0], -1), bar_ranges.step(timeframe, ranges[-1][1], 1)
-        existing = await self._fetched(ledger, lo, hi)
-        merged = bar_ranges.merge(timeframe, [*existing, *ranges])
-        await self._replace_fetched(ledger, existing, merged)
-
-    async def _uncover(self, ledger: _Ledger, cut: BarRange | None) -> None:
-        """Remove ``cut`` (``None``: everything) from the series' fetched ranges."""
-        if cut is None:
-            await self._execute(delete(FETCHED).where(_f.series_id == ledger.id))
-            return
-        if cut[0] > cut[1]:
-            return
-        existing = await self._fetched(ledger, cut[0], cut[1])
-        await self._replace_fetched(ledger, existing, bar_ranges.subtract(ledger.timeframe, existing, [cut]))
-
-    async def _replace_fetched(self, ledger: _Ledger, old: list[BarRange], new: list[BarRange]) -> None:
-        if old == new:
-            return
-        if old:
-            await self._execute(
-                delete(FETCHED).where(_f.series_id == ledger.id, _f.first_bar.in_([first for first, _ in old]))
-            )
-        if new:
-            await self.session.execute(  # one statement, many rows
-                insert(FETCHED), [{"series_id": ledger.id, "first_bar": a, "last_bar": b} for a, b in new]
-            )
-
-    async def _uncovered(self, ledger: _Ledger, window: BarRange) -> list[BarRange]:
-        """The bars of ``window`` outside every fetched range, found with a window function in the database.
-
-        The query returns each fetched range touching the window with the furthest bar any
-        earlier range reaches; a range starting beyond that leaves a hole before it.
-        """
-        lo, hi = window
-        furthest_before = func.max(_f.last_bar).over(order_by=_f.first_bar, rows=(None, -1))
-        ranked = (
-            select(_f.first_bar.label("first_bar"), _f.last_bar.label("last_bar"), furthest_before.label("reach"))
-            .where(_f.series_id == ledger.id, _f.first_bar <= hi, _f.last_bar >= lo)
-            .subquery()
-        )
-        rows: Sequence[Any] = (
-            await self._execute(
-                select(ranked.c.first_bar, ranked.c.last_bar, ranked.c.reach)
-                .where((ranked.c.reach.is_(None)) | (ranked.c.first_bar > ranked.c.reach))
-                .order_by(ranked.c.first_bar)
-            )
-        ).all()
-        furthest = await self._scalar(
-            select(func.max(_f.last_bar)).where(_f.series_id == ledger.id, _f.first_bar <= hi, _f.last_bar >= lo)
-        )
-        timeframe = ledger.timeframe
-        holes: list[BarRange] = []
-        for row in rows:
-            first, reach = _as_time(row[0]) or lo, _as_time(row[2])
-            start = lo if reach is None else max(lo, bar_ranges.step(timeframe, reach, 1))
-            stop = bar_ranges.step(timeframe, first, -1)
-            if start <= stop < first:
-                holes.append((start, stop))
-        end_of_cover = _as_time(furthest)
-        if end_of_cover is None:
-            return [window]
-        tail = (bar_ranges.step(timeframe, end_of_cover, 1), hi)
-        if tail[0] <= tail[1] and tail[0] > end_of_cover:
-            holes.append(tail)
-        return holes
-
     # --- arguments ------------------------------------------------------------------------
 
     def _series(self, symbol: str, timeframe: str, exchange: str | None) -> dict[str, Any]:
@@ -641,15 +488,6 @@ class OHLCVRepository(Repository):
             raise ValidationError(f"start: {lo.isoformat()} is after end {hi.isoformat()}")
         first, last = timeframes.ceil(timeframe, lo), timeframes.floor(timeframe, hi)
         return (first, last) if first <= last else None
-
-    @staticmethod
-    def _bounds(lo: datetime | None, hi: datetime | None) -> list[ColumnElement[bool]]:
-        bounds = []
-        if lo is not None:
-            bounds.append(_c.time >= ceil_second(lo))
-        if hi is not None:
-            bounds.append(_c.time <= floor_second(hi))
-        return bounds
 
     async def _unknown_series(self, params: dict[str, Any]) -> str:
         """Why there is no such series, naming the exchanges that hold the symbol in the timeframe."""
@@ -705,13 +543,6 @@ def _floor(timeframe: str, moment: datetime) -> datetime | None:
         return timeframes.floor(timeframe, moment)
     except (OverflowError, ValueError):
         return None
-
-
-def _as_time(value: Any) -> datetime | None:
-    """A bar start read through an aggregate, which may bypass the column type (SQLite: epoch seconds)."""
-    if value is None or isinstance(value, datetime):
-        return value
-    return datetime.fromtimestamp(int(value), UTC)
 
 
 def _window(lo: datetime | None, hi: datetime | None) -> list[ColumnElement[bool]]:
