@@ -12,7 +12,19 @@ from tradestore.errors import ConfigurationError
 from tradestore.urls import describe, mask, parse, resolve, scrub
 
 #: Passwords with every character that breaks naive URL parsing, written into URLs unencoded.
-PASSWORDS = ["p@ssword99", "p@ss:w0rd", "a:b@c", "x/y@z", "q?r@s", "a/b@c", "plain-secret"]
+PASSWORDS = [
+    "p@ssword99",
+    "p@ss:w0rd",
+    "a:b@c",
+    "x/y@z",
+    "q?r@s",
+    "a/b@c",
+    "plain-secret",
+    "Tr@de/2024",  # '@' then something that reads as a host and a path
+    "x@h/db",
+    "q?@/",
+    "p@ss?x=1",
+]
 
 
 @pytest.mark.parametrize("password", PASSWORDS)
@@ -26,6 +38,12 @@ def test_an_unencoded_password_is_parsed_whole(password: str) -> None:
         "trading",
     )
     assert url.drivername == "postgresql+asyncpg"
+
+
+def test_an_at_sign_in_the_query_stays_in_the_query() -> None:
+    url = parse("postgresql://bot:Tr@de/2024@db.example/trading?application_name=bot@host")
+    assert (url.password, url.host, url.database) == ("Tr@de/2024", "db.example", "trading")
+    assert url.query["application_name"] == "bot@host"
 
 
 @pytest.mark.parametrize("password", PASSWORDS)

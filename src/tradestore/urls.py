@@ -59,17 +59,35 @@ def resolve(url: str | URL | None = None) -> URL:
 
 
 _SCHEME = re.compile(r"(?P<scheme>[\w+.-]+)://(?P<rest>.*)", re.DOTALL)
-#: What may follow the '@' that ends the user name and password: a host (a name, an address
-#: or a bracketed IPv6 address; empty for a Unix socket), an optional numeric port, then the
-#: end, the database path or the query.
-_HOST = re.compile(r"(?:\[[^\]]*\]|[^@/?:\[\]]*)(?::\d*)?(?:[/?]|$)", re.DOTALL)
+#: What may follow the '@' that ends the user name and password, up to the end: a host (a name,
+#: an address or a bracketed IPv6 address; empty for a Unix socket), an optional numeric port,
+#: an optional database path (with no '@' or '?'), an optional query (anything).
+_AUTHORITY = re.compile(r"(?:\[[^\]]*\]|[^@/?:\[\]]*)(?::\d*)?(?P<path>/[^@?]*)?(?:\?.*)?", re.DOTALL)
+
+
+def _userinfo_end(rest: str) -> int:
+    """Where the user name and password of ``rest`` (a URL after '//') end: the '@' before the host, or -1.
+
+    A password may hold '@', '/' and '?' unencoded, so several '@' may each be followed by
+    something that reads as a host. The one chosen is the last followed by a host and a database
+    path; failing that, the last followed by a host alone. So ``u:Tr@de/2024@db/x`` ends at the
+    second '@', and an '@' in the query (``?application_name=a@b``) is never taken for it.
+    """
+    with_path = bare = -1
+    for i, c in enumerate(rest):
+        if c == "@" and (found := _AUTHORITY.fullmatch(rest, i + 1)) is not None:
+            if found["path"] is not None:
+                with_path = i
+            else:
+                bare = i
+    return with_path if with_path >= 0 else bare
 
 
 def parse(url: str | URL) -> URL:
     """Parse a URL whose user name or password may hold unencoded ``@``, ``:``, ``/`` or ``?``.
 
-    The user name and password end at the first ``@`` that is followed by a well-formed host
-    and port, so ``postgresql://bot:p@ss:w0rd@db.example/bot`` has the password ``p@ss:w0rd``.
+    The user name and password end at the ``@`` before the host (see :func:`_userinfo_end`), so
+    ``postgresql://bot:p@ss:w0rd@db.example/bot`` has the password ``p@ss:w0rd``.
     Percent-encoded text (``p%40ss``) is decoded, as SQLAlchemy does.
 
     Raises:
@@ -87,11 +105,7 @@ def parse(url: str | URL) -> URL:
     parsed: URL | None = None
     try:
         # A path right after '//' ('sqlite:///data/bot@home.db') has no user name or password.
-        at = (
-            -1
-            if rest.startswith("/")
-            else next((i for i, c in enumerate(rest) if c == "@" and _HOST.match(rest, i + 1)), -1)
-        )
+        at = -1 if rest.startswith("/") else _userinfo_end(rest)
         if at >= 0:
             # make_url would end the password at its first '@': split where the host starts ourselves.
             user, colon, password = rest[:at].partition(":")
