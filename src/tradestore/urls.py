@@ -69,18 +69,18 @@ def _userinfo_end(rest: str) -> int:
     """Where the user name and password of ``rest`` (a URL after '//') end: the '@' before the host, or -1.
 
     A password may hold '@', '/' and '?' unencoded, so several '@' may each be followed by
-    something that reads as a host. The one chosen is the last followed by a host and a database
-    path; failing that, the last followed by a host alone. So ``u:Tr@de/2024@db/x`` ends at the
-    second '@', and an '@' in the query (``?application_name=a@b``) is never taken for it.
+    something that reads as a host. The one chosen is the first followed by a host and a database
+    path (with no '@'); failing that, the first followed by a host alone. So ``u:Tr@de/2024@db/x``
+    ends at the second '@', and an '@' in the query (``db/x?application_name=a@b``) stays there.
     """
-    with_path = bare = -1
+    bare = -1
     for i, c in enumerate(rest):
         if c == "@" and (found := _AUTHORITY.fullmatch(rest, i + 1)) is not None:
             if found["path"] is not None:
-                with_path = i
-            else:
+                return i
+            if bare < 0:
                 bare = i
-    return with_path if with_path >= 0 else bare
+    return bare
 
 
 def parse(url: str | URL) -> URL:
