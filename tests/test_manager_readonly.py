@@ -177,8 +177,14 @@ async def test_a_read_only_session_on_a_sqlite_file_never_waits_for_a_writer(
             for _ in range(3):  # a writer holds the lock, with a delete not yet committed
                 async with asyncio.timeout(5), db.get_session(readonly=True) as session:
                     assert len(await OHLCVRepository(session).get_latest("BTCUSDT", "1m")) == 4
+            async with asyncio.timeout(5):  # nor does the health check (it reads, read-only)
+                assert (await db.health_check())["status"] == "healthy"
         finally:
             holder.communicate("release\n", timeout=10)
+        async with db.get_session() as session:  # the caller's own write session holds the lock
+            await OHLCVRepository(session).upsert_many(bars(5))
+            async with asyncio.timeout(5):
+                assert (await db.health_check())["status"] == "healthy"
 
 
 @pytest.mark.sqlite

@@ -415,11 +415,15 @@ class DatabaseManager:
             replicas ``replicas``: one report per replica (see
             :meth:`tradestore.replicas.Replica.status`: status, latency, replay lag in seconds and
             bytes). A dead replica does not make the report unhealthy: reads go to the primary.
+            The check reads in a read-only transaction: it never waits for a writer.
         """
         primary_lsn = None
         try:
-            engine, _ = self._require()
-            async with self._turn(), engine.connect() as conn:
+            self._require()
+            assert self._readonly is not None
+            # A read-only transaction: on a SQLite file it never waits for a writer (another
+            # process's, or the caller's own open write session).
+            async with self._turn(), self._readonly.connect() as conn:
                 report = await check(conn, self.url)
                 if self._replicas:
                     primary_lsn = (await conn.exec_driver_sql(_WAL_POSITION_SQL)).scalar()
