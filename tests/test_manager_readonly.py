@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from factories import bar, bars, trade
 from tradestore import DatabaseManager, OHLCVRepository, SystemEventRepository, TradeRepository
 from tradestore import engine as engine_module
-from tradestore.errors import ReadOnlyError, StorageError
+from tradestore.errors import ReadOnlyError, StorageBusyError, StorageError, TransientError
 from tradestore.models import OHLCVModel
 
 MEMORY = "sqlite+aiosqlite:///:memory:"
@@ -224,3 +224,16 @@ async def test_postgres_read_only_sessions_are_read_only_transactions_and_do_not
                 assert await session.scalar(text("SHOW transaction_read_only")) == "on"
             async with db.get_session() as session:  # the same (only) connection, writable again
                 assert await session.scalar(text("SHOW transaction_read_only")) == "off"
+
+
+async def test_a_session_that_finds_no_free_pooled_connection_is_a_storage_busy_error(fresh_url: str) -> None:
+    async with DatabaseManager(fresh_url, pool_size=1, max_overflow=0) as db:
+        await db.create_all()
+        db.engine.sync_engine.pool._timeout = 0.5  # type: ignore[attr-defined]  # SQLAlchemy's 30 s, for the test
+        async with db.get_session() as outer:
+            await OHLCVRepository(outer).upsert_many(bars(3))  # holds the pool's one connection
+            with pytest.raises(StorageBusyError, match="pool_size=1, max_overflow=0") as caught:
+                async with db.get_session(readonly=True) as inner:  # needs a second one
+                    await OHLCVRepository(inner).get_latest("BTCUSDT", "1m")
+            assert isinstance(caught.value, TransientError)
+        assert await stored_bars(db) == 3  # the outer session committed; the manager still works

@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tradestore import schema
@@ -372,7 +373,8 @@ class DatabaseManager:
                 session nested in one on in-memory SQLite.
             ReadOnlyError: a write in a read-only session (nothing of it is written).
             StorageBusyError: the SQLite write lock (or a PostgreSQL row lock) was not granted
-                in time; nothing was written (a ``TransientError``: retry the unit of work).
+                in time, or no pooled connection was free in time; nothing was written (a
+                ``TransientError``: retry the unit of work).
             ConnectionLostError: the connection broke or could not be made (a ``TransientError``).
         """
         _, sessions = self._require()
@@ -380,6 +382,13 @@ class DatabaseManager:
             session = await self._open(sessions, readonly)
             try:
                 yield session
+            except PoolTimeoutError as exc:  # SQLAlchemy's own: every pooled connection is in use
+                await _shielded(_end(session, commit=False))
+                raise StorageBusyError(
+                    f"{self.database}: no pooled connection was free in time (pool_size={self.pool_size}, "
+                    f"max_overflow={self.max_overflow}): every one is held by an open session, and each "
+                    "nested session holds one more; raise the pool size or nest fewer sessions"
+                ) from exc
             except BaseException:
                 await _shielded(_end(session, commit=False))
                 raise
