@@ -12,13 +12,16 @@ from collections.abc import AsyncIterator
 
 
 class TcpProxy:
-    """Forwards ``127.0.0.1:<port>`` to ``target``; ``drop()`` and ``refuse`` simulate failures."""
+    """Forwards ``127.0.0.1:<port>`` to ``target``; ``drop()``, ``refuse`` and ``frozen`` simulate failures."""
 
     def __init__(self, host: str, port: int) -> None:
         self.target = (host, port)
         self.port = 0
         #: While set, a new client is accepted and closed at once (a server that is down).
         self.refuse = False
+        #: While set, nothing is forwarded either way and new clients wait, their sockets open
+        #: (a server that hangs without closing anything).
+        self.frozen = False
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -31,6 +34,7 @@ class TcpProxy:
         if self.refuse:
             writer.transport.abort()
             return
+        await self._thaw()
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
@@ -48,6 +52,7 @@ class TcpProxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(65536):
+                await self._thaw()
                 writer.write(data)
                 await writer.drain()
         except (OSError, asyncio.CancelledError):
@@ -55,6 +60,10 @@ class TcpProxy:
         finally:
             self._writers.discard(writer)
             writer.transport.abort()
+
+    async def _thaw(self) -> None:
+        while self.frozen:
+            await asyncio.sleep(0.02)
 
     def drop(self) -> int:
         """Cut every open connection at once, both ways (like a server crash); returns how many."""

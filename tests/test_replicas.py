@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import tradestore.replicas as replicas_module
 from factories import bars, trade
 from standby_cluster import PASSWORD, StandbyCluster, unavailable
+from tcpproxy import running_proxy
 from tradestore import DatabaseManager, OHLCVRepository, TradeRepository
 from tradestore.errors import ConfigurationError, ReadOnlyError
 
@@ -164,6 +165,25 @@ async def test_a_stopped_standby_sends_reads_to_the_primary_without_error(
     assert "left out" in caplog.text  # the fall-back was logged, with the replica's masked URL
     for where in texts:
         assert PASSWORD not in where and "s3cr%40t" not in where and "s3cr@t" not in where, where
+
+
+async def test_a_replica_that_hangs_with_its_connections_open_sends_reads_to_the_primary(
+    cluster: StandbyCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(replicas_module, "CONNECT_TIMEOUT_S", 0.5)
+    monkeypatch.setitem(replicas_module.REPLICA_CONNECTION, "timeout", 0.5)
+    assert cluster.standby.url.host is not None and cluster.standby.url.port is not None
+    async with running_proxy(cluster.standby.url.host, cluster.standby.url.port) as proxy:
+        hanging = cluster.standby.url.set(host="127.0.0.1", port=proxy.port)
+        async with DatabaseManager(cluster.primary.url, replicas=[hanging]) as db:
+            async with db.get_session(readonly=True) as session:  # a pooled connection through the proxy
+                assert (await server(session))[0] is True
+            proxy.frozen = True  # the standby stops answering; nothing is closed
+            try:
+                async with asyncio.timeout(10), db.get_session(readonly=True) as session:
+                    assert await server(session) == (False, cluster.primary.port)
+            finally:
+                proxy.frozen = False
 
 
 async def test_an_unreachable_replica_at_connect_is_not_an_error(cluster: StandbyCluster) -> None:

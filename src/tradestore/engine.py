@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -183,7 +185,13 @@ def check_pool(pool_size: object, max_overflow: object) -> tuple[int, int]:
 
 
 def build_engine(
-    url: URL, *, pool_size: int, max_overflow: int, echo: bool, postgres_settings: dict[str, Any] | None = None
+    url: URL,
+    *,
+    pool_size: int,
+    max_overflow: int,
+    echo: bool,
+    postgres_settings: dict[str, Any] | None = None,
+    checkout_timeout: float | None = None,
 ) -> AsyncEngine:
     """An engine for ``url`` (an async-driver URL from :func:`tradestore.urls.resolve`).
 
@@ -200,6 +208,9 @@ def build_engine(
 
     ``postgres_settings``: more asyncpg ``connect()`` arguments for PostgreSQL (its
     ``server_settings`` are added to tradestore's own), e.g. those of a replica's connections.
+    ``checkout_timeout``: seconds the ``BEGIN`` of a PostgreSQL checkout may take before the
+    connection counts as dead (``None``: no limit), for a server that stops answering without
+    closing its connections.
 
     Raises:
         ConfigurationError: ``pool_size`` below 1 or ``max_overflow`` below 0.
@@ -231,7 +242,7 @@ def build_engine(
         )
         event.listen(engine.sync_engine, "do_connect", _connect_or_lost(url))
         event.listen(engine.sync_engine, "connect", _numeric_as_text)
-        event.listen(engine.sync_engine, "checkout", _begin_on_checkout)
+        event.listen(engine.sync_engine, "checkout", _begin_on_checkout(checkout_timeout))
         event.listen(engine.sync_engine, "begin", _begin_postgres)
         event.listen(engine.sync_engine, "begin", _begin_postgres_read_only)
     event.listen(engine.sync_engine, "handle_error", _translate_error, retval=True)
@@ -337,26 +348,33 @@ def _commit_here(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
 _BEGUN_AS = "tradestore.begun_as"
 
 
-def _begin_on_checkout(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+def _begin_on_checkout(timeout: float | None) -> Callable[[Any, ConnectionPoolEntry, Any], None]:
     """A ``checkout`` hook: begin the transaction, which also proves the connection answers.
 
     A pooled connection may have died while it waited (server restart, network cut); the pool's
     own pre-ping finds out with three round trips on asyncpg (``BEGIN``, a query, ``ROLLBACK``).
-    The ``BEGIN`` the unit of work needs anyway answers the same question in one: if it fails,
-    the pool discards the connection and checks out another (a new one when the server is back).
-    Connections set to autocommit or read-only afterwards are rolled back and begun again (see
-    :func:`_begin_postgres`), so every transaction still has the settings asked for.
+    The ``BEGIN`` the unit of work needs anyway answers the same question in one: if it fails
+    (or takes more than ``timeout`` seconds: a server that stopped answering but kept the
+    connection open), the pool discards the connection and checks out another (a new one when
+    the server is back). Connections set to autocommit or read-only afterwards are rolled back
+    and begun again (see :func:`_begin_postgres`), so every transaction still has the settings
+    asked for.
     """
-    driver = dbapi_connection.driver_connection
-    if driver.is_closed():
-        raise DisconnectionError("the connection was closed while it was in the pool")
-    if dbapi_connection._transaction is not None or dbapi_connection.autocommit:
-        return
-    try:
-        dbapi_connection.run_async(lambda _: dbapi_connection._start_transaction())
-    except Exception as exc:
-        raise DisconnectionError(f"the connection did not answer: {type(exc).__name__}") from exc
-    record.info[_BEGUN_AS] = _settings(dbapi_connection)
+
+    def begin(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+        driver = dbapi_connection.driver_connection
+        if driver.is_closed():
+            raise DisconnectionError("the connection was closed while it was in the pool")
+        if dbapi_connection._transaction is not None or dbapi_connection.autocommit:
+            return
+        start = dbapi_connection._start_transaction
+        try:
+            dbapi_connection.run_async(lambda _: start() if timeout is None else asyncio.wait_for(start(), timeout))
+        except Exception as exc:
+            raise DisconnectionError(f"the connection did not answer: {type(exc).__name__}") from exc
+        record.info[_BEGUN_AS] = _settings(dbapi_connection)
+
+    return begin
 
 
 def _begin_postgres(conn: Connection) -> None:

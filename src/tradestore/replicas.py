@@ -29,9 +29,11 @@ RETRY_AFTER_S = 5.0
 #: How long opening a connection to a replica may take before the read goes elsewhere, in seconds.
 CONNECT_TIMEOUT_S = 2.0
 #: How a replica's connections are made: given up quickly when the standby does not answer
-#: (reads go elsewhere), and read-only and ``REPEATABLE READ`` from the start, so the transaction
-#: begun at checkout needs no second round trip: a standby refuses writes anyway, and so does a
-#: primary listed as a replica; and every read of a session sees one snapshot, as on the primary.
+#: (reads go elsewhere; a pooled connection whose checkout ``BEGIN`` gets no answer within
+#: ``CONNECT_TIMEOUT_S`` is discarded the same way), and read-only and ``REPEATABLE READ`` from
+#: the start, so the transaction begun at checkout needs no second round trip: a standby
+#: refuses writes anyway, and so does a primary listed as a replica; and every read of a
+#: session sees one snapshot, as on the primary.
 REPLICA_CONNECTION: dict[str, Any] = {
     "timeout": CONNECT_TIMEOUT_S,
     "server_settings": {"default_transaction_read_only": "on", "default_transaction_isolation": "repeatable read"},
@@ -148,7 +150,12 @@ class Replicas:
         self.members = []
         for url in self.urls:
             engine = build_engine(
-                url, pool_size=pool_size, max_overflow=max_overflow, echo=echo, postgres_settings=REPLICA_CONNECTION
+                url,
+                pool_size=pool_size,
+                max_overflow=max_overflow,
+                echo=echo,
+                postgres_settings=REPLICA_CONNECTION,
+                checkout_timeout=CONNECT_TIMEOUT_S,
             )
             self.members.append(Replica(url, engine))
 
