@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import stat
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,16 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import URL
 
 from factories import bar, bars
-from tradestore import DatabaseManager, OHLCVRepository
+from tradestore import DatabaseManager, Decision, DecisionRepository, OHLCVRepository, SystemEventRepository
 from tradestore.engine import build_engine
-from tradestore.errors import ConfigurationError, NotConnectedError, StorageBusyError, StorageError
+from tradestore.errors import (
+    ConfigurationError,
+    DuplicateError,
+    NotConnectedError,
+    StorageBusyError,
+    StorageError,
+    TransactionAbortedError,
+)
 from tradestore.models import OHLCVModel
 
 
@@ -36,6 +44,58 @@ async def test_session_commits_on_success_and_rolls_back_on_error(db: DatabaseMa
     async with db.get_session() as session:  # still usable
         await OHLCVRepository(session).upsert_many([bar(11)])
     assert await count(db) == 4
+
+
+async def _record_twice(db: DatabaseManager, decision: Decision, *, nested: bool) -> None:
+    """Write bars, then record ``decision`` twice in the same session, catching the duplicate."""
+    async with db.get_session() as session:
+        await OHLCVRepository(session).upsert_many(bars(3))
+        repo = DecisionRepository(session)
+        await repo.record(decision)
+        with pytest.raises(DuplicateError):
+            if nested:
+                async with session.begin_nested():  # the failure is undone with its savepoint
+                    await repo.record(decision)
+            else:
+                await repo.record(decision)
+
+
+async def test_a_caught_error_never_ends_a_session_as_if_its_writes_were_kept(
+    db: DatabaseManager, backend: str
+) -> None:
+    decision = Decision("bot", "BTCUSDT", "buy", datetime(2024, 1, 1, tzinfo=UTC))
+    if backend == "sqlite":  # SQLite keeps the transaction: everything before the error is committed
+        await _record_twice(db, decision, nested=False)
+        assert await count(db) == 3
+        return
+    # PostgreSQL aborted the transaction at the failed statement: its commit would keep nothing
+    with pytest.raises(TransactionAbortedError, match="begin_nested"):
+        await _record_twice(db, decision, nested=False)
+    assert await count(db) == 0
+    with pytest.raises(TransactionAbortedError):  # and any later statement says so too
+        async with db.get_session() as session:
+            repo = DecisionRepository(session)
+            await repo.record(decision)
+            with pytest.raises(DuplicateError):
+                await repo.record(decision)
+            await OHLCVRepository(session).upsert_many(bars(3))
+    await _record_twice(db, decision.__class__(**{**vars(decision), "action": "sell"}), nested=True)
+    assert await count(db) == 3  # caught inside a savepoint: the rest of the session is kept
+    assert (await db.health_check())["status"] == "healthy"
+
+
+async def test_a_savepoint_undoes_the_single_row_writes_made_inside_it(db: DatabaseManager) -> None:
+    async with db.get_session() as session:
+        events = SystemEventRepository(session)
+        await events.log_event("tick", "info", "before")
+        with pytest.raises(RuntimeError):
+            async with session.begin_nested():
+                await events.log_event("tick", "info", "inside, undone")
+                raise RuntimeError("strategy crashed")
+        await events.log_event("tick", "info", "after")
+    async with db.get_session(readonly=True) as session:
+        kept = [e.message for e in await SystemEventRepository(session).get_recent_events(limit=10)]
+    assert sorted(kept) == ["after", "before"]
 
 
 async def test_manager_stays_usable_after_a_database_error(db: DatabaseManager) -> None:

@@ -48,6 +48,7 @@ def test_public_names() -> None:
         "Trade",
         "TradeRepository",
         "TradeStatistics",
+        "TransactionAbortedError",
         "TransientError",
         "ValidationError",
     }

@@ -34,6 +34,7 @@ from tradestore.errors import (
     SchemaError,
     StorageBusyError,
     StorageError,
+    TransactionAbortedError,
     TransientError,
     ValidationError,
 )
@@ -94,6 +95,7 @@ __all__ = [
     "Trade",
     "TradeRepository",
     "TradeStatistics",
+    "TransactionAbortedError",
     "TransientError",
     "ValidationError",
 ]

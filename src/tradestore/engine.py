@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState, StaticPool
 
 from tradestore.dialects import register_sqlite_functions
-from tradestore.dialects.errors import translate
-from tradestore.errors import ConfigurationError, ConnectionLostError
+from tradestore.dialects.errors import ABORTED_ADVICE, FAILED, translate
+from tradestore.errors import ConfigurationError, ConnectionLostError, TransactionAbortedError
 from tradestore.urls import describe, is_memory, is_sqlite, mask
 from tradestore.values import json_dumps
 from tradestore.write_queue import Checkpointer, WriteQueue
@@ -245,6 +245,9 @@ def build_engine(
         event.listen(engine.sync_engine, "checkout", _begin_on_checkout(checkout_timeout))
         event.listen(engine.sync_engine, "begin", _begin_postgres)
         event.listen(engine.sync_engine, "begin", _begin_postgres_read_only)
+        event.listen(engine.sync_engine, "commit", _refuse_an_aborted_commit)
+        for ended in ("rollback", "rollback_savepoint"):
+            event.listen(engine.sync_engine, ended, _forget_the_failure)
     event.listen(engine.sync_engine, "handle_error", _translate_error, retval=True)
     event.listen(engine.sync_engine.pool, "reset", _reset)
     return engine
@@ -365,6 +368,7 @@ def _begin_on_checkout(timeout: float | None) -> Callable[[Any, ConnectionPoolEn
         driver = dbapi_connection.driver_connection
         if driver.is_closed():
             raise DisconnectionError("the connection was closed while it was in the pool")
+        record.info.pop(FAILED, None)
         if dbapi_connection._transaction is not None or dbapi_connection.autocommit:
             return
         start = dbapi_connection._start_transaction
@@ -375,6 +379,21 @@ def _begin_on_checkout(timeout: float | None) -> Callable[[Any, ConnectionPoolEn
         record.info[_BEGUN_AS] = _settings(dbapi_connection)
 
     return begin
+
+
+def _refuse_an_aborted_commit(conn: Connection) -> None:
+    """A ``commit`` hook: raise instead of committing a transaction PostgreSQL has aborted.
+
+    The server would answer the ``COMMIT`` with ``ROLLBACK`` and no error: a caller that caught
+    an error inside the session would see it end normally with nothing written.
+    """
+    if conn.info.pop(FAILED, False):
+        raise TransactionAbortedError(f"{mask(conn.engine.url)}: {ABORTED_ADVICE}")
+
+
+def _forget_the_failure(conn: Connection, *args: Any) -> None:
+    """A ``rollback`` / ``rollback_savepoint`` hook: the failed statement is undone."""
+    conn.info.pop(FAILED, None)
 
 
 def _begin_postgres(conn: Connection) -> None:
@@ -465,6 +484,8 @@ def _translate_error(context: ExceptionContext) -> BaseException | None:
     typed = translate(error, url, disconnect=context.is_disconnect, busy_ms=SQLITE_BUSY_TIMEOUT_MS)
     if isinstance(typed, ConnectionLostError):
         context.is_disconnect = True
+    elif context.connection is not None and context.dialect.name == "postgresql":
+        context.connection.info[FAILED] = True  # the server aborted the transaction
     return typed
 
 

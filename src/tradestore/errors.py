@@ -103,6 +103,17 @@ class ReadOnlyError(StorageError):
     """
 
 
+class TransactionAbortedError(StorageError):
+    """A statement of this PostgreSQL transaction failed earlier, so the server aborted it.
+
+    PostgreSQL keeps nothing of a transaction once one of its statements failed (outside a
+    savepoint that was rolled back): every later statement is refused, and its commit would
+    roll it back. tradestore raises this instead of letting such a commit pass in silence.
+    After an error inside a session, leave the session (nothing of it is written) or catch
+    the error inside ``session.begin_nested()``.
+    """
+
+
 class TransientError(StorageError):
     """The operation failed for a passing reason and its transaction was rolled back.
 

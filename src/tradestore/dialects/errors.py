@@ -12,7 +12,13 @@ import sqlite3
 import asyncpg
 from sqlalchemy.engine import URL
 
-from tradestore.errors import ConnectionLostError, ReadOnlyError, StorageBusyError, StorageError
+from tradestore.errors import (
+    ConnectionLostError,
+    ReadOnlyError,
+    StorageBusyError,
+    StorageError,
+    TransactionAbortedError,
+)
 from tradestore.urls import describe, mask
 
 #: SQLite's primary result codes for a lock not granted: SQLITE_BUSY, SQLITE_LOCKED.
@@ -27,13 +33,25 @@ _ASYNCPG_LOST_WORDS = ("connection is closed", "cannot switch to state")
 #: SQLSTATE read_only_sql_transaction (a READ ONLY transaction, or a hot standby).
 _SQLITE_READONLY = 8
 _PG_READ_ONLY_STATE = "25006"
+#: PostgreSQL's SQLSTATE in_failed_sql_transaction: a statement after one that failed.
+_PG_ABORTED_STATE = "25P02"
+#: Set in a pooled PostgreSQL connection's ``info`` when a statement of its transaction failed
+#: (outside a savepoint rolled back since): PostgreSQL has aborted that transaction.
+FAILED = "tradestore.failed"
+#: What to do about a PostgreSQL transaction that an earlier error aborted.
+ABORTED_ADVICE = (
+    "an earlier statement of this transaction failed, so PostgreSQL aborted the transaction and "
+    "nothing of it can be written; leave the session after an error (its writes are rolled back), "
+    "or catch the error inside session.begin_nested()"
+)
 
 
 def translate(
     error: Exception, url: URL | None, *, disconnect: bool = False, busy_ms: int | None = None
 ) -> StorageError | None:
     """The typed error for a driver's ``error``: a write refused as read-only (:class:`ReadOnlyError`),
-    a lock not granted or a lost connection (both ``TransientError``), else ``None``.
+    a statement in an aborted PostgreSQL transaction (:class:`TransactionAbortedError`), a lock
+    not granted or a lost connection (both ``TransientError``), else ``None``.
 
     Used by the engine's ``handle_error`` hook and by the bulk paths that talk to the driver
     directly. The driver's error is the typed error's ``orig``; raise it ``from`` the driver's.
@@ -51,6 +69,8 @@ def translate(
             f"{where}: a write was refused: the transaction is read-only ({detail}); writes belong in a "
             "session of get_session(), not get_session(readonly=True) (or the file or server is read-only)"
         )
+    if getattr(error, "sqlstate", None) == _PG_ABORTED_STATE:
+        return TransactionAbortedError(f"{where}: {ABORTED_ADVICE} ({detail})")
     if _lock_not_granted(error):
         waited = f" for {busy_ms} ms" if isinstance(error, sqlite3.Error) and busy_ms is not None else ""
         return StorageBusyError(

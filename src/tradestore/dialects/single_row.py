@@ -39,8 +39,8 @@ from sqlalchemy.sql import Delete, Executable, Insert, Select, Update
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
-from tradestore.dialects.errors import is_unique_violation, translate
-from tradestore.errors import DuplicateError
+from tradestore.dialects.errors import FAILED, is_unique_violation, translate
+from tradestore.errors import ConnectionLostError, DuplicateError
 
 if TYPE_CHECKING:
     from tradestore.dialects.base import Backend
@@ -240,7 +240,10 @@ async def _connection(session: AsyncSession) -> tuple[AsyncConnection, Any]:
     Asking the session costs two trips through SQLAlchemy's greenlet bridge; a unit of work
     asks once per transaction, then finds the answer here.
     """
-    transaction = session.sync_session.get_transaction()
+    sync_session = session.sync_session
+    # The innermost transaction: a savepoint (begin_nested) is emitted when it first asks for its
+    # connection, so one opened since the last statement must ask, not find the outer one's.
+    transaction = sync_session.get_nested_transaction() or sync_session.get_transaction()
     found = _CONNECTIONS.get(transaction) if transaction is not None else None
     if found is not None:
         sync_connection = found[0].sync_connection
@@ -250,7 +253,7 @@ async def _connection(session: AsyncSession) -> tuple[AsyncConnection, Any]:
     sync = conn.sync_connection
     # Checked out and valid: the pool's connection is an attribute (no trip through the bridge).
     raw = sync.connection if sync is not None and not sync.invalidated else await conn.get_raw_connection()
-    transaction = session.sync_session.get_transaction()
+    transaction = sync_session.get_nested_transaction() or sync_session.get_transaction()
     if transaction is not None:
         _CONNECTIONS[transaction] = (conn, raw)
     return conn, raw
@@ -261,6 +264,8 @@ def _typed(
 ) -> Exception:
     """The exception SQLAlchemy's path raises for the driver's ``error``."""
     typed = translate(error, conn.engine.url)
+    if conn.dialect.name == "postgresql" and not isinstance(typed, ConnectionLostError):
+        raw.info[FAILED] = True  # the server aborted the transaction
     if typed is not None:
         return typed  # the session's rollback then finds a lost connection gone and discards it
     if is_unique_violation(error):
