@@ -5,7 +5,7 @@ every existing event) with a unique index, the key ``tradestore import events`` 
 Downgrade drops exactly these; every other row stays.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-11-26 11:09:00.205319
 """
 

@@ -1,7 +1,7 @@
 """candles v2: a series ledger, bars keyed by (series id, bar start), fetched ranges
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0004
 Create Date: 2026-11-26 11:40:00
 
 Converts the candle table in place, in batches (bounded memory on both sides: every batch is
