@@ -387,13 +387,23 @@ def _refuse_an_aborted_commit(conn: Connection) -> None:
     The server would answer the ``COMMIT`` with ``ROLLBACK`` and no error: a caller that caught
     an error inside the session would see it end normally with nothing written.
     """
-    if conn.info.pop(FAILED, False):
+    info = _pooled_info(conn)
+    if info is not None and info.pop(FAILED, False):
         raise TransactionAbortedError(f"{mask(conn.engine.url)}: {ABORTED_ADVICE}")
 
 
 def _forget_the_failure(conn: Connection, *args: Any) -> None:
     """A ``rollback`` / ``rollback_savepoint`` hook: the failed statement is undone."""
-    conn.info.pop(FAILED, None)
+    info = _pooled_info(conn)
+    if info is not None:
+        info.pop(FAILED, None)
+
+
+def _pooled_info(conn: Connection) -> dict[Any, Any] | None:
+    """The ``info`` of ``conn``'s pooled connection; ``None`` once it is invalidated or closed (it goes)."""
+    if conn.invalidated or conn.closed:
+        return None
+    return conn.info
 
 
 def _begin_postgres(conn: Connection) -> None:
@@ -485,7 +495,9 @@ def _translate_error(context: ExceptionContext) -> BaseException | None:
     if isinstance(typed, ConnectionLostError):
         context.is_disconnect = True
     elif context.connection is not None and context.dialect.name == "postgresql":
-        context.connection.info[FAILED] = True  # the server aborted the transaction
+        info = _pooled_info(context.connection)
+        if info is not None:
+            info[FAILED] = True  # the server aborted the transaction
     return typed
 
 
