@@ -165,6 +165,13 @@ async def test_unknown_proposals_and_bad_arguments(db: DatabaseManager) -> None:
             await repo.approve("1")  # type: ignore[arg-type]
         with pytest.raises(ValidationError, match="status"):
             await repo.find(status="done")
+        await repo.approve(pid)
+        with pytest.raises(ValidationError, match="execution_price"):  # a price is never 0 or below
+            await repo.mark_executed(pid, trade_id=1, execution_price="-5")
+    for field in ("price", "stop_loss", "take_profit", "execution_price"):
+        zero: dict[str, Any] = {field: 0}
+        with pytest.raises(ValidationError, match=field):
+            Proposal("bot", "BTCUSDT", "buy", "1", **zero)
 
 
 async def test_get_pending_filters_oldest_first(db: DatabaseManager) -> None:

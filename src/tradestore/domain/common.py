@@ -8,6 +8,7 @@ from tradestore.errors import ValidationError
 from tradestore.values import (
     to_count,
     to_id,
+    to_optional_decimal,
 )
 
 SIDES = ("long", "short")
@@ -33,6 +34,12 @@ def _positive(field: str, value: Decimal) -> Decimal:
     if value <= 0:
         raise ValidationError(f"{field}: must be greater than 0, got {value!r}")
     return value
+
+
+def _optional_positive(field: str, value: object) -> Decimal | None:
+    """``value`` as an exact decimal greater than 0, or ``None``."""
+    found = to_optional_decimal(field, value)
+    return None if found is None else _positive(field, found)
 
 
 def _not_negative(field: str, value: Decimal) -> Decimal:

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from tradestore.domain.common import MODES, _optional_id, _positive
+from tradestore.domain.common import MODES, _optional_id, _optional_positive, _positive
 from tradestore.errors import ValidationError
 from tradestore.values import (
     DecimalInput,
@@ -222,9 +222,9 @@ class Proposal:
         self.side = _lowered("side", side, PROPOSAL_SIDES)
         self.quantity = _positive("quantity", to_decimal("quantity", quantity))
         self.mode = to_text("mode", mode, choices=MODES)
-        self.price = to_optional_decimal("price", price)
-        self.stop_loss = to_optional_decimal("stop_loss", stop_loss)
-        self.take_profit = to_optional_decimal("take_profit", take_profit)
+        self.price = _optional_positive("price", price)
+        self.stop_loss = _optional_positive("stop_loss", stop_loss)
+        self.take_profit = _optional_positive("take_profit", take_profit)
         self.leverage = _positive("leverage", to_decimal("leverage", leverage))
         self.confidence = _confidence(confidence)
         self.rationale = _long_text("rationale", rationale)
@@ -234,7 +234,7 @@ class Proposal:
         self.reviewed_at = to_optional_utc("reviewed_at", reviewed_at)
         self.reviewer = to_optional_text("reviewer", reviewer)
         self.rejection_reason = _long_text("rejection_reason", rejection_reason)
-        self.execution_price = to_optional_decimal("execution_price", execution_price)
+        self.execution_price = _optional_positive("execution_price", execution_price)
         self.trade_id = None if trade_id is None else to_id("trade_id", trade_id)
         self.failure_reason = _long_text("failure_reason", failure_reason)
         self.exchange = to_optional_text("exchange", exchange)

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import ColumnElement
 
 from tradestore.domain import MODES, PROPOSAL_MOVES, PROPOSAL_STATUSES, Proposal
+from tradestore.domain.common import _positive
 from tradestore.errors import InvalidTransitionError, NotFoundError, ValidationError
 from tradestore.models import ProposalModel
 from tradestore.repositories.base import Repository
@@ -110,7 +111,7 @@ class ProposalRepository(Repository):
         """
         fields = {
             "trade_id": to_id("trade_id", trade_id),
-            "execution_price": to_decimal("execution_price", execution_price),
+            "execution_price": _positive("execution_price", to_decimal("execution_price", execution_price)),
         }
         try:
             return await self._move(proposal_id, "executed", fields)
