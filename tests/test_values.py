@@ -142,3 +142,12 @@ def test_json_numbers_take_the_form_jsonb_keeps() -> None:
     assert got == {"big": 10**16, "huge": 10**23, "neg0": 0.0, "half": 0.5, "tiny": 1.5e-7, "n": 3}
     assert type(got["big"]) is int and str(got["neg0"]) == "0.0"
     assert json.loads(json.dumps(got)) == got
+
+
+def test_numpy_scalars_inside_a_json_object_are_the_numbers_they_hold() -> None:
+    """A DataFrame row as signals (``df.iloc[-1].to_dict()``) holds numpy scalars, not Python numbers."""
+    found = to_json_object("signals", {"rsi": np.float32(55.5), "n": np.int64(3), "up": np.bool_(True)})
+    assert found == {"rsi": 55.5, "n": 3, "up": True}
+    assert found is not None and type(found["n"]) is int and type(found["up"]) is bool
+    with pytest.raises(ValidationError, match="signals"):
+        to_json_object("signals", {"rsi": np.float64("nan")})

@@ -262,6 +262,8 @@ def _json_default(value: object) -> object:
         return str(value)
     if isinstance(value, datetime):
         return to_utc("json", value).isoformat()
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        return value.item()  # numpy's int64, bool_, float32 …: the Python number or bool it holds
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
@@ -273,7 +275,8 @@ def json_dumps(value: object) -> str:
 def to_json_object(field: str, value: object) -> dict[str, Any] | None:
     """Return ``value`` as plain JSON data (a dict), or ``None``, as both backends give it back.
 
-    Decimal and datetime values inside become strings, exactly as they will be stored. Numbers
+    Decimal and datetime values inside become strings, exactly as they will be stored; numpy
+    scalars become the Python numbers they hold. Numbers
     are stored the way PostgreSQL's JSONB keeps them, so both backends return the same: a
     float written with a positive exponent is the integer it equals (``1e16`` →
     ``10000000000000000``) and ``-0.0`` is ``0.0``.
