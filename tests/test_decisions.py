@@ -102,7 +102,7 @@ async def test_record_many_is_all_or_nothing(db: DatabaseManager) -> None:
     with pytest.raises(DuplicateError):
         async with db.get_session() as session:
             await DecisionRepository(session).record_many([decision(2000), decision(5, strategy="s1", price="50005.5")])
-    with pytest.raises(NotFoundError, match="trade_id"):
+    with pytest.raises(NotFoundError, match=r"decisions\[1\]\.trade_id: no trade with id 999999$"):
         async with db.get_session() as session:
             await DecisionRepository(session).record_many([decision(3000), decision(3001, trade_id=999_999)])
     with pytest.raises(ValidationError, match="decision"):

@@ -120,8 +120,20 @@ class DecisionRepository(Repository):
         try:
             await backend(conn.dialect).write_rows(conn, TABLE, rows)
         except IntegrityError as exc:
-            raise _violation(exc, "one of the decisions") from exc
+            error = _violation(exc, "one of the decisions")
+            if isinstance(error, NotFoundError):  # which one: the write was undone, the session goes on
+                error = await self._unknown_trade(rows) or error
+            raise error from exc
         return len(rows)
+
+    async def _unknown_trade(self, rows: list[dict[str, Any]]) -> NotFoundError | None:
+        """The error naming the first of ``rows`` whose trade is not stored, if one is not."""
+        wanted = {row["trade_id"] for row in rows if row["trade_id"] is not None}
+        stored = set((await self.session.execute(select(_TRADES.c.id).where(_TRADES.c.id.in_(wanted)))).scalars())
+        for index, row in enumerate(rows):
+            if row["trade_id"] is not None and row["trade_id"] not in stored:
+                return NotFoundError(f"decisions[{index}].trade_id: no trade with id {row['trade_id']}")
+        return None
 
     async def link_trade(self, decision_id: int, trade_id: int) -> None:
         """Attribute the trade with database id ``trade_id`` to a decision.
