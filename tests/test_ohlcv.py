@@ -16,7 +16,7 @@ from sqlalchemy.dialects.sqlite import aiosqlite
 from sqlalchemy.exc import IntegrityError
 
 from factories import T0, bar, bars
-from tradestore import DatabaseManager, OHLCVBar, OHLCVRepository, SeriesInfo
+from tradestore import ALL_EXCHANGES, DatabaseManager, OHLCVBar, OHLCVRepository, SeriesInfo
 from tradestore.dialects import Backend, PostgresBackend, SQLiteBackend, sqlite_functions
 from tradestore.errors import DuplicateError, NotFoundError, ValidationError
 from tradestore.models import OHLCVModel
@@ -324,6 +324,16 @@ async def test_list_series(db: DatabaseManager) -> None:
         SeriesInfo("bybit", "BTCUSDT", "1m", m(0), m(1), 2),
     ]
     assert bybit == everything[2:]
+
+
+async def test_list_series_of_all_exchanges(db: DatabaseManager) -> None:
+    async with db.get_session() as session:
+        repo = OHLCVRepository(session)
+        await repo.upsert_many(bars(2) + bars(1, exchange="bybit"))
+        listed = await repo.list_series(ALL_EXCHANGES)
+        assert [s.exchange for s in listed] == ["binance", "bybit"]
+        assert listed == await repo.list_series() == await repo.list_series(exchange="*")
+        assert await repo.list_series("kraken") == []
 
 
 async def test_decimal_columns_sort_and_compare_numerically(db: DatabaseManager) -> None:

@@ -23,7 +23,7 @@ from tradestore.dialects import Backend, backend
 from tradestore.domain import OHLCVBar, SeriesInfo
 from tradestore.errors import NotFoundError, ValidationError
 from tradestore.pages import keyset_pages
-from tradestore.repositories.base import Repository, all_of, duplicates_raise
+from tradestore.repositories.base import ALL_EXCHANGES, Repository, all_of, duplicates_raise
 from tradestore.repositories.candle_rows import READ_COLUMNS, TABLE, WRITE_COLUMNS, aware, decode, encode, time_bounds
 from tradestore.repositories.series_ledger import FETCHED, NAMED, SERIES, Ledger, SeriesLedgers
 from tradestore.values import ceil_second, floor_second, to_count, to_optional_utc, to_text, to_utc
@@ -453,8 +453,11 @@ class OHLCVRepository(Repository):
         """One ``SeriesInfo`` per series holding bars, sorted by exchange, symbol, timeframe.
 
         Read from the series ledger: one row per series, whatever the number of bars.
-        ``exchange=None`` lists every exchange.
+        ``ALL_EXCHANGES`` (``"*"``) and ``None`` both list every exchange: unlike the methods
+        that read one series, a listing does not default to the manager's exchange.
         """
+        if exchange == ALL_EXCHANGES:
+            exchange = None
         params = {} if exchange is None else {"exchange": to_text("exchange", exchange)}
 
         def build() -> Select[Any]:
