@@ -243,9 +243,11 @@ class OHLCVRepository(Repository):
             if lo is None and hi is None:
                 await self._ledgers.uncover(ledger, None)
             else:
-                first_cut = _EARLIEST if lo is None else timeframes.ceil(timeframe, lo)
-                last_cut = _LATEST if hi is None else timeframes.floor(timeframe, hi)
-                await self._ledgers.uncover(ledger, (first_cut, last_cut))
+                first_cut = _EARLIEST if lo is None else _ceil(timeframe, lo)
+                last_cut = _LATEST if hi is None else _floor(timeframe, hi)
+                # None: no bar starts there (beyond the years 1 to 9999); nor in an empty window.
+                if first_cut is not None and last_cut is not None and first_cut <= last_cut:
+                    await self._ledgers.uncover(ledger, (first_cut, last_cut))
         return removed
 
     async def delete_series(self, symbol: str, timeframe: str, exchange: str | None = None) -> int:
@@ -489,8 +491,8 @@ class OHLCVRepository(Repository):
         lo, hi = to_utc("start", start), to_utc("end", end)
         if lo > hi:
             raise ValidationError(f"start: {lo.isoformat()} is after end {hi.isoformat()}")
-        first, last = timeframes.ceil(timeframe, lo), timeframes.floor(timeframe, hi)
-        return (first, last) if first <= last else None
+        first, last = _ceil(timeframe, lo), _floor(timeframe, hi)  # None: beyond the years 1 to 9999
+        return (first, last) if first is not None and last is not None and first <= last else None
 
     async def _unknown_series(self, params: dict[str, Any]) -> str:
         """Why there is no such series, naming the exchanges that hold the symbol in the timeframe."""
