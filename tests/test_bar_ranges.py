@@ -85,3 +85,14 @@ def test_weekdays_only_drops_exactly_the_bars_inside_weekends(timeframe: str, sp
 
     expected = {m for m in starts(timeframe, ranges) if not weekend(m)}
     assert bar_ranges.weekdays_only(timeframe, ranges) == as_ranges(timeframe, expected)
+
+
+def test_weekdays_only_at_the_calendars_ends() -> None:
+    """The weekend before year 1 and the one after 9999 are not computed (they would overflow)."""
+    lo, hi = datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, tzinfo=UTC)
+    assert bar_ranges.weekdays_only("1h", [(lo, lo + timedelta(hours=4))]) == [(lo, lo + timedelta(hours=4))]
+    saturday = datetime(9999, 12, 25, tzinfo=UTC)
+    assert bar_ranges.weekdays_only("1d", [(saturday, hi.replace(hour=0))]) == [
+        (datetime(9999, 12, 27, tzinfo=UTC), datetime(9999, 12, 31, tzinfo=UTC))
+    ]
+    assert bar_ranges.weekdays_only("1h", [(hi - timedelta(hours=2), hi)]) == [(hi - timedelta(hours=2), hi)]

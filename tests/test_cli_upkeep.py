@@ -193,3 +193,17 @@ def test_delete_ohlcv_removes_a_window_or_a_series_and_can_only_count(fresh_url:
     assert [s["symbol"] for s in ok("series", "--url", fresh_url, "--json").json] == ["ETHUSDT"]
     assert "no 1m bars stored for binance BTCUSDT" in fails(*series)
     assert "no 1m bars stored for binance NOPE" in fails("delete", "ohlcv", "binance", "NOPE", "1m", "--url", fresh_url)
+
+
+def test_delete_ohlcv_dry_run_of_an_unknown_series_fails_like_the_deletion(fresh_url: str, tmp_path: Path) -> None:
+    seed(fresh_url, tmp_path, [0, 1])
+    nope = ("delete", "ohlcv", "binance", "NOPE", "1m", "--url", fresh_url)
+    assert "no 1m bars" in fails(*nope, "--start", "2024-01-01")
+    start, end = ("--start", "2024-01-01"), ("--end", "2024-01-02")
+    for window in ((), start, end, (*start, *end)):
+        assert "no 1m bars stored for binance NOPE" in fails(*nope, *window, "--dry-run")
+        assert "no 5m bars stored for binance BTCUSDT" in fails(
+            "delete", "ohlcv", "binance", "BTCUSDT", "5m", *window, "--dry-run", "--url", fresh_url
+        )
+    known = ("delete", "ohlcv", "binance", "BTCUSDT", "1m", "--dry-run", "--url", fresh_url, "--json")
+    assert ok(*known).json["bars"] == 2

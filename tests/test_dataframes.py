@@ -93,3 +93,40 @@ async def test_a_backtest_on_bars_read_back_equals_the_one_on_the_original_frame
     pd.testing.assert_series_equal(got[keys], expected[keys])
     pd.testing.assert_frame_equal(got["_trades"], expected["_trades"])
     pd.testing.assert_frame_equal(got["_equity_curve"], expected["_equity_curve"], check_freq=False)
+
+
+def test_float32_cells_give_the_decimal_the_constructor_gives() -> None:
+    np = pytest.importorskip("numpy")
+    from tradestore import OHLCVBar
+
+    f32 = np.float32
+    frame = pd.DataFrame(
+        {
+            "open": np.array([0.1], dtype="float32"),
+            "high": np.array([0.3], dtype="float32"),
+            "low": np.array([0.1], dtype="float32"),
+            "close": np.array([0.2], dtype="float32"),
+            "volume": np.array([1.7], dtype="float32"),
+            "quote_volume": np.array([np.nan], dtype="float32"),  # missing
+            "trades_count": np.array([3], dtype="int32"),
+        },
+        index=pd.DatetimeIndex([T0]),
+    )
+    (bar,) = frame_to_bars(frame, exchange="binance", symbol="BTCUSDT", timeframe="1m")
+    built = OHLCVBar("BTCUSDT", "binance", "1m", T0, f32(0.1), f32(0.3), f32(0.1), f32(0.2), f32(1.7), trades_count=3)
+    assert [bar.open, bar.high, bar.close, bar.volume] == [Decimal(t) for t in ("0.1", "0.3", "0.2", "1.7")]
+    assert bar == built and bar.quote_volume is None and bar.trades_count == 3
+
+
+def test_an_unreadable_timestamp_column_is_a_validation_error_naming_it() -> None:
+    frame = pd.DataFrame({"timestamp": ["garbage"], "open": [1.0], "high": [2.0], "low": [0.5], "close": [1.5],
+                          "volume": [1.0]})  # fmt: skip
+    with pytest.raises(ValidationError, match=r"'timestamp' column cannot be read as times: .*garbage"):
+        frame_to_bars(frame, exchange="binance", symbol="BTCUSDT", timeframe="1m")
+
+
+def test_columns_naming_one_field_in_two_cases_are_refused_by_name() -> None:
+    frame = pd.DataFrame({"open": [1.0], "Open": [9.0], "high": [2.0], "low": [0.5], "close": [1.5], "volume": [1.0],
+                          "Volume": [2.0]}, index=pd.DatetimeIndex([T0]))  # fmt: skip
+    with pytest.raises(ValidationError, match="columns 'open', 'Open'; 'volume', 'Volume' name the same field"):
+        frame_to_bars(frame, exchange="binance", symbol="BTCUSDT", timeframe="1m")

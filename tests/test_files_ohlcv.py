@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -13,6 +14,7 @@ import pytest
 
 from cli_runner import fails, ok
 from tradestore import DatabaseManager, OHLCVBar, OHLCVRepository
+from tradestore.errors import ValidationError
 from tradestore.files.ohlcv import Series, bar_start, read_bars
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -116,11 +118,45 @@ def test_errors_list_the_accepted_column_names(sqlite_url: str, tmp_path: Path) 
         ("1M", datetime(2024, 3, 1, tzinfo=UTC), datetime(2024, 2, 1, tzinfo=UTC)),  # February's 29 days
         ("1M", datetime(2024, 1, 31, 23, 59, 59, tzinfo=UTC), datetime(2024, 1, 1, tzinfo=UTC)),
         ("1h", datetime(2024, 1, 1, 1, tzinfo=UTC), datetime(2024, 1, 1, tzinfo=UTC)),
+        ("1h", datetime(2024, 1, 1, 0, 59, 59, 999999, tzinfo=UTC), datetime(2024, 1, 1, tzinfo=UTC)),
+        ("1w", datetime(2024, 1, 7, tzinfo=UTC), datetime(2024, 1, 1, tzinfo=UTC)),  # a weekly file's Sunday
+        ("1M", datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC), datetime(9999, 12, 1, tzinfo=UTC)),  # the last bar
     ],
 )
 def test_bars_stamped_at_their_end_move_to_their_start(timeframe: str, stamp: datetime, start: datetime) -> None:
     assert bar_start(timeframe, stamp, "end") == start
     assert bar_start(timeframe, start, "start") == start
+
+
+@pytest.mark.parametrize(
+    ("timeframe", "stamp"),
+    [
+        ("1h", datetime(2024, 1, 1, 10, 30, tzinfo=UTC)),  # inside the 10:00 bar
+        ("1h", datetime(2024, 1, 1, 10, 59, 58, tzinfo=UTC)),
+        ("1d", datetime(2024, 1, 1, 12, tzinfo=UTC)),
+        ("1M", datetime(2024, 1, 30, tzinfo=UTC)),  # not January's last day
+        ("1M", datetime(2024, 1, 15, 23, 59, 59, tzinfo=UTC)),
+    ],
+)
+def test_align_end_refuses_a_time_that_closes_no_bar(timeframe: str, stamp: datetime) -> None:
+    message = f"timestamp: {stamp.isoformat()} does not close a {timeframe} bar"
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        bar_start(timeframe, stamp, "end")
+
+
+def test_import_align_end_refuses_times_inside_a_bar_instead_of_merging_them(db_url: str, tmp_path: Path) -> None:
+    hourly = tmp_path / "hourly.csv"
+    hourly.write_text(
+        "timestamp,open,high,low,close,volume\n"
+        "2024-01-01 10:30,1,2,0.5,1.5,10\n2024-01-01 10:45,1,2,0.5,1.5,10\n2024-01-01 11:00,1,2,0.5,1.5,10\n"
+    )
+    hour = ("--exchange", "binance", "--symbol", "BTCUSDT", "--timeframe", "1h")
+    line = fails("import", "ohlcv", hourly, *hour, "--align", "end", "--url", db_url)
+    assert "line 2: timestamp: 2024-01-01T10:30:00+00:00 does not close a 1h bar" in line
+    assert stored(db_url, "BTCUSDT", "1h") == []
+    hourly.write_text("timestamp,open,high,low,close,volume\n2024-01-01 10:59:59.999999,1,2,0.5,1.5,10\n")
+    ok("import", "ohlcv", hourly, *hour, "--align", "end", "--url", db_url)
+    assert [b.timestamp for b in stored(db_url, "BTCUSDT", "1h")] == [datetime(2024, 1, 1, 10, tzinfo=UTC)]
 
 
 def test_import_align_end_for_csv_and_ccxt_json(db_url: str, tmp_path: Path) -> None:

@@ -31,6 +31,15 @@ def test_ccxt_row_round_trip() -> None:
     assert OHLCVBar.from_ccxt([float(MS), 1, 1, 1, 1, 1], exchange="x", symbol="y", timeframe="1m").timestamp == T0
 
 
+def test_ccxt_row_takes_numpy_integer_milliseconds() -> None:
+    np = pytest.importorskip("numpy")
+    for millis in (np.int64(MS), np.uint64(MS), np.int64(MS + 60_000)):
+        bar = OHLCVBar.from_ccxt([millis, 1, 2, 0.5, 1.5, 10], exchange="x", symbol="y", timeframe="1m")
+        assert bar.timestamp == T0 + timedelta(milliseconds=int(millis) - MS)
+    with pytest.raises(ValidationError, match="whole milliseconds"):
+        OHLCVBar.from_ccxt([np.bool_(True), 1, 1, 1, 1, 1], exchange="x", symbol="y", timeframe="1m")
+
+
 @pytest.mark.parametrize(
     ("row", "message"),
     [

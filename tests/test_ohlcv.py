@@ -16,7 +16,7 @@ from sqlalchemy.dialects.sqlite import aiosqlite
 from sqlalchemy.exc import IntegrityError
 
 from factories import T0, bar, bars
-from tradestore import DatabaseManager, OHLCVBar, OHLCVRepository, SeriesInfo
+from tradestore import ALL_EXCHANGES, DatabaseManager, OHLCVBar, OHLCVRepository, SeriesInfo
 from tradestore.dialects import Backend, PostgresBackend, SQLiteBackend, sqlite_functions
 from tradestore.errors import DuplicateError, NotFoundError, ValidationError
 from tradestore.models import OHLCVModel
@@ -326,6 +326,16 @@ async def test_list_series(db: DatabaseManager) -> None:
     assert bybit == everything[2:]
 
 
+async def test_list_series_of_all_exchanges(db: DatabaseManager) -> None:
+    async with db.get_session() as session:
+        repo = OHLCVRepository(session)
+        await repo.upsert_many(bars(2) + bars(1, exchange="bybit"))
+        listed = await repo.list_series(ALL_EXCHANGES)
+        assert [s.exchange for s in listed] == ["binance", "bybit"]
+        assert listed == await repo.list_series() == await repo.list_series(exchange="*")
+        assert await repo.list_series("kraken") == []
+
+
 async def test_decimal_columns_sort_and_compare_numerically(db: DatabaseManager) -> None:
     async with db.get_session() as session:
         await OHLCVRepository(session).upsert_many(
@@ -489,3 +499,30 @@ async def test_numpy_values_from_a_dataframe_store_exactly(db: DatabaseManager) 
         (Decimal("42000.5"), Decimal("1.25"), 7),
         (Decimal("42001.25"), Decimal("0.1"), 9),
     ]
+
+
+async def test_windows_at_the_calendars_ends(db: DatabaseManager) -> None:
+    """Windows touching year 1 or 9999: bar starts found without overflowing; none there is a no-op."""
+    lo, hi = datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+    first_3d = datetime(1, 1, 3, tzinfo=UTC)  # the 3d bar holding 0001-01-01 starts before year 1
+    async with db.get_session() as session:
+        repo = OHLCVRepository(session)
+        assert await repo.missing_ranges("X", "3d", lo, lo + timedelta(days=10)) == [
+            (first_3d, first_3d + timedelta(days=6))
+        ]
+        await repo.mark_fetched("X", "3d", lo, lo + timedelta(days=10))
+        assert await repo.missing_ranges("X", "3d", lo, lo + timedelta(days=10)) == []
+        assert await repo.delete_range("X", "3d", lo, hi) == 0
+        assert await repo.missing_ranges("X", "3d", lo, lo + timedelta(days=4)) == [(first_3d, first_3d)]
+        late_1d = (datetime(9999, 12, 31, 0, 0, 1, tzinfo=UTC), datetime(9999, 12, 31, 1, tzinfo=UTC))
+        late_1m = (datetime(9999, 12, 15, tzinfo=UTC), datetime(9999, 12, 31, tzinfo=UTC))
+        for timeframe, (start, end) in (("1d", late_1d), ("1M", late_1m)):  # no bar starts inside
+            await repo.upsert_many([bar(0, timeframe=timeframe)])
+            await repo.mark_fetched("BTCUSDT", timeframe, start, end)
+            assert await repo.missing_ranges("BTCUSDT", timeframe, start, end) == []
+            assert await repo.delete_range("BTCUSDT", timeframe, start, end) == 0
+            assert await repo.count_bars("BTCUSDT", timeframe) == 1
+        for start, end in ((lo, lo + timedelta(days=20)), (hi - timedelta(days=20), hi)):
+            gaps = await repo.get_gaps("X", "1h", start=start, end=end, calendar="weekdays")
+            hours = sum((b - a) // timedelta(hours=1) + 1 for a, b in gaps)
+            assert hours == 15 * 24  # 15 weekdays each (0001-01-01 was a Monday, 9999-12-31 a Friday)

@@ -85,12 +85,18 @@ def weekdays_only(timeframe: str, ranges: Iterable[BarRange]) -> list[BarRange]:
     weekends: list[BarRange] = []
     for first, last in ranges:
         # The Saturday 00:00 on or before ``first``, then every week until ``last``.
-        back = timedelta(days=(first.weekday() - _SATURDAY) % 7)
-        saturday = (first - back).replace(hour=0, minute=0, second=0, microsecond=0)
+        midnight = first.replace(hour=0, minute=0, second=0, microsecond=0)
+        try:
+            saturday = midnight - timedelta(days=(first.weekday() - _SATURDAY) % 7)
+        except OverflowError:  # before year 1: that weekend holds no bar, start at the next one
+            saturday = midnight + timedelta(days=(_SATURDAY - first.weekday()) % 7)
         while saturday <= last:
             # Bars starting at or after Saturday 00:00 and ending by Monday 00:00.
             inside = (timeframes.ceil(timeframe, saturday), timeframes.floor(timeframe, saturday + 2 * _DAY - length))
             if inside[0] <= inside[1]:
                 weekends.append(inside)
-            saturday += 7 * _DAY
+            try:
+                saturday += 7 * _DAY
+            except OverflowError:  # past 9999-12-31: no later weekend
+                break
     return subtract(timeframe, ranges, weekends)

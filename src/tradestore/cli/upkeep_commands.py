@@ -113,7 +113,8 @@ async def delete_ohlcv(args: argparse.Namespace, console: Console) -> int:
     async with store(url) as db, db.get_session() as session:
         repo = OHLCVRepository(session)
         known = {(s.exchange, s.symbol, s.timeframe) for s in await repo.list_series(exchange=args.exchange)}
-        if whole and (args.exchange, args.symbol, args.timeframe) not in known:
+        # A dry run stops where the deletion would: on a series holding no bars, window or not.
+        if (whole or args.dry_run) and (args.exchange, args.symbol, args.timeframe) not in known:
             raise CommandError(
                 f"no {args.timeframe} bars stored for {args.exchange} {args.symbol} (`tradestore series` lists what is)"
             )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -108,8 +110,14 @@ class OHLCVBar:
 
 
 def from_epoch_ms(value: object) -> datetime:
-    """An aware UTC datetime from whole milliseconds since the Unix epoch."""
-    if (isinstance(value, float) and value.is_integer()) or (
+    """An aware UTC datetime from whole milliseconds since the Unix epoch.
+
+    Any integer takes (``int``, numpy's ``int64`` and other :class:`numbers.Integral`, not a
+    bool), as does a whole ``float`` or ``Decimal``.
+    """
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = operator.index(value)
+    elif (isinstance(value, float) and value.is_integer()) or (
         isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value()
     ):
         value = int(value)

@@ -11,8 +11,8 @@ Volume``) and the index tz-naive UTC; :func:`frame_to_bars` reads either case ba
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable
-from decimal import Decimal
 from typing import Any
 
 from tradestore.domain import OHLCVBar
@@ -90,13 +90,20 @@ def bars_to_frame(
 
 
 def _plain(value: Any) -> Any:
-    """A Python value from a pandas/numpy cell: ``None`` for missing, numpy scalars unwrapped."""
+    """A bar field from a pandas/numpy cell: ``None`` for missing, numbers as they are.
+
+    numpy's numbers are left as numpy scalars, so a cell converts exactly as the same value
+    given to ``OHLCVBar`` does (``to_decimal``): a ``float32`` 0.1 is ``Decimal('0.1')``, not
+    the ``0.10000000149011612`` of its widening to a Python float.
+    """
     if value is None or value is _pandas().NA:
         return None
-    if isinstance(value, float) and math.isnan(value):
+    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral) and math.isnan(value):
         return None
-    item = getattr(value, "item", None)  # numpy scalars: their repr is not a number
-    return item() if callable(item) and not isinstance(value, Decimal) else value
+    if isinstance(value, numbers.Number):
+        return value
+    item = getattr(value, "item", None)  # other numpy scalars (np.bool_ …): their Python value
+    return item() if callable(item) else value
 
 
 def frame_to_bars(
@@ -118,6 +125,14 @@ def frame_to_bars(
             (the message names the row's timestamp).
     """
     pd = _pandas()
+    names: dict[str, list[str]] = {}
+    for column in frame.columns:
+        if isinstance(column, str) and column.lower() in (*COLUMNS, "timestamp"):
+            names.setdefault(column.lower(), []).append(column)
+    clashes = [found for found in names.values() if len(found) > 1]
+    if clashes:
+        listed = "; ".join(", ".join(repr(c) for c in found) for found in clashes)
+        raise ValidationError(f"frame: columns {listed} name the same field (column names are read in any case)")
     frame = frame.rename(columns={c: c.lower() for c in frame.columns if isinstance(c, str) and c.lower() != c})
     given = {"exchange": exchange, "symbol": symbol, "timeframe": timeframe}
     keys: dict[str, Any] = {k: v if v is not None else frame.attrs.get(k) for k, v in given.items()}
@@ -127,7 +142,10 @@ def frame_to_bars(
     if isinstance(frame.index, pd.DatetimeIndex):
         stamps = frame.index
     elif "timestamp" in frame.columns:
-        stamps = pd.DatetimeIndex(pd.to_datetime(frame["timestamp"]))
+        try:
+            stamps = pd.DatetimeIndex(pd.to_datetime(frame["timestamp"]))
+        except (ValueError, TypeError, OverflowError) as exc:  # pandas' DateParseError, OutOfBoundsDatetime …
+            raise ValidationError(f"timestamp: the frame's 'timestamp' column cannot be read as times: {exc}") from None
     else:
         raise ValidationError("frame: expected a DatetimeIndex or a 'timestamp' column")
     stamps = stamps.tz_localize("UTC") if stamps.tz is None else stamps.tz_convert("UTC")
@@ -137,7 +155,8 @@ def frame_to_bars(
         raise ValidationError(f"frame: missing column(s) {', '.join(absent)}")
     present = [c for c in COLUMNS if c in frame.columns]
     bars: list[OHLCVBar] = []
-    for stamp, values in zip(stamps, frame[present].itertuples(index=False, name=None), strict=True):
+    cells = [frame[name].to_numpy() for name in present]  # numpy scalars: itertuples would widen float32
+    for stamp, values in zip(stamps, zip(*cells, strict=True), strict=True):
         fields: dict[str, Any] = {name: _plain(value) for name, value in zip(present, values, strict=True)}
         try:
             bars.append(OHLCVBar(timestamp=stamp.to_pydatetime(), **keys, **fields))

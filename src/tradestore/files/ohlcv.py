@@ -72,11 +72,43 @@ def bar_start(timeframe: str, stamp: datetime, align: str) -> datetime:
 
     ``start``: ``stamp`` itself (it must be a bar start). ``end``: the bar that ``stamp``
     closes, whether stamped at its last moment (``23:59:59.999``) or at the next bar's start
-    (``00:00`` of the next day, the 1st of the next month).
+    (``00:00`` of the next day, the 1st of the next month). The last moment is the next bar's
+    start less one second, millisecond or microsecond; for bars longer than a day (``3d``,
+    ``1w``, ``1M``) the 00:00 of their last day (``2024-01-31`` for January) is one too. Any
+    other time lies inside a bar, and would merge rows silently: it is refused.
+
+    Raises:
+        ValidationError: ``align="end"`` and ``stamp`` is none of these times, naming it.
     """
     if align == "start":
         return stamp
-    return timeframes.floor(timeframe, stamp - timedelta(microseconds=1))
+    try:
+        start = timeframes.floor(timeframe, stamp - timedelta(microseconds=1))
+    except (OverflowError, ValueError):
+        raise ValidationError(f"timestamp: {stamp.isoformat()} closes no {timeframe} bar (out of range)") from None
+    try:
+        before = timeframes.shift(timeframe, start, 1) - stamp
+    except (OverflowError, ValueError):  # the calendar's last bar: its end is past year 9999
+        before = datetime.max.replace(tzinfo=stamp.tzinfo) - stamp + timedelta(microseconds=1)
+    if before in _END_GAPS or (before == timedelta(days=1) and timeframe in _LONGER_THAN_A_DAY):
+        return start
+    raise ValidationError(
+        f"timestamp: {stamp.isoformat()} does not close a {timeframe} bar: with align end a time must be "
+        f"the next bar's start ({_iso(start, timeframe)}) or the bar's last moment (one second, millisecond "
+        f"or microsecond before it{', or 00:00 of its last day' if timeframe in _LONGER_THAN_A_DAY else ''})"
+    )
+
+
+#: How far before the next bar's start a time stamping a bar at its end may be.
+_END_GAPS = frozenset((timedelta(0), timedelta(seconds=1), timedelta(milliseconds=1), timedelta(microseconds=1)))
+_LONGER_THAN_A_DAY = frozenset(("3d", "1w", timeframes.MONTH))
+
+
+def _iso(start: datetime, timeframe: str) -> str:
+    try:
+        return timeframes.shift(timeframe, start, 1).isoformat()
+    except (OverflowError, ValueError):
+        return "past 9999-12-31"
 
 
 def parse_timestamp(text: str) -> datetime:

@@ -23,7 +23,7 @@ from tradestore.dialects import Backend, backend
 from tradestore.domain import OHLCVBar, SeriesInfo
 from tradestore.errors import NotFoundError, ValidationError
 from tradestore.pages import keyset_pages
-from tradestore.repositories.base import Repository, all_of, duplicates_raise
+from tradestore.repositories.base import ALL_EXCHANGES, Repository, all_of, duplicates_raise
 from tradestore.repositories.candle_rows import READ_COLUMNS, TABLE, WRITE_COLUMNS, aware, decode, encode, time_bounds
 from tradestore.repositories.series_ledger import FETCHED, NAMED, SERIES, Ledger, SeriesLedgers
 from tradestore.values import ceil_second, floor_second, to_count, to_optional_utc, to_text, to_utc
@@ -243,9 +243,11 @@ class OHLCVRepository(Repository):
             if lo is None and hi is None:
                 await self._ledgers.uncover(ledger, None)
             else:
-                first_cut = _EARLIEST if lo is None else timeframes.ceil(timeframe, lo)
-                last_cut = _LATEST if hi is None else timeframes.floor(timeframe, hi)
-                await self._ledgers.uncover(ledger, (first_cut, last_cut))
+                first_cut = _EARLIEST if lo is None else _ceil(timeframe, lo)
+                last_cut = _LATEST if hi is None else _floor(timeframe, hi)
+                # None: no bar starts there (beyond the years 1 to 9999); nor in an empty window.
+                if first_cut is not None and last_cut is not None and first_cut <= last_cut:
+                    await self._ledgers.uncover(ledger, (first_cut, last_cut))
         return removed
 
     async def delete_series(self, symbol: str, timeframe: str, exchange: str | None = None) -> int:
@@ -453,8 +455,11 @@ class OHLCVRepository(Repository):
         """One ``SeriesInfo`` per series holding bars, sorted by exchange, symbol, timeframe.
 
         Read from the series ledger: one row per series, whatever the number of bars.
-        ``exchange=None`` lists every exchange.
+        ``ALL_EXCHANGES`` (``"*"``) and ``None`` both list every exchange: unlike the methods
+        that read one series, a listing does not default to the manager's exchange.
         """
+        if exchange == ALL_EXCHANGES:
+            exchange = None
         params = {} if exchange is None else {"exchange": to_text("exchange", exchange)}
 
         def build() -> Select[Any]:
@@ -486,8 +491,8 @@ class OHLCVRepository(Repository):
         lo, hi = to_utc("start", start), to_utc("end", end)
         if lo > hi:
             raise ValidationError(f"start: {lo.isoformat()} is after end {hi.isoformat()}")
-        first, last = timeframes.ceil(timeframe, lo), timeframes.floor(timeframe, hi)
-        return (first, last) if first <= last else None
+        first, last = _ceil(timeframe, lo), _floor(timeframe, hi)  # None: beyond the years 1 to 9999
+        return (first, last) if first is not None and last is not None and first <= last else None
 
     async def _unknown_series(self, params: dict[str, Any]) -> str:
         """Why there is no such series, naming the exchanges that hold the symbol in the timeframe."""
