@@ -16,7 +16,7 @@ from sqlalchemy.dialects.sqlite import aiosqlite
 from sqlalchemy.exc import IntegrityError
 
 from factories import T0, bar, bars
-from tradestore import DatabaseManager, OHLCVBar, OHLCVRepository, SeriesInfo
+from tradestore import ALL_EXCHANGES, DatabaseManager, OHLCVBar, OHLCVRepository, SeriesInfo
 from tradestore.dialects import Backend, PostgresBackend, SQLiteBackend, sqlite_functions
 from tradestore.errors import DuplicateError, NotFoundError, ValidationError
 from tradestore.models import OHLCVModel
@@ -312,7 +312,7 @@ async def test_list_series(db: DatabaseManager) -> None:
     async with db.get_session() as session:
         repo = OHLCVRepository(session)
         await repo.upsert_many(bars(5) + bars(3, symbol="ETHUSDT") + bars(2, exchange="bybit"))
-        everything = await repo.list_series()
+        everything = await repo.list_series(ALL_EXCHANGES)
         bybit = await repo.list_series(exchange="bybit")
 
     def m(n: int) -> datetime:

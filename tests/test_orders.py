@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from factories import trade
-from tradestore import DatabaseManager, Fill, Order, OrderRepository, TradeRepository
+from tradestore import ALL_EXCHANGES, DatabaseManager, Fill, Order, OrderRepository, TradeRepository
 from tradestore.domain import ORDER_STATUSES, ORDER_TRANSITIONS
 from tradestore.domain.orders import fee_in_quote, quote_currency
 from tradestore.errors import (
@@ -121,6 +121,25 @@ async def test_get_by_client_id_uses_the_managers_exchange(url: Any) -> None:
                 assert (await orders.get_by_client_id("c-1")).exchange == "kraken"  # type: ignore[union-attr]
                 assert (await orders.get_by_client_id("c-1", "binance")).quantity == 2  # type: ignore[union-attr]
                 assert await orders.get_by_client_id("missing") is None
+        finally:
+            await db.drop_all()
+
+
+async def test_get_open_orders_reads_the_managers_exchange_or_all_of_them(url: Any) -> None:
+    async with DatabaseManager(url, exchange="kraken") as db:
+        await db.drop_all()
+        await db.create_all()
+        try:
+            async with db.get_session() as session:
+                orders = OrderRepository(session)
+                await orders.create(order("k", exchange="kraken"))
+                await orders.create(order("b", exchange="binance"))
+                assert [o.exchange for o in await orders.get_open_orders()] == ["kraken"]
+                assert [o.exchange for o in await orders.get_open_orders("binance")] == ["binance"]
+                everywhere = await orders.get_open_orders(ALL_EXCHANGES)
+                assert sorted(o.exchange for o in everywhere) == ["binance", "kraken"]
+                with pytest.raises(ValidationError, match="exchange"):
+                    await orders.get_open_orders("")
         finally:
             await db.drop_all()
 
@@ -297,7 +316,8 @@ async def test_get_open_orders_filters(db: DatabaseManager) -> None:
         await orders.transition(d, "rejected")
         e = await orders.create(order("e"))
         await orders.transition(e, "canceled")
-        assert [o.id for o in await orders.get_open_orders()] == [a, b, c]
+        assert [o.id for o in await orders.get_open_orders()] == [a, b]  # the manager's exchange
+        assert [o.id for o in await orders.get_open_orders(ALL_EXCHANGES)] == [a, b, c]
         assert [o.id for o in await orders.get_open_orders("binance")] == [a, b]
         assert [o.id for o in await orders.get_open_orders(symbol="ETH/USDT")] == [b]
         assert [o.id for o in await orders.get_open_orders(bot_id="b1")] == [a]

@@ -562,8 +562,10 @@ async def test_find_filters_newest_first(db: DatabaseManager) -> None:
         await repo.cancel(t6)
 
         async def ids(**filters: Any) -> list[str]:
+            filters.setdefault("exchange", ALL_EXCHANGES)
             return [t.trade_id for t in await repo.find(**filters)]
 
+        assert [t.trade_id for t in await repo.find()] == ["T6", "T5", "T4", "T2", "T1"]  # the manager's exchange
         assert await ids() == ["T6", "T5", "T4", "T3", "T2", "T1"]
         assert await ids(limit=2) == ["T6", "T5"]
         assert await ids(exchange="bybit") == ["T3"]
@@ -581,3 +583,24 @@ async def test_find_filters_newest_first(db: DatabaseManager) -> None:
             await repo.find(mode="demo")
         with pytest.raises(ValidationError, match="limit"):
             await repo.find(limit=-1)
+
+
+async def test_find_and_get_by_symbol_read_the_managers_exchange_or_all_of_them(url: Any) -> None:
+    async with DatabaseManager(url, exchange="kraken") as db:
+        await db.drop_all()
+        await db.create_all()
+        try:
+            async with db.get_session() as session:
+                trades = TradeRepository(session)
+                await trades.insert(trade(1, exchange="kraken"))
+                await trades.insert(trade(2, exchange="binance"))
+                assert [t.exchange for t in await trades.find()] == ["kraken"]
+                assert [t.exchange for t in await trades.find(exchange="binance")] == ["binance"]
+                assert [t.exchange for t in await trades.find(exchange=ALL_EXCHANGES)] == ["kraken", "binance"]
+                assert [t.exchange for t in await trades.get_by_symbol("BTCUSDT")] == ["kraken"]
+                everywhere = await trades.get_by_symbol("BTCUSDT", exchange=ALL_EXCHANGES)
+                assert [t.exchange for t in everywhere] == ["kraken", "binance"]
+                with pytest.raises(ValidationError, match="exchange"):
+                    await trades.find(exchange="")
+        finally:
+            await db.drop_all()

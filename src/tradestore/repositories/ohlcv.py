@@ -453,9 +453,10 @@ class OHLCVRepository(Repository):
         """One ``SeriesInfo`` per series holding bars, sorted by exchange, symbol, timeframe.
 
         Read from the series ledger: one row per series, whatever the number of bars.
-        ``exchange=None`` lists every exchange.
+        ``exchange=None`` lists the manager's default exchange, ``ALL_EXCHANGES`` every exchange.
         """
-        params = {} if exchange is None else {"exchange": to_text("exchange", exchange)}
+        chosen = self._exchange_filter(exchange)
+        params = {} if chosen is None else {"exchange": chosen}
 
         def build() -> Select[Any]:
             statement = (
@@ -463,10 +464,10 @@ class OHLCVRepository(Repository):
                 .where(_s.bar_count > 0)
                 .order_by(_s.exchange, _s.symbol, _s.timeframe)
             )
-            return statement if exchange is None else statement.where(_s.exchange == bindparam("exchange"))
+            return statement if chosen is None else statement.where(_s.exchange == bindparam("exchange"))
 
         conn, db = await self._connection()
-        rows = await db.fetch(conn, ("ohlcv.series", exchange is None), build, params)
+        rows = await db.fetch(conn, ("ohlcv.series", chosen is None), build, params)
         first, last, updated = (db.decoder(c) or aware for c in (_s.first_bar, _s.last_bar, _s.updated_at))
         return [SeriesInfo(r[0], r[1], r[2], first(r[3]), last(r[4]), r[5], updated(r[6])) for r in rows]
 

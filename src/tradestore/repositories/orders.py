@@ -224,12 +224,13 @@ class OrderRepository(Repository):
     ) -> list[Order]:
         """Orders that may still trade (new, submitted, open, partially_filled, pending_cancel), oldest first.
 
-        Every filter left at ``None`` means no filter (``exchange=None``: every exchange).
+        ``exchange=None`` means the manager's default exchange and ``ALL_EXCHANGES`` (``"*"``)
+        every exchange; every other filter left at ``None`` means no filter.
         """
         c = _ORDERS.c
         filters: list[ColumnElement[bool]] = [c.status.in_(OPEN_ORDER_STATUSES)]
         for column, value, name in (
-            (c.exchange, exchange, "exchange"),
+            (c.exchange, self._exchange_filter(exchange), "exchange"),
             (c.symbol, symbol, "symbol"),
             (c.bot_id, bot_id, "bot_id"),
         ):

@@ -16,7 +16,7 @@ from tradestore.domain import ACTIONS, MODES, SIDES, TRADE_STATUSES, Trade, Trad
 from tradestore.domain.trading import check_trade_move, trade_move_sources
 from tradestore.errors import DuplicateError, InvalidTransitionError, NotFoundError, ValidationError
 from tradestore.models import TradeModel
-from tradestore.repositories.base import ALL_EXCHANGES, Repository, all_of, duplicates_raise
+from tradestore.repositories.base import Repository, all_of, duplicates_raise
 from tradestore.values import (
     EXACT,
     since,
@@ -232,14 +232,15 @@ class TradeRepository(Repository):
         return [_from_row(row) for row in await self._execute(statement)]
 
     async def get_by_symbol(self, symbol: str, limit: int = 100, exchange: str | None = None) -> list[Trade]:
-        """The ``limit`` most recently entered trades of ``symbol`` on ``exchange``, newest first."""
+        """The ``limit`` most recently entered trades of ``symbol`` on ``exchange``, newest first.
+
+        ``exchange=None`` means the manager's default exchange, ``ALL_EXCHANGES`` every exchange.
+        """
+        statement = select(TABLE).where(TABLE.c.symbol == to_text("symbol", symbol))
+        if (chosen := self._exchange_filter(exchange)) is not None:
+            statement = statement.where(TABLE.c.exchange == chosen)
         statement = (
-            select(TABLE)
-            .where(
-                TABLE.c.symbol == to_text("symbol", symbol),
-                TABLE.c.exchange == to_text("exchange", self._exchange(exchange)),
-            )
-            .order_by(TABLE.c.entry_time.desc(), TABLE.c.id.desc())
+            statement.order_by(TABLE.c.entry_time.desc(), TABLE.c.id.desc())
             .limit(to_count("limit", limit))
         )
         return [_from_row(row) for row in await self._execute(statement)]
@@ -279,8 +280,8 @@ class TradeRepository(Repository):
             filters.append(t.exit_time >= to_utc("start", start))
         if end is not None:
             filters.append(t.exit_time <= to_utc("end", end))
-        if exchange != ALL_EXCHANGES:
-            filters.append(t.exchange == to_text("exchange", self._exchange(exchange)))
+        if (chosen := self._exchange_filter(exchange)) is not None:
+            filters.append(t.exchange == chosen)
         for column, value, name in (
             (t.symbol, symbol, "symbol"),
             (t.strategy, strategy, "strategy"),
@@ -401,7 +402,9 @@ class TradeRepository(Repository):
     ) -> list[Trade]:
         """Up to ``limit`` trades matching every filter given, newest entry first.
 
-        A filter left at ``None`` means no filter. ``since <= entry_time < until``.
+        ``exchange=None`` means the manager's default exchange and ``ALL_EXCHANGES`` (``"*"``)
+        every exchange; every other filter left at ``None`` means no filter.
+        ``since <= entry_time < until``.
 
         Raises:
             ValidationError: a bad filter value (an unknown mode or status, a non-datetime time).
@@ -409,7 +412,7 @@ class TradeRepository(Repository):
         t = TABLE.c
         filters: list[ColumnElement[bool]] = []
         for column, value, name in (
-            (t.exchange, exchange, "exchange"),
+            (t.exchange, self._exchange_filter(exchange), "exchange"),
             (t.symbol, symbol, "symbol"),
             (t.bot_id, bot_id, "bot_id"),
             (t.strategy, strategy, "strategy"),
