@@ -411,6 +411,31 @@ async def test_the_same_key_with_other_values_is_a_conflict(db: DatabaseManager,
         assert await orders.get(order_id) == before and len(await orders.get_fills(order_id)) == 1
 
 
+@pytest.mark.parametrize(("first", "again"), [(None, "USDT"), ("USDT", None)])
+async def test_a_fee_currency_of_none_is_the_quote_currency_on_replay(
+    db: DatabaseManager, first: str | None, again: str | None
+) -> None:
+    order_id = await submitted(db)
+    async with db.get_session() as session:
+        assert await OrderRepository(session).record_fill(fill("t1", "0.4", fee="0.1", fee_currency=first)) is True
+    async with db.get_session() as session:
+        orders = OrderRepository(session)
+        before = await orders.get(order_id)
+        assert await orders.record_fill(fill("t1", "0.4", fee="0.1", fee_currency=again)) is False
+        assert await orders.get(order_id) == before and len(await orders.get_fills(order_id)) == 1
+        with pytest.raises(ConflictError, match="BNB"):  # another currency still conflicts
+            await orders.record_fill(fill("t1", "0.4", fee="0.1", fee_currency="BNB"))
+
+
+async def test_a_fee_currency_of_none_on_a_symbol_without_a_slash_names_no_currency(db: DatabaseManager) -> None:
+    await submitted(db, symbol="BTCUSDT")
+    async with db.get_session() as session:
+        orders = OrderRepository(session)
+        assert await orders.record_fill(fill("t1", "0.4", symbol="BTCUSDT", fee="0.1")) is True
+        with pytest.raises(ConflictError):  # get_fees keys it under None, not 'USDT'
+            await orders.record_fill(fill("t1", "0.4", symbol="BTCUSDT", fee="0.1", fee_currency="USDT"))
+
+
 def _changed(original: Fill, changed: dict[str, Any]) -> Fill:
     return Fill(**(vars(original) | changed))
 

@@ -102,6 +102,19 @@ def average_price(value: Decimal, quantity: Decimal) -> Decimal:
     return Decimal(scaled).scaleb(-AVERAGE_PLACES)
 
 
+def _same_fill(stored: Fill, reported: Fill) -> bool:
+    """Whether two reports of one fill agree on :data:`_SAME_FILL`.
+
+    A fee currency of ``None`` is the quote currency of the symbol (see
+    :func:`tradestore.domain.orders.fee_in_quote`): ``None`` and ``'USDT'`` on ``BTC/USDT`` agree.
+    """
+    if any(getattr(stored, name) != getattr(reported, name) for name in _SAME_FILL if name != "fee_currency"):
+        return False
+    quote = quote_currency(stored.symbol)
+    before, now = (quote if f.fee_currency is None else f.fee_currency for f in (stored, reported))
+    return before == now
+
+
 def _describe(fill: Fill) -> str:
     return ", ".join(f"{name}={getattr(fill, name)!s}" for name in _SAME_FILL)
 
@@ -337,7 +350,8 @@ class OrderRepository(Repository):
 
         Returns:
             ``True`` for a new fill; ``False`` when the same fill is already stored (same price,
-            quantity, fee, fee currency and timestamp): nothing changes.
+            quantity, fee, fee currency and timestamp; a fee currency of ``None`` is the
+            quote currency, so ``None`` and ``'USDT'`` on ``BTC/USDT`` agree): nothing changes.
 
         Raises:
             ConflictError: the key is stored with other values (both versions are named).
@@ -423,7 +437,7 @@ class OrderRepository(Repository):
         if row is None:
             return False
         stored = _fill(row)
-        if any(getattr(stored, name) != getattr(fill, name) for name in _SAME_FILL):
+        if not _same_fill(stored, fill):
             raise ConflictError(
                 f"fill ({fill.exchange!r}, {fill.client_order_id!r}, {fill.exchange_trade_id!r}): stored as "
                 f"{_describe(stored)}; now reported as {_describe(fill)}"
