@@ -496,6 +496,21 @@ async def test_close_with_given_figures_and_its_errors(db: DatabaseManager) -> N
             await repo.cancel(trade_id + 100)
 
 
+async def test_close_without_exit_time_exits_no_earlier_than_an_entry_ahead_of_the_clock(db: DatabaseManager) -> None:
+    async with db.get_session() as session:
+        repo = TradeRepository(session)
+        ahead = datetime.now(UTC) + timedelta(seconds=5)  # the exchange's clock is ahead of ours
+        skewed = await repo.insert(trade(1, entry_time=ahead))
+        past = await repo.insert(trade(2))
+        closed = await repo.close(skewed, exit_price="50500")
+        assert closed.status == "closed" and closed.exit_time == ahead  # as insert() of a closed trade has it
+        assert closed.realized_pnl == Decimal("5.00")
+        before = datetime.now(UTC)
+        other = await repo.close(past, exit_price="50500")
+        assert other.exit_time is not None and before <= other.exit_time <= datetime.now(UTC)
+        assert await repo.get_by_id(skewed) == closed
+
+
 async def test_cancel(db: DatabaseManager) -> None:
     async with db.get_session() as session:
         repo = TradeRepository(session)

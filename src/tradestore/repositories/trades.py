@@ -326,20 +326,21 @@ class TradeRepository(Repository):
     ) -> Trade:
         """Close an open trade and return it as it now is: status ``closed``, action ``close``.
 
-        ``exit_time`` defaults to now. Without ``realized_pnl`` it is computed exactly as
+        ``exit_time`` defaults to now, or the ``entry_time`` if that is later (an exchange clock
+        ahead of this one), as :meth:`insert` has it. Without ``realized_pnl`` it is computed exactly as
         (exit_price - entry_price) * quantity, negated for shorts. ``fee``, when given,
         replaces the trade's fee (the total paid on the trade).
 
         Raises:
-            ValidationError: a bad value, or an ``exit_time`` before the entry (nothing written).
+            ValidationError: a bad value, or an ``exit_time`` given before the entry (nothing written).
             InvalidTransitionError: the trade is not open (closing twice keeps the first exit).
             NotFoundError: no trade has this id.
         """
         trade_id = to_id("id", id)
         price = to_decimal("exit_price", exit_price)
-        moment = to_optional_utc("exit_time", exit_time) or datetime.now(UTC)
+        given = to_optional_utc("exit_time", exit_time)
         pnl = to_optional_decimal("realized_pnl", realized_pnl)
-        values: dict[str, Any] = {"status": "closed", "action": "close", "exit_price": price, "exit_time": moment}
+        values: dict[str, Any] = {"status": "closed", "action": "close", "exit_price": price}
         if fee is not None:
             values["fee"] = to_decimal("fee", fee)
         if exit_reason is not None:
@@ -348,6 +349,9 @@ class TradeRepository(Repository):
         if row is None:
             raise NotFoundError(f"id: no trade with id {trade_id}")
         check_trade_move(trade_id, row.status, "closed")
+        # Like insert(): an entry_time ahead of this clock (exchange clock skew) is the exit's floor.
+        moment = max(datetime.now(UTC), row.entry_time) if given is None else given
+        values["exit_time"] = moment
         if moment < row.entry_time:
             raise ValidationError(f"exit_time: {moment.isoformat()} is before the entry {row.entry_time.isoformat()}")
         if pnl is None:
