@@ -610,3 +610,37 @@ def test_every_number_of_orders_and_fills_refuses_non_numbers(bad: object) -> No
             _changed(fill("t1", "1"), {field: bad})
     with pytest.raises(ValidationError, match="timestamp"):
         _changed(fill("t1", "1"), {"timestamp": "2024-01-01"})
+
+
+async def test_create_checks_an_order_changed_after_construction_and_writes_nothing(db: DatabaseManager) -> None:
+    async with db.get_session() as session:
+        orders = OrderRepository(session)
+        for name, value in (("status", "closed"), ("quantity", Decimal(-1)), ("side", "BUY"), ("price", None)):
+            changed = order("m1")
+            setattr(changed, name, value)
+            with pytest.raises(ValidationError, match=name):
+                await orders.create(changed)
+        assert await orders.get_open_orders(ALL_EXCHANGES) == [] and await orders.get_by_client_id("m1") is None
+        floated = order("m2")
+        floated.quantity = 0.5  # type: ignore[assignment]  # what Order() takes, converted as Order() does
+        stored = await orders.get(await orders.create(floated))
+        assert stored is not None and stored.quantity == Decimal("0.5")
+
+
+async def test_record_fill_checks_a_fill_changed_after_construction_and_writes_nothing(db: DatabaseManager) -> None:
+    order_id = await submitted(db)
+    async with db.get_session() as session:
+        orders = OrderRepository(session)
+        before = await orders.get(order_id)
+        for name, value in (("quantity", Decimal("-0.5")), ("price", Decimal(0)), ("timestamp", "2024-01-01")):
+            changed = fill("t1", "0.5")
+            setattr(changed, name, value)
+            with pytest.raises(ValidationError, match=name):
+                await orders.record_fill(changed)
+        assert await orders.get(order_id) == before and await orders.get_fills(order_id) == []
+        floated = fill("t2", "0.5")
+        floated.quantity, floated.price = 0.5, 50000.1  # type: ignore[assignment]  # converted as Fill() does
+        assert await orders.record_fill(floated) is True
+        after = await orders.get(order_id)
+        assert after is not None and after.filled_quantity == Decimal("0.5")
+        assert after.average_fill_price == Decimal("50000.1")

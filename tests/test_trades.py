@@ -619,3 +619,18 @@ async def test_find_and_get_by_symbol_read_the_managers_exchange_or_all_of_them(
                     await trades.find(exchange="")
         finally:
             await db.drop_all()
+
+
+async def test_insert_checks_a_trade_changed_after_construction_and_writes_nothing(db: DatabaseManager) -> None:
+    async with db.get_session() as session:
+        repo = TradeRepository(session)
+        for name, value in (("quantity", Decimal(-1)), ("status", "done"), ("entry_time", "2024-01-01")):
+            changed = trade(1)
+            setattr(changed, name, value)
+            with pytest.raises(ValidationError, match=name):
+                await repo.insert(changed)
+        assert await repo.find(exchange=ALL_EXCHANGES) == []
+        floated = trade(2)
+        floated.entry_price = 50000.5  # type: ignore[assignment]  # converted as Trade() does
+        stored = await repo.get_by_id(await repo.insert(floated))
+        assert stored is not None and stored.entry_price == Decimal("50000.5")

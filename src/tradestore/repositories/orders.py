@@ -131,7 +131,8 @@ class OrderRepository(Repository):
         """Store a new order and return its database id; its history starts with its state.
 
         Raises:
-            ValidationError: ``order`` is not an ``Order``, carries figures only fills may set
+            ValidationError: ``order`` is not an ``Order``, has an attribute ``Order()`` would
+                refuse (it is built anew, so a change after construction is checked), carries figures only fills may set
                 (``filled_quantity``, ``average_fill_price``, ``fee_total``), or is created
                 ``partially_filled``/``filled`` (states only fills reach).
             DuplicateError: the exchange already has an order with this ``client_order_id``.
@@ -140,6 +141,8 @@ class OrderRepository(Repository):
         """
         if not isinstance(order, Order):
             raise ValidationError(f"order: expected an Order, got {order!r}")
+        # Built anew: attributes changed after construction are checked as Order() checks them.
+        order = dataclasses.replace(order)
         if order.filled_quantity != 0 or order.average_fill_price is not None or order.fee_total != 0:
             raise ValidationError(
                 "order: filled_quantity, average_fill_price and fee_total are kept by the store from "
@@ -356,7 +359,8 @@ class OrderRepository(Repository):
         Raises:
             ConflictError: the key is stored with other values (both versions are named).
             NotFoundError: no order has this exchange and ``client_order_id``.
-            ValidationError: the fill would take ``filled_quantity`` above the order's
+            ValidationError: ``fill`` has an attribute ``Fill()`` would refuse (it is built anew,
+                so a change after construction is checked), the fill would take ``filled_quantity`` above the order's
                 quantity, or its symbol, side or ``order_id`` is not its order's.
             InvalidTransitionError: the order is in a state no fill can come from (``new``,
                 ``rejected``).
@@ -365,6 +369,7 @@ class OrderRepository(Repository):
         """
         if not isinstance(fill, Fill):
             raise ValidationError(f"fill: expected a Fill, got {fill!r}")
+        fill = dataclasses.replace(fill)  # built anew: attributes changed since are checked as Fill() checks them
         # Locking the order serialises the fills of one order: their figures are computed here.
         order = await self._one_or_none(_LOCK_FOR_FILL, {"b_exchange": fill.exchange, "b_client": fill.client_order_id})
         if order is None:

@@ -97,6 +97,7 @@ class PositionRepository(Repository):
         """
         if not isinstance(position, Position):
             raise ValidationError(f"position: expected a Position, got {position!r}")
+        position = dataclasses.replace(position)  # built anew: attributes changed since are checked again
         values = {name: getattr(position, name) for name in _WRITTEN}
         values["updated_at"] = datetime.now(UTC)
         if position.id is not None:

@@ -144,6 +144,7 @@ class TradeRepository(Repository):
         """
         if not isinstance(trade, Trade):
             raise ValidationError(f"trade: expected a Trade, got {trade!r}")
+        trade = dataclasses.replace(trade)  # built anew: attributes changed since are checked as Trade() checks them
         statement = self._built("trades.insert", _insert_new)
         found = await self._scalar(statement, _row_values(trade, datetime.now(UTC)))
         if found is None:
