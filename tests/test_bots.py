@@ -213,3 +213,15 @@ async def test_recover_sees_all_or_nothing_of_a_concurrent_transaction(fresh_url
         finally:
             stop.set()
             await task
+
+
+async def test_register_checks_a_bot_changed_after_construction(db: DatabaseManager) -> None:
+    async with db.get_session() as session:
+        bots = BotRepository(session)
+        for name, value in (("mode", "real"), ("balance", "lots"), ("config", ["not", "an", "object"])):
+            changed = Bot("alpha")
+            setattr(changed, name, value)
+            with pytest.raises(ValidationError, match=name):
+                await bots.register(changed)
+        with pytest.raises(NotFoundError):
+            await bots.get("alpha")

@@ -239,3 +239,14 @@ async def test_strategy_performance_matches_a_hand_computation(db: DatabaseManag
 async def test_strategy_performance_of_nothing(db: DatabaseManager) -> None:
     async with db.get_session() as session:
         assert await DecisionRepository(session).strategy_performance(bot_id="nobody") == []
+
+
+async def test_record_checks_a_decision_changed_after_construction(db: DatabaseManager) -> None:
+    async with db.get_session() as session:
+        repo = DecisionRepository(session)
+        for name, value in (("confidence", Decimal(2)), ("mode", "real"), ("timestamp", "2024-03-01")):
+            changed = decision()
+            setattr(changed, name, value)
+            with pytest.raises(ValidationError, match=name):
+                await repo.record(changed)
+        assert await repo.find() == []

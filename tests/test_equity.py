@@ -360,3 +360,14 @@ def test_the_sqlite_scan_never_drops_a_row_the_exact_drawdown_needs(values: list
     for moment in found["kept"]:
         replay.step(*texts[moment])
     assert (replay.best, replay.recovered) == (full.best, full.recovered), values
+
+
+async def test_record_checks_a_snapshot_changed_after_construction(db: DatabaseManager) -> None:
+    async with db.get_session() as session:
+        repo = EquityRepository(session)
+        for name, value in (("equity", Decimal(-1)), ("mode", "real"), ("open_positions", -2)):
+            changed = snap(0, "100")
+            setattr(changed, name, value)
+            with pytest.raises(ValidationError, match=name):
+                await repo.record(changed)
+        assert await session.scalar(select(func.count()).select_from(EquitySnapshotModel)) == 0

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from alembic.config import Config
 
-from tradestore import DatabaseManager, OHLCVRepository, SeriesInfo, schema
+from tradestore import ALL_EXCHANGES, DatabaseManager, OHLCVRepository, SeriesInfo, schema
 from tradestore.engine import build_engine
 from tradestore.types import ExactDecimal, UTCDateTime
 from tradestore.urls import resolve
@@ -92,11 +92,11 @@ async def test_0005_converts_stored_bars_in_batches_and_back(fresh_url: str, mon
         async with DatabaseManager(fresh_url) as db, db.get_session() as session:
             repo = OHLCVRepository(session)
             stored = []
-            for info in await repo.list_series():
+            for info in await repo.list_series(ALL_EXCHANGES):
                 bars = await repo.get_range(info.symbol, info.timeframe, info.first, info.last, exchange=info.exchange)
                 stored += [vars(b) for b in bars]
                 assert info.count == len(bars) and info.updated_at is not None
-            series = await repo.list_series()
+            series = await repo.list_series(ALL_EXCHANGES)
             minute_gaps = await repo.get_gaps("BTCUSDT", "1m")
             month_gaps = await repo.get_gaps("BTCUSDT", "1M")
             never_fetched = await repo.missing_ranges("BTCUSDT", "1m", T0, T0 + timedelta(minutes=139))

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from factories import T0, bar, bars
-from tradestore import DatabaseManager, OHLCVBar, OHLCVRepository, SeriesInfo
+from tradestore import ALL_EXCHANGES, DatabaseManager, OHLCVBar, OHLCVRepository, SeriesInfo
 from tradestore.errors import NotFoundError, ValidationError
 from tradestore.models import OHLCVModel
 
@@ -55,7 +55,7 @@ async def test_the_series_ledger_follows_every_write_and_delete(db: DatabaseMana
             elif kind == "forget" and stored:
                 assert await repo.delete_series(symbol, "1m", exchange=exchange) == len(stored)
                 stored.clear()
-            listed = await repo.list_series()
+            listed = await repo.list_series(ALL_EXCHANGES)
         expected = [
             SeriesInfo(exchange, symbol, "1m", min(held), max(held), len(held))
             for (exchange, symbol), held in sorted(model.items())
@@ -67,7 +67,7 @@ async def test_the_series_ledger_follows_every_write_and_delete(db: DatabaseMana
         total = await session.scalar(select(func.count()).select_from(OHLCVModel))
         everything = [
             (b.exchange, b.symbol, b.timestamp, b.close)
-            for s in await OHLCVRepository(session).list_series()
+            for s in await OHLCVRepository(session).list_series(ALL_EXCHANGES)
             for b in await OHLCVRepository(session).get_range(s.symbol, "1m", s.first, s.last, exchange=s.exchange)
         ]
     assert total == sum(len(held) for held in model.values())
@@ -198,5 +198,20 @@ async def test_the_default_exchange_is_the_managers(url: str) -> None:
                 assert len(await repo.get_latest("BTCUSDT", "1m")) == 3
                 assert await repo.count_bars("BTCUSDT", "1m") == 3
                 assert await repo.delete_range("BTCUSDT", "1m", m(0), m(0)) == 1
+        finally:
+            await db.drop_all()
+
+
+async def test_list_series_reads_the_managers_exchange_or_all_of_them(url: str) -> None:
+    async with DatabaseManager(url, exchange="kraken") as db:
+        await db.drop_all()
+        await db.create_all()
+        try:
+            async with db.get_session() as session:
+                repo = OHLCVRepository(session)
+                await repo.upsert_many(bars(3, exchange="kraken") + bars(2, exchange="binance"))
+                assert [s.exchange for s in await repo.list_series()] == ["kraken"]
+                assert [s.exchange for s in await repo.list_series("binance")] == ["binance"]
+                assert [s.exchange for s in await repo.list_series(ALL_EXCHANGES)] == ["binance", "kraken"]
         finally:
             await db.drop_all()

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from factories import trade
-from tradestore import DatabaseManager, Fill, Order, OrderRepository, TradeRepository
+from tradestore import ALL_EXCHANGES, DatabaseManager, Fill, Order, OrderRepository, TradeRepository
 from tradestore.domain import ORDER_STATUSES, ORDER_TRANSITIONS
 from tradestore.domain.orders import fee_in_quote, quote_currency
 from tradestore.errors import (
@@ -121,6 +121,25 @@ async def test_get_by_client_id_uses_the_managers_exchange(url: Any) -> None:
                 assert (await orders.get_by_client_id("c-1")).exchange == "kraken"  # type: ignore[union-attr]
                 assert (await orders.get_by_client_id("c-1", "binance")).quantity == 2  # type: ignore[union-attr]
                 assert await orders.get_by_client_id("missing") is None
+        finally:
+            await db.drop_all()
+
+
+async def test_get_open_orders_reads_the_managers_exchange_or_all_of_them(url: Any) -> None:
+    async with DatabaseManager(url, exchange="kraken") as db:
+        await db.drop_all()
+        await db.create_all()
+        try:
+            async with db.get_session() as session:
+                orders = OrderRepository(session)
+                await orders.create(order("k", exchange="kraken"))
+                await orders.create(order("b", exchange="binance"))
+                assert [o.exchange for o in await orders.get_open_orders()] == ["kraken"]
+                assert [o.exchange for o in await orders.get_open_orders("binance")] == ["binance"]
+                everywhere = await orders.get_open_orders(ALL_EXCHANGES)
+                assert sorted(o.exchange for o in everywhere) == ["binance", "kraken"]
+                with pytest.raises(ValidationError, match="exchange"):
+                    await orders.get_open_orders("")
         finally:
             await db.drop_all()
 
@@ -297,7 +316,8 @@ async def test_get_open_orders_filters(db: DatabaseManager) -> None:
         await orders.transition(d, "rejected")
         e = await orders.create(order("e"))
         await orders.transition(e, "canceled")
-        assert [o.id for o in await orders.get_open_orders()] == [a, b, c]
+        assert [o.id for o in await orders.get_open_orders()] == [a, b]  # the manager's exchange
+        assert [o.id for o in await orders.get_open_orders(ALL_EXCHANGES)] == [a, b, c]
         assert [o.id for o in await orders.get_open_orders("binance")] == [a, b]
         assert [o.id for o in await orders.get_open_orders(symbol="ETH/USDT")] == [b]
         assert [o.id for o in await orders.get_open_orders(bot_id="b1")] == [a]
@@ -389,6 +409,31 @@ async def test_the_same_key_with_other_values_is_a_conflict(db: DatabaseManager,
         message = str(caught.value)
         assert "'t1'" in message and "stored as" in message and "now reported as" in message
         assert await orders.get(order_id) == before and len(await orders.get_fills(order_id)) == 1
+
+
+@pytest.mark.parametrize(("first", "again"), [(None, "USDT"), ("USDT", None)])
+async def test_a_fee_currency_of_none_is_the_quote_currency_on_replay(
+    db: DatabaseManager, first: str | None, again: str | None
+) -> None:
+    order_id = await submitted(db)
+    async with db.get_session() as session:
+        assert await OrderRepository(session).record_fill(fill("t1", "0.4", fee="0.1", fee_currency=first)) is True
+    async with db.get_session() as session:
+        orders = OrderRepository(session)
+        before = await orders.get(order_id)
+        assert await orders.record_fill(fill("t1", "0.4", fee="0.1", fee_currency=again)) is False
+        assert await orders.get(order_id) == before and len(await orders.get_fills(order_id)) == 1
+        with pytest.raises(ConflictError, match="BNB"):  # another currency still conflicts
+            await orders.record_fill(fill("t1", "0.4", fee="0.1", fee_currency="BNB"))
+
+
+async def test_a_fee_currency_of_none_on_a_symbol_without_a_slash_names_no_currency(db: DatabaseManager) -> None:
+    await submitted(db, symbol="BTCUSDT")
+    async with db.get_session() as session:
+        orders = OrderRepository(session)
+        assert await orders.record_fill(fill("t1", "0.4", symbol="BTCUSDT", fee="0.1")) is True
+        with pytest.raises(ConflictError):  # get_fees keys it under None, not 'USDT'
+            await orders.record_fill(fill("t1", "0.4", symbol="BTCUSDT", fee="0.1", fee_currency="USDT"))
 
 
 def _changed(original: Fill, changed: dict[str, Any]) -> Fill:
@@ -565,3 +610,37 @@ def test_every_number_of_orders_and_fills_refuses_non_numbers(bad: object) -> No
             _changed(fill("t1", "1"), {field: bad})
     with pytest.raises(ValidationError, match="timestamp"):
         _changed(fill("t1", "1"), {"timestamp": "2024-01-01"})
+
+
+async def test_create_checks_an_order_changed_after_construction_and_writes_nothing(db: DatabaseManager) -> None:
+    async with db.get_session() as session:
+        orders = OrderRepository(session)
+        for name, value in (("status", "closed"), ("quantity", Decimal(-1)), ("side", "BUY"), ("price", None)):
+            changed = order("m1")
+            setattr(changed, name, value)
+            with pytest.raises(ValidationError, match=name):
+                await orders.create(changed)
+        assert await orders.get_open_orders(ALL_EXCHANGES) == [] and await orders.get_by_client_id("m1") is None
+        floated = order("m2")
+        floated.quantity = 0.5  # type: ignore[assignment]  # what Order() takes, converted as Order() does
+        stored = await orders.get(await orders.create(floated))
+        assert stored is not None and stored.quantity == Decimal("0.5")
+
+
+async def test_record_fill_checks_a_fill_changed_after_construction_and_writes_nothing(db: DatabaseManager) -> None:
+    order_id = await submitted(db)
+    async with db.get_session() as session:
+        orders = OrderRepository(session)
+        before = await orders.get(order_id)
+        for name, value in (("quantity", Decimal("-0.5")), ("price", Decimal(0)), ("timestamp", "2024-01-01")):
+            changed = fill("t1", "0.5")
+            setattr(changed, name, value)
+            with pytest.raises(ValidationError, match=name):
+                await orders.record_fill(changed)
+        assert await orders.get(order_id) == before and await orders.get_fills(order_id) == []
+        floated = fill("t2", "0.5")
+        floated.quantity, floated.price = 0.5, 50000.1  # type: ignore[assignment]  # converted as Fill() does
+        assert await orders.record_fill(floated) is True
+        after = await orders.get(order_id)
+        assert after is not None and after.filled_quantity == Decimal("0.5")
+        assert after.average_fill_price == Decimal("50000.1")

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from factories import position
 from tradestore import ALL_EXCHANGES, DatabaseManager, PositionRepository
-from tradestore.errors import NotFoundError
+from tradestore.errors import NotFoundError, ValidationError
 from tradestore.models import PositionModel
 
 
@@ -100,3 +100,14 @@ async def test_get_position_filters(db: DatabaseManager) -> None:
         # No mode filter by default, as in get_open_positions: the most recently updated match.
         assert (await repo.get_position("BTCUSDT")).quantity == Decimal("2")  # type: ignore[union-attr]
         assert await repo.get_position("BTCUSDT", exchange="bybit") is None
+
+
+async def test_update_position_checks_a_position_changed_after_construction(db: DatabaseManager) -> None:
+    async with db.get_session() as session:
+        repo = PositionRepository(session)
+        for name, value in (("quantity", Decimal(-1)), ("side", "LONG"), ("margin", 1.5e400)):
+            changed = position()
+            setattr(changed, name, value)
+            with pytest.raises(ValidationError, match=name):
+                await repo.update_position(changed)
+        assert await repo.get_open_positions(ALL_EXCHANGES) == []

@@ -284,3 +284,14 @@ async def test_marking_executed_with_an_unknown_trade_writes_nothing(db: Databas
     async with db.get_session() as session:
         stored = await ProposalRepository(session).get(pid)
     assert stored is not None and stored.status == "approved" and stored.trade_id is None
+
+
+async def test_create_checks_a_proposal_changed_after_construction(db: DatabaseManager) -> None:
+    async with db.get_session() as session:
+        repo = ProposalRepository(session)
+        for name, value in (("quantity", Decimal(-1)), ("side", "long"), ("expires_at", "tomorrow")):
+            changed = proposal()
+            setattr(changed, name, value)
+            with pytest.raises(ValidationError, match=name):
+                await repo.create(changed)
+        assert await repo.find() == []

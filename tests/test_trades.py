@@ -496,6 +496,21 @@ async def test_close_with_given_figures_and_its_errors(db: DatabaseManager) -> N
             await repo.cancel(trade_id + 100)
 
 
+async def test_close_without_exit_time_exits_no_earlier_than_an_entry_ahead_of_the_clock(db: DatabaseManager) -> None:
+    async with db.get_session() as session:
+        repo = TradeRepository(session)
+        ahead = datetime.now(UTC) + timedelta(seconds=5)  # the exchange's clock is ahead of ours
+        skewed = await repo.insert(trade(1, entry_time=ahead))
+        past = await repo.insert(trade(2))
+        closed = await repo.close(skewed, exit_price="50500")
+        assert closed.status == "closed" and closed.exit_time == ahead  # as insert() of a closed trade has it
+        assert closed.realized_pnl == Decimal("5.00")
+        before = datetime.now(UTC)
+        other = await repo.close(past, exit_price="50500")
+        assert other.exit_time is not None and before <= other.exit_time <= datetime.now(UTC)
+        assert await repo.get_by_id(skewed) == closed
+
+
 async def test_cancel(db: DatabaseManager) -> None:
     async with db.get_session() as session:
         repo = TradeRepository(session)
@@ -562,8 +577,10 @@ async def test_find_filters_newest_first(db: DatabaseManager) -> None:
         await repo.cancel(t6)
 
         async def ids(**filters: Any) -> list[str]:
+            filters.setdefault("exchange", ALL_EXCHANGES)
             return [t.trade_id for t in await repo.find(**filters)]
 
+        assert [t.trade_id for t in await repo.find()] == ["T6", "T5", "T4", "T2", "T1"]  # the manager's exchange
         assert await ids() == ["T6", "T5", "T4", "T3", "T2", "T1"]
         assert await ids(limit=2) == ["T6", "T5"]
         assert await ids(exchange="bybit") == ["T3"]
@@ -581,3 +598,39 @@ async def test_find_filters_newest_first(db: DatabaseManager) -> None:
             await repo.find(mode="demo")
         with pytest.raises(ValidationError, match="limit"):
             await repo.find(limit=-1)
+
+
+async def test_find_and_get_by_symbol_read_the_managers_exchange_or_all_of_them(url: Any) -> None:
+    async with DatabaseManager(url, exchange="kraken") as db:
+        await db.drop_all()
+        await db.create_all()
+        try:
+            async with db.get_session() as session:
+                trades = TradeRepository(session)
+                await trades.insert(trade(1, exchange="kraken"))
+                await trades.insert(trade(2, exchange="binance"))
+                assert [t.exchange for t in await trades.find()] == ["kraken"]
+                assert [t.exchange for t in await trades.find(exchange="binance")] == ["binance"]
+                assert [t.exchange for t in await trades.find(exchange=ALL_EXCHANGES)] == ["kraken", "binance"]
+                assert [t.exchange for t in await trades.get_by_symbol("BTCUSDT")] == ["kraken"]
+                everywhere = await trades.get_by_symbol("BTCUSDT", exchange=ALL_EXCHANGES)
+                assert [t.exchange for t in everywhere] == ["kraken", "binance"]
+                with pytest.raises(ValidationError, match="exchange"):
+                    await trades.find(exchange="")
+        finally:
+            await db.drop_all()
+
+
+async def test_insert_checks_a_trade_changed_after_construction_and_writes_nothing(db: DatabaseManager) -> None:
+    async with db.get_session() as session:
+        repo = TradeRepository(session)
+        for name, value in (("quantity", Decimal(-1)), ("status", "done"), ("entry_time", "2024-01-01")):
+            changed = trade(1)
+            setattr(changed, name, value)
+            with pytest.raises(ValidationError, match=name):
+                await repo.insert(changed)
+        assert await repo.find(exchange=ALL_EXCHANGES) == []
+        floated = trade(2)
+        floated.entry_price = 50000.5  # type: ignore[assignment]  # converted as Trade() does
+        stored = await repo.get_by_id(await repo.insert(floated))
+        assert stored is not None and stored.entry_price == Decimal("50000.5")

@@ -34,6 +34,7 @@ from tradestore.models import (
     TradeModel,
 )
 from tradestore.repositories import OHLCVRepository
+from tradestore.repositories.base import ALL_EXCHANGES
 from tradestore.values import to_optional_utc, to_utc
 
 
@@ -79,7 +80,7 @@ async def prune_bars(session: AsyncSession, timeframe: str, older_than: datetime
     repo = OHLCVRepository(session)
     last = cutoff - timedelta(microseconds=1)
     rows = 0
-    for series in await repo.list_series():
+    for series in await repo.list_series(ALL_EXCHANGES):
         if series.timeframe != timeframe or series.first > last:
             continue
         if dry_run:

@@ -15,6 +15,7 @@ from tradestore.cli.console import CommandError, Console, human_bytes, pairs, ta
 from tradestore.health import health as health_of
 from tradestore.models import SeriesModel
 from tradestore.repositories import OHLCVRepository
+from tradestore.repositories.base import ALL_EXCHANGES
 from tradestore.urls import resolve
 
 
@@ -85,7 +86,7 @@ async def series(args: argparse.Namespace, console: Console) -> int:
     rows: list[dict[str, Any]] = []
     async with store(url) as db, db.get_session() as session:
         repo = OHLCVRepository(session)
-        for info in await repo.list_series(args.exchange):
+        for info in await repo.list_series(args.exchange or ALL_EXCHANGES):
             gaps = await repo.get_gaps(info.symbol, info.timeframe, info.exchange)
             missing = sum(timeframes.count_between(info.timeframe, a, b) for a, b in gaps)
             rows.append(

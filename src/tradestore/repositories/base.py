@@ -27,6 +27,7 @@ from sqlalchemy.sql import Executable
 from tradestore.dialects import Backend, backend, single_row
 from tradestore.dialects.errors import is_unique_violation
 from tradestore.errors import DuplicateError, ValidationError
+from tradestore.values import to_text
 
 #: The exchange of calls that name none, unless the manager sets another (the seed bots' default).
 DEFAULT_EXCHANGE = "binance"
@@ -75,6 +76,17 @@ class Repository:
     def _exchange(self, exchange: str | None) -> str:
         """``exchange``, or the session's default when it is ``None``."""
         return self.exchange if exchange is None else exchange
+
+    def _exchange_filter(self, exchange: str | None) -> str | None:
+        """The exchange a read of many rows filters on: ``None`` for :data:`ALL_EXCHANGES` (no
+        filter), the session's default when ``exchange`` is ``None``, else ``exchange`` itself.
+
+        Raises:
+            ValidationError: ``exchange`` is not a non-empty string (nor ``None``).
+        """
+        if exchange == ALL_EXCHANGES:
+            return None
+        return to_text("exchange", self._exchange(exchange))
 
     async def _execute(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Result[Any]:
         """Run one Core statement in the session's transaction (the single-row path).

@@ -88,6 +88,7 @@ class BotRepository(Repository):
         """
         if not isinstance(bot, Bot):
             raise ValidationError(f"bot: expected a Bot, got {bot!r}")
+        bot = dataclasses.replace(bot)  # built anew: attributes changed since are checked again
         now = datetime.now(UTC)
         values: dict[str, Any] = {name: getattr(bot, name) for name in _GIVEN}
         values.update(

@@ -89,6 +89,8 @@ class DecisionRepository(Repository):
             DuplicateError: the same decision (same content key) is already stored.
             NotFoundError: ``decision.trade_id`` names no trade.
         """
+        if isinstance(decision, Decision):  # built anew: attributes changed since are checked again
+            decision = dataclasses.replace(decision)
         values = self._values(decision, datetime.now(UTC))
         try:
             return int(await self._scalar(_INSERT, values))

@@ -96,6 +96,7 @@ class EquityRepository(Repository):
         """Store one snapshot (replacing one with the same key) and return its id. One statement."""
         if not isinstance(snapshot, EquitySnapshot):
             raise ValidationError(f"snapshot: expected an EquitySnapshot, got {snapshot!r}")
+        snapshot = dataclasses.replace(snapshot)  # built anew: attributes changed since are checked again
         statement = self._built("equity.record", _record)
         return int(await self._scalar(statement, {name: getattr(snapshot, name) for name in WRITE_COLUMNS}))
 

@@ -23,7 +23,7 @@ from tradestore.dialects import Backend, backend
 from tradestore.domain import OHLCVBar, SeriesInfo
 from tradestore.errors import NotFoundError, ValidationError
 from tradestore.pages import keyset_pages
-from tradestore.repositories.base import ALL_EXCHANGES, Repository, all_of, duplicates_raise
+from tradestore.repositories.base import Repository, all_of, duplicates_raise
 from tradestore.repositories.candle_rows import READ_COLUMNS, TABLE, WRITE_COLUMNS, aware, decode, encode, time_bounds
 from tradestore.repositories.series_ledger import FETCHED, NAMED, SERIES, Ledger, SeriesLedgers
 from tradestore.values import ceil_second, floor_second, to_count, to_optional_utc, to_text, to_utc
@@ -455,12 +455,10 @@ class OHLCVRepository(Repository):
         """One ``SeriesInfo`` per series holding bars, sorted by exchange, symbol, timeframe.
 
         Read from the series ledger: one row per series, whatever the number of bars.
-        ``ALL_EXCHANGES`` (``"*"``) and ``None`` both list every exchange: unlike the methods
-        that read one series, a listing does not default to the manager's exchange.
+        ``exchange=None`` lists the manager's default exchange, ``ALL_EXCHANGES`` every exchange.
         """
-        if exchange == ALL_EXCHANGES:
-            exchange = None
-        params = {} if exchange is None else {"exchange": to_text("exchange", exchange)}
+        chosen = self._exchange_filter(exchange)
+        params = {} if chosen is None else {"exchange": chosen}
 
         def build() -> Select[Any]:
             statement = (
@@ -468,10 +466,10 @@ class OHLCVRepository(Repository):
                 .where(_s.bar_count > 0)
                 .order_by(_s.exchange, _s.symbol, _s.timeframe)
             )
-            return statement if exchange is None else statement.where(_s.exchange == bindparam("exchange"))
+            return statement if chosen is None else statement.where(_s.exchange == bindparam("exchange"))
 
         conn, db = await self._connection()
-        rows = await db.fetch(conn, ("ohlcv.series", exchange is None), build, params)
+        rows = await db.fetch(conn, ("ohlcv.series", chosen is None), build, params)
         first, last, updated = (db.decoder(c) or aware for c in (_s.first_bar, _s.last_bar, _s.updated_at))
         return [SeriesInfo(r[0], r[1], r[2], first(r[3]), last(r[4]), r[5], updated(r[6])) for r in rows]
 

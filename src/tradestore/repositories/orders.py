@@ -102,6 +102,19 @@ def average_price(value: Decimal, quantity: Decimal) -> Decimal:
     return Decimal(scaled).scaleb(-AVERAGE_PLACES)
 
 
+def _same_fill(stored: Fill, reported: Fill) -> bool:
+    """Whether two reports of one fill agree on :data:`_SAME_FILL`.
+
+    A fee currency of ``None`` is the quote currency of the symbol (see
+    :func:`tradestore.domain.orders.fee_in_quote`): ``None`` and ``'USDT'`` on ``BTC/USDT`` agree.
+    """
+    if any(getattr(stored, name) != getattr(reported, name) for name in _SAME_FILL if name != "fee_currency"):
+        return False
+    quote = quote_currency(stored.symbol)
+    before, now = (quote if f.fee_currency is None else f.fee_currency for f in (stored, reported))
+    return before == now
+
+
 def _describe(fill: Fill) -> str:
     return ", ".join(f"{name}={getattr(fill, name)!s}" for name in _SAME_FILL)
 
@@ -118,7 +131,8 @@ class OrderRepository(Repository):
         """Store a new order and return its database id; its history starts with its state.
 
         Raises:
-            ValidationError: ``order`` is not an ``Order``, carries figures only fills may set
+            ValidationError: ``order`` is not an ``Order``, has an attribute ``Order()`` would
+                refuse (it is built anew, so a change after construction is checked), carries figures only fills may set
                 (``filled_quantity``, ``average_fill_price``, ``fee_total``), or is created
                 ``partially_filled``/``filled`` (states only fills reach).
             DuplicateError: the exchange already has an order with this ``client_order_id``.
@@ -127,6 +141,8 @@ class OrderRepository(Repository):
         """
         if not isinstance(order, Order):
             raise ValidationError(f"order: expected an Order, got {order!r}")
+        # Built anew: attributes changed after construction are checked as Order() checks them.
+        order = dataclasses.replace(order)
         if order.filled_quantity != 0 or order.average_fill_price is not None or order.fee_total != 0:
             raise ValidationError(
                 "order: filled_quantity, average_fill_price and fee_total are kept by the store from "
@@ -224,12 +240,13 @@ class OrderRepository(Repository):
     ) -> list[Order]:
         """Orders that may still trade (new, submitted, open, partially_filled, pending_cancel), oldest first.
 
-        Every filter left at ``None`` means no filter (``exchange=None``: every exchange).
+        ``exchange=None`` means the manager's default exchange and ``ALL_EXCHANGES`` (``"*"``)
+        every exchange; every other filter left at ``None`` means no filter.
         """
         c = _ORDERS.c
         filters: list[ColumnElement[bool]] = [c.status.in_(OPEN_ORDER_STATUSES)]
         for column, value, name in (
-            (c.exchange, exchange, "exchange"),
+            (c.exchange, self._exchange_filter(exchange), "exchange"),
             (c.symbol, symbol, "symbol"),
             (c.bot_id, bot_id, "bot_id"),
         ):
@@ -336,12 +353,14 @@ class OrderRepository(Repository):
 
         Returns:
             ``True`` for a new fill; ``False`` when the same fill is already stored (same price,
-            quantity, fee, fee currency and timestamp): nothing changes.
+            quantity, fee, fee currency and timestamp; a fee currency of ``None`` is the
+            quote currency, so ``None`` and ``'USDT'`` on ``BTC/USDT`` agree): nothing changes.
 
         Raises:
             ConflictError: the key is stored with other values (both versions are named).
             NotFoundError: no order has this exchange and ``client_order_id``.
-            ValidationError: the fill would take ``filled_quantity`` above the order's
+            ValidationError: ``fill`` has an attribute ``Fill()`` would refuse (it is built anew,
+                so a change after construction is checked), the fill would take ``filled_quantity`` above the order's
                 quantity, or its symbol, side or ``order_id`` is not its order's.
             InvalidTransitionError: the order is in a state no fill can come from (``new``,
                 ``rejected``).
@@ -350,6 +369,7 @@ class OrderRepository(Repository):
         """
         if not isinstance(fill, Fill):
             raise ValidationError(f"fill: expected a Fill, got {fill!r}")
+        fill = dataclasses.replace(fill)  # built anew: attributes changed since are checked as Fill() checks them
         # Locking the order serialises the fills of one order: their figures are computed here.
         order = await self._one_or_none(_LOCK_FOR_FILL, {"b_exchange": fill.exchange, "b_client": fill.client_order_id})
         if order is None:
@@ -422,7 +442,7 @@ class OrderRepository(Repository):
         if row is None:
             return False
         stored = _fill(row)
-        if any(getattr(stored, name) != getattr(fill, name) for name in _SAME_FILL):
+        if not _same_fill(stored, fill):
             raise ConflictError(
                 f"fill ({fill.exchange!r}, {fill.client_order_id!r}, {fill.exchange_trade_id!r}): stored as "
                 f"{_describe(stored)}; now reported as {_describe(fill)}"

@@ -12,7 +12,7 @@ from tradestore.dialects import Backend
 from tradestore.domain import Position
 from tradestore.errors import NotFoundError, ValidationError
 from tradestore.models import BOT_KEY, OPEN, PositionModel
-from tradestore.repositories.base import ALL_EXCHANGES, Repository
+from tradestore.repositories.base import Repository
 from tradestore.values import to_id, to_text
 
 TABLE = cast(Table, PositionModel.__table__)
@@ -65,9 +65,6 @@ class PositionRepository(Repository):
     where a call reads several); every other filter left at ``None`` means "no filter".
     """
 
-    def _exchange_filter(self, exchange: str | None) -> str | None:
-        return None if exchange == ALL_EXCHANGES else self._exchange(exchange)
-
     async def get_open_positions(
         self, exchange: str | None = None, *, bot_id: str | None = None, mode: str | None = None
     ) -> list[Position]:
@@ -100,6 +97,7 @@ class PositionRepository(Repository):
         """
         if not isinstance(position, Position):
             raise ValidationError(f"position: expected a Position, got {position!r}")
+        position = dataclasses.replace(position)  # built anew: attributes changed since are checked again
         values = {name: getattr(position, name) for name in _WRITTEN}
         values["updated_at"] = datetime.now(UTC)
         if position.id is not None:

@@ -62,6 +62,7 @@ class ProposalRepository(Repository):
         """
         if not isinstance(proposal, Proposal):
             raise ValidationError(f"proposal: expected a Proposal, got {proposal!r}")
+        proposal = dataclasses.replace(proposal)  # built anew: attributes changed since are checked again
         if proposal.status != "pending":
             raise ValidationError(f"status: a new proposal is pending, got {proposal.status!r}")
         now = datetime.now(UTC)

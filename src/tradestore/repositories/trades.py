@@ -16,7 +16,7 @@ from tradestore.domain import ACTIONS, MODES, SIDES, TRADE_STATUSES, Trade, Trad
 from tradestore.domain.trading import check_trade_move, trade_move_sources
 from tradestore.errors import DuplicateError, InvalidTransitionError, NotFoundError, ValidationError
 from tradestore.models import TradeModel
-from tradestore.repositories.base import ALL_EXCHANGES, Repository, all_of, duplicates_raise
+from tradestore.repositories.base import Repository, all_of, duplicates_raise
 from tradestore.values import (
     EXACT,
     since,
@@ -144,6 +144,7 @@ class TradeRepository(Repository):
         """
         if not isinstance(trade, Trade):
             raise ValidationError(f"trade: expected a Trade, got {trade!r}")
+        trade = dataclasses.replace(trade)  # built anew: attributes changed since are checked as Trade() checks them
         statement = self._built("trades.insert", _insert_new)
         found = await self._scalar(statement, _row_values(trade, datetime.now(UTC)))
         if found is None:
@@ -232,14 +233,15 @@ class TradeRepository(Repository):
         return [_from_row(row) for row in await self._execute(statement)]
 
     async def get_by_symbol(self, symbol: str, limit: int = 100, exchange: str | None = None) -> list[Trade]:
-        """The ``limit`` most recently entered trades of ``symbol`` on ``exchange``, newest first."""
+        """The ``limit`` most recently entered trades of ``symbol`` on ``exchange``, newest first.
+
+        ``exchange=None`` means the manager's default exchange, ``ALL_EXCHANGES`` every exchange.
+        """
+        statement = select(TABLE).where(TABLE.c.symbol == to_text("symbol", symbol))
+        if (chosen := self._exchange_filter(exchange)) is not None:
+            statement = statement.where(TABLE.c.exchange == chosen)
         statement = (
-            select(TABLE)
-            .where(
-                TABLE.c.symbol == to_text("symbol", symbol),
-                TABLE.c.exchange == to_text("exchange", self._exchange(exchange)),
-            )
-            .order_by(TABLE.c.entry_time.desc(), TABLE.c.id.desc())
+            statement.order_by(TABLE.c.entry_time.desc(), TABLE.c.id.desc())
             .limit(to_count("limit", limit))
         )
         return [_from_row(row) for row in await self._execute(statement)]
@@ -279,8 +281,8 @@ class TradeRepository(Repository):
             filters.append(t.exit_time >= to_utc("start", start))
         if end is not None:
             filters.append(t.exit_time <= to_utc("end", end))
-        if exchange != ALL_EXCHANGES:
-            filters.append(t.exchange == to_text("exchange", self._exchange(exchange)))
+        if (chosen := self._exchange_filter(exchange)) is not None:
+            filters.append(t.exchange == chosen)
         for column, value, name in (
             (t.symbol, symbol, "symbol"),
             (t.strategy, strategy, "strategy"),
@@ -325,20 +327,21 @@ class TradeRepository(Repository):
     ) -> Trade:
         """Close an open trade and return it as it now is: status ``closed``, action ``close``.
 
-        ``exit_time`` defaults to now. Without ``realized_pnl`` it is computed exactly as
+        ``exit_time`` defaults to now, or the ``entry_time`` if that is later (an exchange clock
+        ahead of this one), as :meth:`insert` has it. Without ``realized_pnl`` it is computed exactly as
         (exit_price - entry_price) * quantity, negated for shorts. ``fee``, when given,
         replaces the trade's fee (the total paid on the trade).
 
         Raises:
-            ValidationError: a bad value, or an ``exit_time`` before the entry (nothing written).
+            ValidationError: a bad value, or an ``exit_time`` given before the entry (nothing written).
             InvalidTransitionError: the trade is not open (closing twice keeps the first exit).
             NotFoundError: no trade has this id.
         """
         trade_id = to_id("id", id)
         price = to_decimal("exit_price", exit_price)
-        moment = to_optional_utc("exit_time", exit_time) or datetime.now(UTC)
+        given = to_optional_utc("exit_time", exit_time)
         pnl = to_optional_decimal("realized_pnl", realized_pnl)
-        values: dict[str, Any] = {"status": "closed", "action": "close", "exit_price": price, "exit_time": moment}
+        values: dict[str, Any] = {"status": "closed", "action": "close", "exit_price": price}
         if fee is not None:
             values["fee"] = to_decimal("fee", fee)
         if exit_reason is not None:
@@ -347,6 +350,9 @@ class TradeRepository(Repository):
         if row is None:
             raise NotFoundError(f"id: no trade with id {trade_id}")
         check_trade_move(trade_id, row.status, "closed")
+        # Like insert(): an entry_time ahead of this clock (exchange clock skew) is the exit's floor.
+        moment = max(datetime.now(UTC), row.entry_time) if given is None else given
+        values["exit_time"] = moment
         if moment < row.entry_time:
             raise ValidationError(f"exit_time: {moment.isoformat()} is before the entry {row.entry_time.isoformat()}")
         if pnl is None:
@@ -401,7 +407,9 @@ class TradeRepository(Repository):
     ) -> list[Trade]:
         """Up to ``limit`` trades matching every filter given, newest entry first.
 
-        A filter left at ``None`` means no filter. ``since <= entry_time < until``.
+        ``exchange=None`` means the manager's default exchange and ``ALL_EXCHANGES`` (``"*"``)
+        every exchange; every other filter left at ``None`` means no filter.
+        ``since <= entry_time < until``.
 
         Raises:
             ValidationError: a bad filter value (an unknown mode or status, a non-datetime time).
@@ -409,7 +417,7 @@ class TradeRepository(Repository):
         t = TABLE.c
         filters: list[ColumnElement[bool]] = []
         for column, value, name in (
-            (t.exchange, exchange, "exchange"),
+            (t.exchange, self._exchange_filter(exchange), "exchange"),
             (t.symbol, symbol, "symbol"),
             (t.bot_id, bot_id, "bot_id"),
             (t.strategy, strategy, "strategy"),
