@@ -527,3 +527,13 @@ async def test_windows_at_the_calendars_ends(db: DatabaseManager) -> None:
             gaps = await repo.get_gaps("X", "1h", start=start, end=end, calendar="weekdays")
             hours = sum((b - a) // timedelta(hours=1) + 1 for a, b in gaps)
             assert hours == 15 * 24  # 15 weekdays each (0001-01-01 was a Monday, 9999-12-31 a Friday)
+
+
+async def test_all_exchanges_is_refused_where_a_call_names_one_series(db: DatabaseManager) -> None:
+    async with db.get_session() as session:
+        repo = OHLCVRepository(session)
+        with pytest.raises(ValidationError, match="ALL_EXCHANGES"):
+            await repo.get_latest("BTCUSDT", "1m", exchange=ALL_EXCHANGES)
+        with pytest.raises(ValidationError, match="ALL_EXCHANGES"):  # it would make an exchange named '*'
+            await repo.mark_fetched("BTCUSDT", "1m", T0, T0, exchange=ALL_EXCHANGES)
+        assert await repo.list_series(ALL_EXCHANGES) == []

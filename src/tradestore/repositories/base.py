@@ -74,7 +74,17 @@ class Repository:
         return f"<{type(self).__name__} {self.session!r}>"
 
     def _exchange(self, exchange: str | None) -> str:
-        """``exchange``, or the session's default when it is ``None``."""
+        """``exchange``, or the session's default when it is ``None``, for a call on one exchange.
+
+        Raises:
+            ValidationError: :data:`ALL_EXCHANGES`, which names no one exchange (a read of one
+                series or one key would find nothing, a write would make an exchange ``"*"``).
+        """
+        if exchange == ALL_EXCHANGES:
+            raise ValidationError(
+                f"exchange: {ALL_EXCHANGES!r} (ALL_EXCHANGES) means every exchange, but this call reads or "
+                "writes one: name the exchange, or leave it None for the manager's"
+            )
         return self.exchange if exchange is None else exchange
 
     def _exchange_filter(self, exchange: str | None) -> str | None:
