@@ -81,6 +81,9 @@ async def test_a_caught_error_never_ends_a_session_as_if_its_writes_were_kept(
             await OHLCVRepository(session).upsert_many(bars(3))
     await _record_twice(db, decision.__class__(**{**vars(decision), "action": "sell"}), nested=True)
     assert await count(db) == 3  # caught inside a savepoint: the rest of the session is kept
+    async with db.get_session(readonly=True) as session:  # a read-only one has nothing to lose: it just ends
+        with pytest.raises(Exception, match="no_such_table"):
+            await session.execute(text("SELECT * FROM no_such_table"))
     assert (await db.health_check())["status"] == "healthy"
 
 

@@ -246,6 +246,8 @@ def build_engine(
         event.listen(engine.sync_engine, "begin", _begin_postgres)
         event.listen(engine.sync_engine, "begin", _begin_postgres_read_only)
         event.listen(engine.sync_engine, "commit", _refuse_an_aborted_commit)
+        if (postgres_settings or {}).get("server_settings", {}).get("default_transaction_read_only") == "on":
+            event.listen(engine.sync_engine, "connect", _read_only_server)
         for ended in ("rollback", "rollback_savepoint"):
             event.listen(engine.sync_engine, ended, _forget_the_failure)
     event.listen(engine.sync_engine, "handle_error", _translate_error, retval=True)
@@ -385,11 +387,24 @@ def _refuse_an_aborted_commit(conn: Connection) -> None:
     """A ``commit`` hook: raise instead of committing a transaction PostgreSQL has aborted.
 
     The server would answer the ``COMMIT`` with ``ROLLBACK`` and no error: a caller that caught
-    an error inside the session would see it end normally with nothing written.
+    an error inside the session would see it end normally with nothing written. A read-only
+    transaction has nothing to lose and just ends.
     """
     info = _pooled_info(conn)
-    if info is not None and info.pop(FAILED, False):
-        raise TransactionAbortedError(f"{mask(conn.engine.url)}: {ABORTED_ADVICE}")
+    if info is None or not info.pop(FAILED, False):
+        return
+    if conn.get_execution_options().get(READONLY, False) or info.get(_READ_ONLY_SERVER):
+        return  # a read-only transaction has no writes to lose: it just ends
+    raise TransactionAbortedError(f"{mask(conn.engine.url)}: {ABORTED_ADVICE}")
+
+
+#: Set in the ``info`` of a connection whose every transaction is read-only (a replica's).
+_READ_ONLY_SERVER = "tradestore.read_only_server"
+
+
+def _read_only_server(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    """A ``connect`` hook of engines whose connections are read-only from the start (replicas)."""
+    record.info[_READ_ONLY_SERVER] = True
 
 
 def _forget_the_failure(conn: Connection, *args: Any) -> None:
