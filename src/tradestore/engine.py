@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState, StaticPool
 
 from tradestore.dialects import register_sqlite_functions
-from tradestore.dialects.errors import ABORTED_ADVICE, FAILED, translate
+from tradestore.dialects.errors import ABORTED_ADVICE, FAILED, note_failure, translate
 from tradestore.errors import ConfigurationError, ConnectionLostError, TransactionAbortedError
 from tradestore.urls import describe, is_memory, is_sqlite, mask
 from tradestore.values import json_dumps
@@ -509,10 +509,8 @@ def _translate_error(context: ExceptionContext) -> BaseException | None:
     typed = translate(error, url, disconnect=context.is_disconnect, busy_ms=SQLITE_BUSY_TIMEOUT_MS)
     if isinstance(typed, ConnectionLostError):
         context.is_disconnect = True
-    elif context.connection is not None and context.dialect.name == "postgresql":
-        info = _pooled_info(context.connection)
-        if info is not None:
-            info[FAILED] = True  # the server aborted the transaction
+    elif context.connection is not None:
+        note_failure(context.dialect.name, _pooled_info(context.connection), typed)
     return typed
 
 

@@ -117,9 +117,7 @@ class WriteQueue:
         """
         if self.held:
             return
-        if self._fds is None:
-            self._fds = (_open(self.writer_path), _open(self.next_path))
-        writer_fd, next_fd = self._fds
+        writer_fd, next_fd = self._files()
         next_held = _try_lock(next_fd)
         if next_held and _try_lock(writer_fd):
             fcntl.flock(next_fd, fcntl.LOCK_UN)
@@ -141,14 +139,18 @@ class WriteQueue:
         """Take this writer's turn if nobody holds or waits for it, without waiting; ``True`` if held."""
         if self.held:
             return True
-        if self._fds is None:
-            self._fds = (_open(self.writer_path), _open(self.next_path))
-        writer_fd, next_fd = self._fds
+        writer_fd, next_fd = self._files()
         if not _try_lock(next_fd):
             return False
         self.held = _try_lock(writer_fd)
         fcntl.flock(next_fd, fcntl.LOCK_UN)
         return self.held
+
+    def _files(self) -> tuple[int, int]:
+        """The ``-writer`` and ``-next`` files, opened on the first write and kept until :meth:`close`."""
+        if self._fds is None:
+            self._fds = (_open(self.writer_path), _open(self.next_path))
+        return self._fds
 
     def release(self) -> None:
         """Let the next writer in; calling it again does nothing."""

@@ -17,9 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, ColumnElement, Select
 
-from tradestore.dialects.errors import FAILED, translate
+from tradestore.dialects.errors import note_failure, translate
 from tradestore.dialects.functions import dec_max, dec_min, dec_sign, dec_sub, dec_sum, epoch_seconds, month_index
-from tradestore.errors import ConnectionLostError
 from tradestore.types import ValueCodec
 
 Row = tuple[Any, ...]
@@ -242,8 +241,7 @@ class Backend(ABC):
         except Exception as exc:
             # The driver's own errors skip SQLAlchemy's hooks: type them the same way here.
             typed = translate(exc, conn.engine.url)
-            if conn.dialect.name == "postgresql" and not isinstance(typed, ConnectionLostError):
-                raw.info[FAILED] = True  # the server aborted the transaction
+            note_failure(conn.dialect.name, raw.info, typed)
             if typed is None:
                 raise
             raise typed from exc  # the session's rollback then finds the connection gone and discards it

@@ -8,6 +8,7 @@ by the bulk paths that talk to the driver directly (:meth:`Backend.fetch`).
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 import asyncpg
 from sqlalchemy.engine import URL
@@ -44,6 +45,16 @@ ABORTED_ADVICE = (
     "nothing of it can be written; leave the session after an error (its writes are rolled back), "
     "or catch the error inside session.begin_nested()"
 )
+
+
+def note_failure(dialect_name: str, info: dict[Any, Any] | None, typed: StorageError | None) -> None:
+    """Note in a pooled connection's ``info`` that a statement failed, when that aborts its transaction.
+
+    PostgreSQL aborts the whole transaction at a failed statement (not a lost connection: that
+    connection is discarded); ``info`` is ``None`` when the connection is already gone.
+    """
+    if dialect_name == "postgresql" and info is not None and not isinstance(typed, ConnectionLostError):
+        info[FAILED] = True
 
 
 def translate(

@@ -39,8 +39,8 @@ from sqlalchemy.sql import Delete, Executable, Insert, Select, Update
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
-from tradestore.dialects.errors import FAILED, is_unique_violation, translate
-from tradestore.errors import ConnectionLostError, DuplicateError
+from tradestore.dialects.errors import is_unique_violation, note_failure, translate
+from tradestore.errors import DuplicateError
 
 if TYPE_CHECKING:
     from tradestore.dialects.base import Backend
@@ -264,8 +264,7 @@ def _typed(
 ) -> Exception:
     """The exception SQLAlchemy's path raises for the driver's ``error``."""
     typed = translate(error, conn.engine.url)
-    if conn.dialect.name == "postgresql" and not isinstance(typed, ConnectionLostError):
-        raw.info[FAILED] = True  # the server aborted the transaction
+    note_failure(conn.dialect.name, raw.info, typed)
     if typed is not None:
         return typed  # the session's rollback then finds a lost connection gone and discards it
     if is_unique_violation(error):

@@ -159,6 +159,7 @@ class EquityScan:
         self.low = math.inf  # the lowest float since the peak: rows at or below it may be a new low
         self.low_text = ""
         self.worst = -math.inf  # the largest float drawdown of a kept row, less the margin
+        self.keep_all = False  # a float overflowed: no float decides any more, every row is kept
 
     def step(self, ts: str, eq: str) -> None:
         if ts >= self.day_end:
@@ -178,6 +179,9 @@ class EquityScan:
         self.day_end = ts[:10] + "~"  # 'YYYY-MM-DD~' is above every time text of that day
 
     def _peak(self, ts: str, eq: str, f: float) -> None:
+        if self.keep_all:
+            self.kept.append(ts)
+            return
         previous = self.tail
         self.tail = (ts, eq)
         if previous[0] == self.last_ts and previous[1] == eq:  # the same as the row before
@@ -189,8 +193,8 @@ class EquityScan:
             return
         self.kept.append(ts)
         self.replace_tail = False
-        if f == math.inf:  # beyond a float's range: no float decides from here on
-            self.step = self._keep_all  # type: ignore[method-assign]
+        if f == math.inf:  # beyond a float's range: from here on every row comes here (f >= -inf)
+            self.keep_all, self.peak = True, -math.inf
             return
         self.peak = max(self.peak, f)
         self.low, self.low_text = f, eq
@@ -207,14 +211,6 @@ class EquityScan:
         if drawdown >= self.worst:
             self.kept.append(ts)
             self.worst = max(self.worst, drawdown - (1 + drawdown) * self.MARGIN)
-
-    def _keep_all(self, ts: str, eq: str) -> None:
-        if ts >= self.day_end:
-            self._new_day(ts)
-        elif ts <= self.last_ts:
-            self.ordered = False
-        self.kept.append(ts)
-        self.last_ts = ts
 
     def result(self) -> dict[str, Any] | None:
         if not self.last_ts:
