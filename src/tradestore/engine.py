@@ -350,7 +350,7 @@ def _commit_here(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
 
 
 #: Where a pooled PostgreSQL connection notes the settings of the transaction begun at checkout.
-_BEGUN_AS = "tradestore.begun_as"
+BEGUN_AS = "tradestore.begun_as"
 
 
 def _begin_on_checkout(timeout: float | None) -> Callable[[Any, ConnectionPoolEntry, Any], None]:
@@ -371,6 +371,7 @@ def _begin_on_checkout(timeout: float | None) -> Callable[[Any, ConnectionPoolEn
         if driver.is_closed():
             raise DisconnectionError("the connection was closed while it was in the pool")
         record.info.pop(FAILED, None)
+        record.info.pop(READ_ONLY_BEGUN, None)
         if dbapi_connection._transaction is not None or dbapi_connection.autocommit:
             return
         start = dbapi_connection._start_transaction
@@ -378,7 +379,7 @@ def _begin_on_checkout(timeout: float | None) -> Callable[[Any, ConnectionPoolEn
             dbapi_connection.run_async(lambda _: start() if timeout is None else asyncio.wait_for(start(), timeout))
         except Exception as exc:
             raise DisconnectionError(f"the connection did not answer: {type(exc).__name__}") from exc
-        record.info[_BEGUN_AS] = _settings(dbapi_connection)
+        record.info[BEGUN_AS] = settings_of(dbapi_connection)
 
     return begin
 
@@ -391,11 +392,16 @@ def _refuse_an_aborted_commit(conn: Connection) -> None:
     transaction has nothing to lose and just ends.
     """
     info = _pooled_info(conn)
-    if info is None or not info.pop(FAILED, False):
-        return
-    if conn.get_execution_options().get(READONLY, False) or info.get(_READ_ONLY_SERVER):
-        return  # a read-only transaction has no writes to lose: it just ends
-    raise TransactionAbortedError(f"{mask(conn.engine.url)}: {ABORTED_ADVICE}")
+    if info is not None and aborted(info, readonly=conn.get_execution_options().get(READONLY, False)):
+        raise TransactionAbortedError(f"{mask(conn.engine.url)}: {ABORTED_ADVICE}")
+
+
+def aborted(info: dict[Any, Any], *, readonly: bool) -> bool:
+    """Whether PostgreSQL aborted the write transaction of the pooled connection with ``info``; forgets the failure.
+
+    A read-only transaction (of a read-only session, or on a replica) has no writes to lose: it just ends.
+    """
+    return bool(info.pop(FAILED, False)) and not readonly and not info.get(_READ_ONLY_SERVER)
 
 
 #: Set in the ``info`` of a connection whose every transaction is read-only (a replica's).
@@ -424,25 +430,27 @@ def _pooled_info(conn: Connection) -> dict[Any, Any] | None:
 def _begin_postgres(conn: Connection) -> None:
     """A ``begin`` hook: a transaction begun at checkout with other settings is begun again."""
     adapter: Any = conn.connection.dbapi_connection
-    if adapter._transaction is not None and conn.connection.info.get(_BEGUN_AS) != _settings(adapter):
+    if adapter._transaction is not None and conn.connection.info.get(BEGUN_AS) != settings_of(adapter):
         adapter.rollback()  # SQLAlchemy's adapter then begins with the settings now asked for
 
 
 #: A read-only session is one snapshot on PostgreSQL too, as a SQLite read transaction is: every
 #: statement of it sees the same commits (a read-only transaction never fails to serialize).
-_READ_ONLY = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+READ_ONLY_SQL = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+#: Set in a pooled connection's ``info`` when its transaction was begun read-only already (by a lease).
+READ_ONLY_BEGUN = "tradestore.read_only_begun"
 
 
 def _begin_postgres_read_only(conn: Connection) -> None:
     """A ``begin`` hook after :func:`_begin_postgres`: make a session of :func:`readonly_engine` read-only."""
-    if not conn.get_execution_options().get(READONLY, False):
+    if conn.connection.info.pop(READ_ONLY_BEGUN, False) or not conn.get_execution_options().get(READONLY, False):
         return
     adapter: Any = conn.connection.dbapi_connection
     if adapter._transaction is None:  # not begun at checkout: SQLAlchemy's adapter begins it first
-        conn.exec_driver_sql(_READ_ONLY)
+        conn.exec_driver_sql(READ_ONLY_SQL)
         return
     try:
-        adapter.run_async(lambda driver: driver.execute(_READ_ONLY))
+        adapter.run_async(lambda driver: driver.execute(READ_ONLY_SQL))
     except Exception as exc:
         typed = translate(exc, conn.engine.url)
         if typed is None:
@@ -450,7 +458,7 @@ def _begin_postgres_read_only(conn: Connection) -> None:
         raise typed from exc
 
 
-def _settings(adapter: Any) -> tuple[Any, ...]:
+def settings_of(adapter: Any) -> tuple[Any, ...]:
     return (adapter.isolation_level, adapter.readonly, adapter.deferrable)
 
 

@@ -17,11 +17,13 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tradestore import schema
+from tradestore.dialects import backend as backend_for
 from tradestore.engine import SQLITE_BUSY_TIMEOUT_MS, check_pool, readonly_engine
 from tradestore.errors import ConfigurationError, NotConnectedError, StorageBusyError, StorageError, ValidationError
 from tradestore.health import Health, check, open_engine, unhealthy
+from tradestore.leases import LeasingSession, lease_of, leased_connection
 from tradestore.models import Base
-from tradestore.replicas import Replicas, lsn_to_int
+from tradestore.replicas import CONNECT_TIMEOUT_S, Replicas, lsn_to_int
 from tradestore.repositories.base import DEFAULT_EXCHANGE, SESSION_EXCHANGE
 from tradestore.urls import backend_name, describe, is_memory, is_sqlite, mask, resolve
 from tradestore.values import to_text
@@ -60,9 +62,21 @@ async def _shielded(awaitable: Awaitable[T]) -> T:
 
 
 async def _end(session: AsyncSession, *, commit: bool) -> None:
-    """Commit (or roll back) ``session``, then close it: one shielded task for both."""
+    """Commit (or roll back) ``session``, then close it and give its connection back: one shielded task.
+
+    A PostgreSQL unit that only made single-row calls ends on its lease, with no trip
+    through SQLAlchemy; one with ORM changes to flush, or that SQLAlchemy took over, ends
+    through the session (which takes the lease over first).
+    """
+    lease = lease_of(session)
     try:
-        if commit:
+        if lease is not None and lease.held and not _has_changes(session):
+            try:
+                await (lease.commit() if commit else lease.rollback())
+            except BaseException:
+                await lease.rollback()
+                raise
+        elif commit:
             try:
                 await session.commit()
             except BaseException:
@@ -71,7 +85,20 @@ async def _end(session: AsyncSession, *, commit: bool) -> None:
         else:
             await session.rollback()
     finally:
-        await session.close()
+        try:
+            if lease is not None and lease.held:
+                session.sync_session.close()  # nothing of SQLAlchemy's to close: no trip through it
+            else:
+                await session.close()
+        finally:
+            if lease is not None:
+                await lease.release()
+
+
+def _has_changes(session: AsyncSession) -> bool:
+    """Whether ``session`` holds ORM objects a commit would flush."""
+    sync = session.sync_session
+    return bool(sync.new or sync.dirty or sync.deleted)
 
 
 class DatabaseManager:
@@ -208,7 +235,7 @@ class DatabaseManager:
             raise
         self._engine = engine
         self._readonly = readonly_engine(engine)
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False, sync_session_class=LeasingSession)
         # Replicas are not required to answer now: reads go to the primary while they do not.
         self._replicas.start(pool_size=self.pool_size, max_overflow=self.max_overflow, echo=self.echo)
         self._memory_lock = asyncio.Lock() if is_memory(self.url) else None
@@ -336,18 +363,27 @@ class DatabaseManager:
         """A new session: on the primary, or for a read-only one the next replica that answers."""
         info = {SESSION_EXCHANGE: self.exchange}
         if not readonly:
-            return sessions(info=info)
+            return self._leasing(sessions(info=info), self.engine)
         for replica in self._replicas.in_turn():
-            session = sessions(bind=replica.engine, info=info)
+            session = self._leasing(sessions(bind=replica.engine, info=info), replica.engine, timeout=CONNECT_TIMEOUT_S)
             try:
-                await session.connection()  # a dead replica fails here, before the caller's block
+                # A dead replica fails here, before the caller's block.
+                await (session.connection() if lease_of(session) is None else leased_connection(session))
             except Exception as exc:
-                await _shielded(session.close())
+                await _shielded(_end(session, commit=False))
                 replica.failed(exc)
                 continue
             replica.answered()
             return session
-        return sessions(bind=self._readonly, info=info)
+        assert self._readonly is not None
+        return self._leasing(sessions(bind=self._readonly, info=info), self._readonly)
+
+    def _leasing(self, session: AsyncSession, engine: AsyncEngine, *, timeout: float | None = None) -> AsyncSession:
+        """``session``, given a :class:`~tradestore.leases.Lease` of ``engine``'s pool on PostgreSQL."""
+        lease = backend_for(engine.dialect).lease(engine.sync_engine, timeout=timeout)
+        if lease is not None:
+            session.sync_session.lease = lease  # type: ignore[attr-defined]
+        return session
 
     @contextlib.asynccontextmanager
     async def get_session(self, *, readonly: bool = False) -> AsyncIterator[AsyncSession]:

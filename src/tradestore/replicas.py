@@ -174,5 +174,3 @@ class Replicas:
         for replica in self.members[first:] + self.members[:first]:
             if replica.available(now):
                 yield replica
-
-

@@ -185,4 +185,3 @@ def draw(curve: list[EquitySnapshot], report: PerformanceReport, path: Path) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
     pyplot.close(figure)
-

@@ -194,9 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--events-older-than", type=age, metavar="AGE", help="system events, e.g. 30d")
     sub.add_argument("--bars-older-than", type=age, metavar="AGE", help="candles, e.g. 365d (needs --timeframe)")
     sub.add_argument("--timeframe", type=timeframe, help="the timeframe whose old bars go")
-    sub.add_argument(
-        "--trades-older-than", type=age, metavar="AGE", help="closed or cancelled trades (open ones stay)"
-    )
+    sub.add_argument("--trades-older-than", type=age, metavar="AGE", help="closed or cancelled trades (open ones stay)")
     sub.add_argument(
         "--orders-older-than", type=age, metavar="AGE", help="final orders with their fills and history (open stay)"
     )

@@ -9,10 +9,10 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, bindparam, func, select
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, ColumnElement, Select
@@ -20,6 +20,9 @@ from sqlalchemy.sql.expression import ClauseElement, ColumnElement, Select
 from tradestore.dialects.errors import note_failure, translate
 from tradestore.dialects.functions import dec_max, dec_min, dec_sign, dec_sub, dec_sum, epoch_seconds, month_index
 from tradestore.types import ValueCodec
+
+if TYPE_CHECKING:
+    from tradestore.leases import Lease
 
 Row = tuple[Any, ...]
 
@@ -179,8 +182,7 @@ class Backend(ABC):
         columns = tuple(c.name for c in table.c if c.name in rows[0])
         processors = [(name, table.c[name].type._cached_bind_processor(self.dialect)) for name in columns]
         encoded = [
-            tuple(row[name] if process is None else process(row[name]) for name, process in processors)
-            for row in rows
+            tuple(row[name] if process is None else process(row[name]) for name, process in processors) for row in rows
         ]
         await self.write(conn, table, columns, encoded, upsert_on=None)
 
@@ -249,6 +251,13 @@ class Backend(ABC):
     @abstractmethod
     async def _fetch(self, driver: Any, sql: str, params: Sequence[Any]) -> Sequence[Sequence[Any]]:
         """Every row of ``sql`` through the driver connection itself."""
+
+    def lease(self, engine: Engine, *, timeout: float | None = None) -> Lease | None:
+        """A lease of ``engine``'s pool for a session's single-row calls (see :mod:`tradestore.leases`).
+
+        ``None`` (here): they run on the session's own connection.
+        """
+        return None
 
     @abstractmethod
     async def run_single(self, raw: Any, sql: str, params: Sequence[Any]) -> tuple[list[Any], Iterable[Any], int]:

@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from itertools import repeat
 from operator import is_, itemgetter
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import asyncpg
 from sqlalchemy import Table, and_, bindparam, func, literal_column, select, true
@@ -16,13 +16,16 @@ from sqlalchemy import column as sql_column
 from sqlalchemy import table as sql_table
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.expression import ClauseElement, ColumnElement
 from sqlalchemy.types import JSON, TypeDecorator, TypeEngine
 
 from tradestore.dialects.base import Backend, EquitySummary, Row, _update_set, echo
 from tradestore.values import EXACT, chunked
+
+if TYPE_CHECKING:
+    from tradestore.leases import Lease
 
 _NAIVE_MIN = datetime.min
 #: Where a pooled connection keeps its prepared single-row statements (``raw.info``).
@@ -225,8 +228,10 @@ class PostgresBackend(Backend):
         for n, (peak, low, _) in enumerate(episodes):
             drop = EXACT.subtract(peak, low)
             # drop / peak > best drop / best peak, compared exactly (both peaks are positive)
-            if peak > 0 and drop > 0 and (
-                best is None or EXACT.multiply(drop, episodes[best[0]][0]) > EXACT.multiply(best[1], peak)
+            if (
+                peak > 0
+                and drop > 0
+                and (best is None or EXACT.multiply(drop, episodes[best[0]][0]) > EXACT.multiply(best[1], peak))
             ):
                 best = (n, drop)
         first = episodes[0]
@@ -267,6 +272,11 @@ class PostgresBackend(Backend):
 
     async def _fetch(self, driver: Any, sql: str, params: Sequence[Any]) -> Sequence[Sequence[Any]]:
         return await driver.fetch(sql, *params)  # type: ignore[no-any-return]
+
+    def lease(self, engine: Engine, *, timeout: float | None = None) -> Lease:
+        from tradestore.leases import Lease
+
+        return Lease(engine, timeout=timeout)
 
     async def run_single(self, raw: Any, sql: str, params: Sequence[Any]) -> tuple[list[Any], Iterable[Any], int]:
         driver, adapter = raw.driver_connection, raw.dbapi_connection

@@ -31,16 +31,17 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy.engine import Result
+from sqlalchemy.engine import URL, Dialect, Engine, Result
 from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Delete, Executable, Insert, Select, Update
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
 from tradestore.dialects.errors import is_unique_violation, note_failure, translate
-from tradestore.errors import DuplicateError
+from tradestore.errors import ConnectionLostError, DuplicateError
+from tradestore.leases import Lease, lease_of, leased_connection
 
 if TYPE_CHECKING:
     from tradestore.dialects.base import Backend
@@ -193,24 +194,26 @@ async def run(
         DuplicateError: a unique key is already stored (also an ``IntegrityError``).
         sqlalchemy.exc.DBAPIError: any other database error, of the class SQLAlchemy would raise.
     """
-    conn, raw = await _connection(session)
+    dialect, engine, raw, lease = await _connection(session)
     from tradestore.dialects import backend  # the package imports this module
 
-    db = backend(conn.dialect)
+    db = backend(dialect)
     found = prepare(db, statement, params)
     if found is None:
         return None
     prepared, extracted = found
     sql, args = prepared.arguments(params, extracted)
-    engine = conn.sync_engine
     if engine.echo:
         engine.logger.info(sql)
         engine.logger.info("[single-row path] %r", tuple(args))
     try:
         rows, coltypes, rowcount = await db.run_single(raw, sql, args)
     except Exception as exc:
-        raise _typed(exc, conn, raw, prepared, sql, args) from exc
-    processors = prepared.result_processors(coltypes, conn.dialect)
+        typed = _typed(exc, dialect, engine.url, raw, prepared, sql, args)
+        if lease is not None and isinstance(typed, ConnectionLostError):
+            lease.lost(exc)
+        raise typed from exc
+    processors = prepared.result_processors(coltypes, dialect)
     if processors and rows:
         out = []
         for row in rows:
@@ -231,51 +234,62 @@ async def execute(
 
 
 #: The connection of each session transaction the single-row path has used (forgotten with it).
-_CONNECTIONS: weakref.WeakKeyDictionary[Any, tuple[AsyncConnection, Any]] = weakref.WeakKeyDictionary()
+_CONNECTIONS: weakref.WeakKeyDictionary[Any, tuple[Dialect, Engine, Any]] = weakref.WeakKeyDictionary()
 
 
-async def _connection(session: AsyncSession) -> tuple[AsyncConnection, Any]:
-    """The session's connection and its pool connection, beginning the transaction if needed.
+async def _connection(session: AsyncSession) -> tuple[Dialect, Engine, Any, Lease | None]:
+    """The session's dialect, engine and pool connection, beginning the transaction if needed.
 
-    Asking the session costs two trips through SQLAlchemy's greenlet bridge; a unit of work
-    asks once per transaction, then finds the answer here.
+    On PostgreSQL the session's :class:`~tradestore.leases.Lease` gives it while SQLAlchemy has
+    not taken the unit over. Otherwise asking the session costs two trips through SQLAlchemy's
+    greenlet bridge; a unit of work asks once per transaction, then finds the answer here.
     """
+    leased = await leased_connection(session)
+    if leased is not None:
+        lease = lease_of(session)
+        assert lease is not None
+        return lease.engine.dialect, lease.engine, leased, lease
     sync_session = session.sync_session
     # The innermost transaction: a savepoint (begin_nested) is emitted when it first asks for its
     # connection, so one opened since the last statement must ask, not find the outer one's.
     transaction = sync_session.get_nested_transaction() or sync_session.get_transaction()
     found = _CONNECTIONS.get(transaction) if transaction is not None else None
     if found is not None:
-        sync_connection = found[0].sync_connection
-        if sync_connection is not None and not sync_connection.invalidated:
-            return found
+        raw = found[2]
+        if raw.dbapi_connection is not None:
+            return (*found, None)
     conn = await session.connection()  # begins the transaction (SQLite: BEGIN IMMEDIATE)
     sync = conn.sync_connection
     # Checked out and valid: the pool's connection is an attribute (no trip through the bridge).
     raw = sync.connection if sync is not None and not sync.invalidated else await conn.get_raw_connection()
     transaction = sync_session.get_nested_transaction() or sync_session.get_transaction()
+    found = (conn.dialect, conn.sync_engine, raw)
     if transaction is not None:
-        _CONNECTIONS[transaction] = (conn, raw)
-    return conn, raw
+        _CONNECTIONS[transaction] = found
+    return (*found, None)
 
 
 def _typed(
-    error: Exception, conn: AsyncConnection, raw: Any, prepared: Prepared, sql: str, args: list[Any]
+    error: Exception, dialect: Dialect, url: URL, raw: Any, prepared: Prepared, sql: str, args: list[Any]
 ) -> Exception:
     """The exception SQLAlchemy's path raises for the driver's ``error``."""
-    typed = translate(error, conn.engine.url)
-    note_failure(conn.dialect.name, raw.info, typed)
+    typed = translate(error, url)
+    note_failure(dialect.name, raw.info, typed)
     if typed is not None:
         return typed  # the session's rollback then finds a lost connection gone and discards it
     if is_unique_violation(error):
         where = f" in {prepared.table}" if prepared.table else ""
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         return DuplicateError(f"a row with this unique key already exists{where} ({detail})", orig=error)
+    return adapted(error, raw, dialect, sql, args)
+
+
+def adapted(error: Exception, raw: Any, dialect: Dialect, sql: str, args: list[Any]) -> Exception:
+    """The driver's ``error`` as the ``sqlalchemy.exc`` error SQLAlchemy's cursor would raise."""
     orig: Exception = error
-    adapter = raw.dbapi_connection
-    try:  # the driver's error as the adapter's DB-API error, as SQLAlchemy's cursor would raise it
-        adapter._handle_exception(error)
-    except Exception as adapted:
-        orig = adapted
-    dbapi = conn.dialect.loaded_dbapi
-    return cast(Exception, DBAPIError.instance(sql, args, orig, dbapi.Error, dialect=conn.dialect))
+    try:  # the driver's error as the adapter's DB-API error
+        raw.dbapi_connection._handle_exception(error)
+    except Exception as adapter_error:
+        orig = adapter_error
+    dbapi = dialect.loaded_dbapi
+    return cast(Exception, DBAPIError.instance(sql, args, orig, dbapi.Error, dialect=dialect))

@@ -105,4 +105,3 @@ class Recovery:
     balance: Decimal | None = None
     balance_at: datetime | None = None
     orders: list[Order] = field(default_factory=list)
-

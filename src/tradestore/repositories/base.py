@@ -133,8 +133,13 @@ class Repository:
         return found
 
     def _backend(self) -> Backend:
-        """The dialect seam of the session's database (no I/O)."""
-        return backend(self.session.get_bind().dialect)
+        """The dialect seam of the session's database (no I/O).
+
+        The session's own engine when it has one: ``get_bind()`` would hand a PostgreSQL
+        session's leased connection to SQLAlchemy (see :mod:`tradestore.leases`).
+        """
+        bind = self.session.bind
+        return backend((bind if bind is not None else self.session.get_bind()).dialect)
 
     async def _scalar(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Any:
         """The first column of the first row of ``statement``, or ``None``."""

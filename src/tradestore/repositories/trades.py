@@ -240,10 +240,7 @@ class TradeRepository(Repository):
         statement = select(TABLE).where(TABLE.c.symbol == to_text("symbol", symbol))
         if (chosen := self._exchange_filter(exchange)) is not None:
             statement = statement.where(TABLE.c.exchange == chosen)
-        statement = (
-            statement.order_by(TABLE.c.entry_time.desc(), TABLE.c.id.desc())
-            .limit(to_count("limit", limit))
-        )
+        statement = statement.order_by(TABLE.c.entry_time.desc(), TABLE.c.id.desc()).limit(to_count("limit", limit))
         return [_from_row(row) for row in await self._execute(statement)]
 
     async def get_statistics(
