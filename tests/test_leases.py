@@ -122,7 +122,9 @@ async def test_a_caught_duplicate_aborts_a_postgresql_transaction_and_nothing_is
     assert await stored(db) == ["one"]
 
 
-async def test_a_read_only_session_is_one_read_only_snapshot_whichever_call_comes_first(shared: DatabaseManager) -> None:
+async def test_a_read_only_session_is_one_read_only_snapshot_whichever_call_comes_first(
+    shared: DatabaseManager,
+) -> None:
     db, backend = shared, shared.backend
     async with db.get_session() as session:
         await log(session, "before")
@@ -170,7 +172,9 @@ async def test_every_unit_gives_its_connection_back_however_it_ends(db: Database
     assert len(await stored(db)) == 10
 
 
-async def test_a_postgresql_unit_of_single_row_calls_skips_sqlalchemys_checkout(db: DatabaseManager, backend: str) -> None:
+async def test_a_postgresql_unit_of_single_row_calls_skips_sqlalchemys_checkout(
+    db: DatabaseManager, backend: str
+) -> None:
     """The fast path is taken: a unit of single-row calls never runs the pool's checkout (PostgreSQL)."""
     if backend != "postgresql":
         pytest.skip("SQLite sessions take no lease: their connection is the session's own")
