@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 from sqlalchemy import event, func, select, text
+from sqlalchemy.exc import InvalidRequestError
 
 from tradestore import DatabaseManager, SystemEventRepository
 from tradestore.errors import ConnectionLostError, DuplicateError, ReadOnlyError, TransactionAbortedError
@@ -202,14 +203,54 @@ async def test_a_lost_leased_connection_is_a_connection_lost_error_and_the_next_
         async with db.get_session() as session:
             await log(session, "lost")
             lease = lease_of(session)
-            assert lease is not None and lease.fairy is not None
-            pid = lease.fairy.driver_connection.get_server_pid()  # type: ignore[union-attr]
+            assert lease is not None and lease.record is not None
+            pid = lease.record.driver_connection.get_server_pid()  # type: ignore[union-attr]
             await _terminate(db, pid)
             await log(session, "never written")
     async with db.get_session() as session:
         await log(session, "after")
     assert await stored(db) == ["after"]
     assert _checked_out(db) == 0
+
+
+async def test_a_lost_connection_caught_inside_the_session_is_never_committed_as_if_nothing_happened(
+    db: DatabaseManager, backend: str
+) -> None:
+    """What the lost connection held is gone: the session refuses to go on, or to commit, until rolled back."""
+    if backend != "postgresql":
+        pytest.skip("kills a PostgreSQL backend")
+    with pytest.raises(ConnectionLostError, match="lost earlier"):
+        async with db.get_session() as session:
+            await log(session, "lost with the connection")
+            lease = lease_of(session)
+            assert lease is not None and lease.record is not None
+            await _terminate(db, lease.record.driver_connection.get_server_pid())  # type: ignore[union-attr]
+            with pytest.raises(ConnectionLostError):
+                await log(session, "refused")
+            with pytest.raises(ConnectionLostError, match="lost earlier"):
+                await log(session, "refused again")
+            with pytest.raises(ConnectionLostError, match="lost earlier"):
+                await session.execute(text("SELECT 1"))
+    async with db.get_session() as session:
+        await log(session, "before")
+        lease = lease_of(session)
+        assert lease is not None and lease.record is not None
+        await _terminate(db, lease.record.driver_connection.get_server_pid())  # type: ignore[union-attr]
+        with pytest.raises(ConnectionLostError):
+            await log(session, "refused")
+        await session.rollback()  # the unit starts over, on a new connection
+        await log(session, "after the rollback")
+    assert await stored(db) == ["after the rollback"]
+
+
+async def test_begin_after_a_single_row_call_is_refused_as_after_any_statement(db: DatabaseManager) -> None:
+    async with db.get_session() as session:
+        await log(session, "kept")
+        with pytest.raises(InvalidRequestError, match="already begun"):
+            session.sync_session.begin()
+        with pytest.raises(InvalidRequestError, match="already begun"):
+            await session.begin()
+    assert await stored(db) == ["kept"]
 
 
 async def test_an_idle_pooled_connection_killed_is_replaced_before_the_unit_begins(
@@ -220,8 +261,8 @@ async def test_an_idle_pooled_connection_killed_is_replaced_before_the_unit_begi
     async with db.get_session() as session:
         await log(session, "first")
         lease = lease_of(session)
-        assert lease is not None and lease.fairy is not None
-        pid = lease.fairy.driver_connection.get_server_pid()  # type: ignore[union-attr]
+        assert lease is not None and lease.record is not None
+        pid = lease.record.driver_connection.get_server_pid()  # type: ignore[union-attr]
     await _terminate(db, pid)
     for n in range(3):
         async with db.get_session() as session:

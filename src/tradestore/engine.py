@@ -17,8 +17,8 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState, StaticPool
 
-from tradestore.dialects import register_sqlite_functions
 from tradestore.dialects.errors import ABORTED_ADVICE, FAILED, note_failure, translate
+from tradestore.dialects.sqlite_functions import register_sqlite_functions
 from tradestore.errors import ConfigurationError, ConnectionLostError, TransactionAbortedError
 from tradestore.urls import describe, is_memory, is_sqlite, mask
 from tradestore.values import json_dumps

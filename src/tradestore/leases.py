@@ -33,11 +33,11 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DisconnectionError, InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
-from sqlalchemy.pool import Pool, PoolProxiedConnection
-from sqlalchemy.pool.base import _ConnectionFairy, _ConnectionRecord
+from sqlalchemy.pool import ConnectionPoolEntry, Pool, PoolProxiedConnection
+from sqlalchemy.pool.base import _ConnectionFairy
 from sqlalchemy.util import greenlet_spawn
 from sqlalchemy.util.concurrency import await_
 from sqlalchemy.util.queue import Empty
@@ -62,32 +62,34 @@ class Lease:
             replica's), ``None`` for no limit.
     """
 
-    __slots__ = ("connection", "engine", "fairy", "readonly", "timeout")
+    __slots__ = ("connection", "engine", "fairy", "lost", "readonly", "record", "timeout")
 
     def __init__(self, engine: Engine, *, timeout: float | None = None) -> None:
         self.engine = engine
         self.readonly = bool(engine.get_execution_options().get(READONLY, False))
         self.timeout = timeout
-        #: The checked-out connection, from the first single-row call to the end of the session.
+        #: The pool's entry of the leased connection, from the first single-row call to the end
+        #: of the session (what the single-row path runs on: ``dbapi_connection``, ``info``).
+        self.record: ConnectionPoolEntry | None = None
+        #: SQLAlchemy's checked-out proxy of it, when SQLAlchemy's checkout lent it or took it over.
         self.fairy: PoolProxiedConnection | None = None
         #: SQLAlchemy's connection around it, once SQLAlchemy took the unit over.
         self.connection: Connection | None = None
+        #: Why the connection was discarded in the middle of the session.
+        self.lost: BaseException | None = None
 
     @property
     def held(self) -> bool:
-        """Whether the lease runs the unit itself: its connection is live and SQLAlchemy has not taken over."""
-        return self.connection is None and self.fairy is not None and self.fairy.dbapi_connection is not None
+        """Whether the lease runs the unit itself: it holds a live connection SQLAlchemy has not taken over."""
+        return self.record is not None and self.connection is None
 
     @property
     def in_transaction(self) -> bool:
         """Whether the lease holds a transaction it must still commit or roll back."""
-        return self.held and self._adapter()._transaction is not None
+        record: Any = self.record
+        return record is not None and self.connection is None and record.dbapi_connection._transaction is not None
 
-    def _adapter(self) -> Any:
-        assert self.fairy is not None
-        return self.fairy.dbapi_connection
-
-    async def begin(self) -> PoolProxiedConnection:
+    async def begin(self) -> ConnectionPoolEntry:
         """Check a connection out and begin its transaction (``BEGIN``, read-only if the session is).
 
         Raises:
@@ -95,18 +97,21 @@ class Lease:
                 connection could be made; none was free in time).
         """
         pool = self.engine.pool
-        fairy = _checkout_idle(pool)
-        if fairy is not None:
+        record = _checkout_idle(pool)
+        if record is not None:
             try:
-                await self._begin(fairy)
+                await self._begin(record)
             except Exception as exc:  # it died in the pool: discard it, as the checkout hook does
-                fairy.invalidate(DisconnectionError(f"the connection did not answer: {type(exc).__name__}"))
-                fairy = None
+                _discard(record, DisconnectionError(f"the connection did not answer: {type(exc).__name__}"))
+                record = None
             except BaseException:  # cancelled during BEGIN: its state is unknown
-                fairy.invalidate()
+                _discard(record, None)
                 raise
-        self.fairy = fairy if fairy is not None else await self._checkout(pool)
-        return self.fairy
+        if record is None:
+            self.fairy = await self._checkout(pool)
+            record = self.fairy._connection_record
+        self.record = record
+        return record
 
     async def _checkout(self, pool: Pool) -> PoolProxiedConnection:
         """SQLAlchemy's checkout: it waits, reconnects and retries; its hook begins the transaction."""
@@ -117,7 +122,7 @@ class Lease:
                 await driver.execute(READ_ONLY_SQL)
             except BaseException as exc:
                 fairy.invalidate(exc if isinstance(exc, Exception) else None)
-                raise _lost(self.engine, exc) from exc
+                raise _typed_lost(self.engine, exc) from exc
             fairy.info[READ_ONLY_BEGUN] = True
         return fairy
 
@@ -127,33 +132,40 @@ class Lease:
         Raises:
             ConnectionLostError: the connection broke (it is discarded).
         """
-        assert self.fairy is not None
+        assert self.record is not None
         try:
-            await self._begin(self.fairy)
+            await self._begin(self.record)
         except BaseException as exc:
-            self.lost(exc)
-            raise _lost(self.engine, exc) from exc
+            self.discard(exc)
+            raise _typed_lost(self.engine, exc) from exc
 
-    async def _begin(self, fairy: PoolProxiedConnection) -> None:
-        adapter: Any = fairy.dbapi_connection
-        driver = adapter._connection
-        fairy.info.pop(FAILED, None)
-        fairy.info.pop(READ_ONLY_BEGUN, None)
+    async def _begin(self, record: ConnectionPoolEntry) -> None:
+        adapter: Any = record.dbapi_connection
+        info = record.info
+        info.pop(FAILED, None)
+        info.pop(READ_ONLY_BEGUN, None)
         if self.readonly:
-            transaction = driver.transaction(isolation="repeatable_read", readonly=True)
+            transaction = adapter._connection.transaction(isolation="repeatable_read", readonly=True)
             start: Any = transaction.start()
         else:
             transaction, start = None, adapter._start_transaction()
         await (start if self.timeout is None else asyncio.wait_for(start, self.timeout))
         if transaction is not None:
             adapter._transaction = transaction
-            fairy.info[READ_ONLY_BEGUN] = True
-        fairy.info[BEGUN_AS] = settings_of(adapter)
+            info[READ_ONLY_BEGUN] = True
+        info[BEGUN_AS] = settings_of(adapter)
 
     def adopt(self) -> Connection:
         """SQLAlchemy's ``Connection`` on the leased connection, its transaction still open."""
         if self.connection is None:
-            assert self.fairy is not None
+            record = self.record
+            assert record is not None
+            if self.fairy is None:  # as SQLAlchemy's checkout makes it, without the checkout hooks
+                pool = self.engine.pool
+                fairy = _ConnectionFairy(pool, record.dbapi_connection, record, pool._should_log_debug())  # type: ignore[arg-type]
+                fairy._counter = 1
+                record.fairy_ref = weakref.ref(fairy, _no_callback)  # type: ignore[attr-defined]
+                self.fairy = fairy
             self.connection = Connection(self.engine, connection=self.fairy)
         return self.connection
 
@@ -168,10 +180,10 @@ class Lease:
         """
         if not self.in_transaction:
             return
-        fairy: Any = self.fairy
-        if aborted(fairy.info, readonly=self.readonly):
+        record: Any = self.record
+        if aborted(record.info, readonly=self.readonly):
             raise TransactionAbortedError(f"{mask(self.engine.url)}: {ABORTED_ADVICE}")
-        adapter = fairy.dbapi_connection
+        adapter = record.dbapi_connection
         transaction, adapter._transaction = adapter._transaction, None
         try:
             await transaction.commit()
@@ -182,61 +194,81 @@ class Lease:
         """Roll the lease's transaction back; a connection that cannot is discarded."""
         if not self.in_transaction:
             return
-        fairy: Any = self.fairy
-        fairy.info.pop(FAILED, None)
-        adapter = fairy.dbapi_connection
+        record: Any = self.record
+        record.info.pop(FAILED, None)
+        adapter = record.dbapi_connection
         transaction, adapter._transaction = adapter._transaction, None
         try:
             await transaction.rollback()
         except BaseException as exc:
-            fairy.invalidate(exc if isinstance(exc, Exception) else None)
+            self.discard(exc)
             if not isinstance(exc, Exception):
                 raise
 
-    def lost(self, error: BaseException) -> None:
-        """The connection broke under a statement: discard it, and the pool's older ones (as SQLAlchemy does)."""
-        fairy = self.fairy
-        if fairy is not None and fairy.dbapi_connection is not None and self.connection is None:
-            self.engine.pool._invalidate(fairy, error if isinstance(error, Exception) else None)
+    def discard(self, error: BaseException) -> None:
+        """The connection broke: close it and give it back to be made anew (with the pool's older ones)."""
+        record = self.record
+        if record is None or self.connection is not None:
+            return  # SQLAlchemy's connection discards its own
+        self.record, self.lost = None, error
+        pool = self.engine.pool
+        if pool._invalidate_time < record.starttime:  # type: ignore[attr-defined]
+            pool._invalidate_time = time.time()
+        fairy, self.fairy = self.fairy, None
+        if fairy is not None:
+            fairy.invalidate(error if isinstance(error, Exception) else None)
+        else:
+            _discard(record, error)
 
     async def release(self) -> None:
         """Give the connection back to the pool (after the session ended); rolls back what is still open."""
-        fairy, connection = self.fairy, self.connection
-        self.fairy = self.connection = None
-        if connection is not None:
-            await greenlet_spawn(connection.close)
-        elif fairy is not None and fairy.dbapi_connection is not None:
-            driver: Any = fairy.driver_connection
-            if fairy.dbapi_connection._transaction is not None or driver.is_in_transaction():
-                await greenlet_spawn(fairy.close)  # the pool's reset rolls it back
-            else:
-                fairy.close()
+        if self.connection is not None:
+            connection, self.connection, self.fairy, self.record = self.connection, None, None, None
+            await greenlet_spawn(connection.close)  # SQLAlchemy's own: rolls back, resets, checks in
+            return
+        if self.record is None:
+            return
+        await self.rollback()  # nothing left open when it goes back (or the connection is discarded)
+        record, fairy = self.record, self.fairy
+        self.record = self.fairy = None
+        if fairy is not None:
+            fairy.close()
+        elif record is not None:
+            record.checkin(_fairy_was_created=False)  # type: ignore[attr-defined]
 
     def _typed(self, error: Exception, sql: str) -> Exception:
         from tradestore.dialects.single_row import adapted
 
         typed = translate(error, self.engine.url)
         if isinstance(typed, ConnectionLostError):
-            self.lost(error)
+            self.discard(error)
         if typed is not None:
             return typed
-        return adapted(error, self.fairy, self.engine.dialect, sql, [])
+        return adapted(error, self.record, self.engine.dialect, sql, [])
 
 
-def _lost(engine: Engine, error: BaseException) -> BaseException:
+def _discard(record: ConnectionPoolEntry, error: BaseException | None) -> None:
+    """Close a connection checked out without a proxy, and give its entry back to the pool."""
+    try:
+        record.invalidate(error if isinstance(error, Exception) else None)
+    finally:
+        record.checkin(_fairy_was_created=False)  # type: ignore[attr-defined]
+
+
+def _typed_lost(engine: Engine, error: BaseException) -> BaseException:
     if not isinstance(error, Exception):
         return error
     typed = translate(error, engine.url, disconnect=True)
     return typed if typed is not None else error
 
 
-def _checkout_idle(pool: Pool) -> PoolProxiedConnection | None:
-    """An idle pooled connection that needs no reconnection, checked out with no I/O; else ``None``."""
+def _checkout_idle(pool: Pool) -> ConnectionPoolEntry | None:
+    """An idle pooled connection that needs no reconnection, taken from the pool with no I/O; else ``None``."""
     queue = getattr(pool, "_pool", None)
     if queue is None:
         return None
     try:
-        record: _ConnectionRecord = queue.get_nowait()
+        record: Any = queue.get_nowait()
     except Empty:
         return None
     adapter: Any = record.dbapi_connection
@@ -254,38 +286,83 @@ def _checkout_idle(pool: Pool) -> PoolProxiedConnection | None:
         record.checkin(_fairy_was_created=False)  # SQLAlchemy's checkout reconnects or begins it
         return None
     record.fresh = False
-    fairy = _ConnectionFairy(pool, adapter, record, pool._should_log_debug())
-    fairy._counter = 1
-    record.fairy_ref = weakref.ref(fairy, _no_callback)
-    return fairy
+    return record  # type: ignore[no-any-return]
 
 
 class LeasingSession(Session):
-    """The sessions of ``DatabaseManager.get_session``: SQLAlchemy takes a :class:`Lease` over when it needs it."""
+    """The sessions of ``DatabaseManager.get_session``: SQLAlchemy takes a :class:`Lease` over when it needs it.
+
+    A lease's transaction is the session's: the session's ``commit()`` commits it (SQLAlchemy
+    takes it over first), its ``rollback()``, ``close()``, ``reset()`` and ``invalidate()`` roll
+    it back, whether or not the session began a transaction of its own.
+    """
 
     lease: Lease | None = None
 
     def get_bind(self, *args: Any, **kwargs: Any) -> Any:
         lease = self.lease
-        if lease is not None and lease.fairy is not None and lease.fairy.dbapi_connection is not None:
-            return lease.adopt()
+        if lease is not None:
+            if lease.record is not None:
+                return lease.adopt()
+            if lease.lost is not None:
+                raise _lost_earlier(lease)
         return super().get_bind(*args, **kwargs)
+
+    def begin(self, nested: bool = False) -> SessionTransaction:
+        lease = self.lease
+        if not nested and self._transaction is None and lease is not None and lease.in_transaction:
+            raise InvalidRequestError("A transaction is already begun on this Session.")  # as after any statement
+        return super().begin(nested)
+
+    def rollback(self) -> None:
+        _end_lease(self)
+        super().rollback()
+
+    def close(self) -> None:
+        _end_lease(self)
+        super().close()
+
+    def reset(self) -> None:
+        _end_lease(self)
+        super().reset()
+
+    def invalidate(self) -> None:
+        _end_lease(self)
+        super().invalidate()
+
+
+def _end_lease(session: Session) -> None:
+    """Roll back what the session's lease still holds; after a lost connection, the session may go on."""
+    lease = getattr(session, "lease", None)
+    if lease is not None:
+        if lease.in_transaction:
+            await_(lease.rollback())
+        lease.lost = None
 
 
 @event.listens_for(LeasingSession, "before_commit")
 def _take_over_before_commit(session: Session) -> None:
-    """An explicit ``session.commit()`` commits the lease's transaction: SQLAlchemy takes it over first."""
+    """``session.commit()`` commits the lease's transaction: SQLAlchemy takes it over first."""
     lease = getattr(session, "lease", None)
-    if lease is not None and lease.in_transaction:
-        session.connection()
+    if lease is not None:
+        if lease.lost is not None:
+            raise _lost_earlier(lease)
+        if lease.in_transaction:
+            session.connection()
 
 
 @event.listens_for(LeasingSession, "after_transaction_end")
 def _roll_back_with_the_session(session: Session, transaction: SessionTransaction) -> None:
-    """``session.rollback()`` or ``close()`` rolls back a transaction the lease still holds."""
-    lease = getattr(session, "lease", None)
-    if transaction.parent is None and lease is not None and lease.in_transaction:
-        await_(lease.rollback())
+    """A session transaction rolled back (``async with session.begin()`` that raised) rolls back the lease's."""
+    if transaction.parent is None:
+        _end_lease(session)
+
+
+def _lost_earlier(lease: Lease) -> ConnectionLostError:
+    return ConnectionLostError(
+        f"{mask(lease.engine.url)}: the connection of this session was lost earlier in it, with what the "
+        "session had written; roll the session back (or end it) and retry the unit of work"
+    )
 
 
 def lease_of(session: AsyncSession) -> Lease | None:
@@ -293,33 +370,29 @@ def lease_of(session: AsyncSession) -> Lease | None:
     return getattr(session.sync_session, "lease", None)
 
 
-async def leased_connection(session: AsyncSession) -> PoolProxiedConnection | None:
-    """The connection a single-row call of ``session`` runs on through its lease; ``None``: ask SQLAlchemy.
+async def leased_connection(session: AsyncSession) -> tuple[Lease, ConnectionPoolEntry] | None:
+    """The lease and connection a single-row call of ``session`` runs on; ``None``: ask SQLAlchemy.
 
-    The first call begins the lease (and the session's own transaction, so that a rollback
-    or close of the session reaches the lease); ``None`` once SQLAlchemy holds the connection
-    (or began one before any single-row call), or inside a savepoint.
+    The first call begins the lease; ``None`` once SQLAlchemy holds the connection (or began
+    one before any single-row call), and inside a savepoint.
 
     Raises:
-        ConnectionLostError: the lease's connection broke earlier in this session.
+        ConnectionLostError: the lease's connection broke earlier in this session (until the
+            session is rolled back), or breaks now.
+        StorageBusyError: no pooled connection was free in time.
     """
     sync = session.sync_session
     lease: Lease | None = getattr(sync, "lease", None)
     if lease is None or lease.connection is not None or sync.get_nested_transaction() is not None:
         return None
-    fairy = lease.fairy
-    if fairy is None:
+    record = lease.record
+    if record is None:
+        if lease.lost is not None:
+            raise _lost_earlier(lease)
         transaction = sync.get_transaction()
         if transaction is not None and transaction._connections:
             return None  # SQLAlchemy connected first: the unit stays with it
-        fairy = await lease.begin()
-    elif fairy.dbapi_connection is None:
-        raise ConnectionLostError(
-            f"{mask(lease.engine.url)}: the connection of this session was lost earlier in it; "
-            "nothing of it was written: end the session and retry the unit of work"
-        )
-    elif not lease.in_transaction:  # the session committed or rolled back: a new transaction, same settings
+        return lease, await lease.begin()
+    if record.dbapi_connection._transaction is None:  # type: ignore[union-attr]  # the session ended the last one
         await lease.begin_again()
-    if sync.get_transaction() is None:
-        sync._autobegin_t()  # so that the session's commit, rollback or close reaches the lease
-    return fairy
+    return lease, record

@@ -86,10 +86,10 @@ async def _end(session: AsyncSession, *, commit: bool) -> None:
             await session.rollback()
     finally:
         try:
-            if lease is not None and lease.held:
-                session.sync_session.close()  # nothing of SQLAlchemy's to close: no trip through it
-            else:
+            if lease is None or not lease.held:
                 await session.close()
+            elif session.sync_session.in_transaction() or session.sync_session.identity_map:
+                session.sync_session.close()  # nothing of SQLAlchemy's holds a connection: no trip through it
         finally:
             if lease is not None:
                 await lease.release()

@@ -1,4 +1,4 @@
-"""Guarantee 5: cancelling a multi-chunk upsert at a random moment strands nothing.
+"""Guarantee 5: cancelling a multi-chunk upsert, or a unit of single-row calls, at a random moment strands nothing.
 
 A pool of 2 and no overflow, so one leaked connection would block the next write. Half the
 trials call ``task.cancel()``, half wrap the session in ``asyncio.timeout``. After each one:
@@ -19,11 +19,13 @@ from collections import Counter
 from collections.abc import Callable
 
 import pytest
+from sqlalchemy import func, select
 from sqlalchemy.pool import QueuePool
 
 from factories import bars
 from support import bar_counts, open_db, pg_idle_in_transaction, small_chunks
-from tradestore import DatabaseManager, OHLCVRepository
+from tradestore import DatabaseManager, OHLCVRepository, SystemEventRepository
+from tradestore.models import SystemEventModel
 
 BATCHES = (5_000, 900)  # ten chunks, or two; large and small writes may take different paths
 CHUNK = 500
@@ -100,6 +102,55 @@ async def test_cancel_a_multi_chunk_upsert_at_random_moments(
         assert outcomes["cancelled"] + outcomes["timed out"] > runs(100) // 3  # most trials really interrupt
         for name, n in outcomes.items():
             figures[f"cancellation trials: {name} ({db.backend})"] += n
+    finally:
+        await db.drop_all()
+        await db.disconnect()
+
+
+async def test_cancel_a_unit_of_single_row_calls_at_random_moments(
+    fresh_url: str, runs: Callable[[int], int], figures: Counter[str]
+) -> None:
+    """The same for a bot's per-tick unit (on PostgreSQL it runs on a leased connection): all or nothing."""
+    db = await open_db(fresh_url, pool_size=2, max_overflow=0)
+    rng = random.Random()
+    calls = 6
+
+    async def unit(tag: str, written: list[bool]) -> None:
+        async with db.get_session() as session:
+            events = SystemEventRepository(session)
+            for n in range(calls):
+                await events.log_event("tick", "info", f"{tag} {n}")
+                await asyncio.sleep(0)  # a bot's unit yields between calls (SQLite's may not, otherwise)
+            written.append(True)  # the block ends here: get_session commits next
+
+    try:
+        started = time.perf_counter()
+        for n in range(20):
+            await unit(f"warm-up {n}", [])
+        duration = (time.perf_counter() - started) / 20
+        outcomes: Counter[str] = Counter()
+        for trial in range(runs(100)):
+            tag, written = f"U{trial}", []
+            task = asyncio.create_task(unit(tag, written))
+            await asyncio.sleep(rng.uniform(0, duration * 1.2))
+            task.cancel()
+            try:
+                await task
+                outcomes["finished"] += 1
+            except asyncio.CancelledError:
+                outcomes["cancelled"] += 1
+            pool = db.engine.sync_engine.pool
+            assert isinstance(pool, QueuePool) and pool.checkedout() == 0, f"trial {trial}: a connection is out"
+            if db.backend == "postgresql":
+                assert await pg_idle_in_transaction(db) == 0, f"trial {trial}: a session idles in a transaction"
+            async with asyncio.timeout(30), db.get_session(readonly=True) as session:
+                stored = await session.scalar(select(func.count()).where(SystemEventModel.message.like(f"{tag} %")))
+            assert stored == (calls if written else 0), f"trial {trial}: {stored} of {calls} events stored"
+            if not written:
+                outcomes["interrupted, 0 events left"] += 1
+        assert outcomes["cancelled"] > runs(100) // 3  # most trials really interrupt
+        for name, n in outcomes.items():
+            figures[f"single-row unit cancellations: {name} ({db.backend})"] += n
     finally:
         await db.drop_all()
         await db.disconnect()

@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, ColumnElement, Select
 
-from tradestore.dialects.errors import note_failure, translate
 from tradestore.dialects.functions import dec_max, dec_min, dec_sign, dec_sub, dec_sum, epoch_seconds, month_index
+from tradestore.dialects.single_row import Driver, driver_of
 from tradestore.types import ValueCodec
 
 if TYPE_CHECKING:
@@ -228,22 +228,22 @@ class Backend(ABC):
         """The dialect's insert of ``columns`` taking the rows of one round trip."""
 
     async def fetch(
-        self, conn: AsyncConnection, key: Hashable, build: Callable[[], ClauseElement], params: Mapping[str, Any]
+        self, on: AsyncConnection | Driver, key: Hashable, build: Callable[[], ClauseElement], params: Mapping[str, Any]
     ) -> Sequence[Sequence[Any]]:
         """Every row of a query, as the driver returns it (no per-row wrapping).
 
+        ``on``: a connection, or a session's driver connection (:func:`single_row.driver`).
         ``params`` are already encoded for the driver (see ``encode_*``).
         """
         statement = self.compiled(key, build)
         values = statement.positional(params)
-        echo(conn, statement.sql, values)
-        raw = await conn.get_raw_connection()
+        found = on if isinstance(on, Driver) else await driver_of(on)
+        echo(found.engine, statement.sql, values)
         try:
-            return await self._fetch(raw.driver_connection, statement.sql, values)
+            return await self._fetch(found.raw.driver_connection, statement.sql, values)
         except Exception as exc:
             # The driver's own errors skip SQLAlchemy's hooks: type them the same way here.
-            typed = translate(exc, conn.engine.url)
-            note_failure(conn.dialect.name, raw.info, typed)
+            typed = found.failed(exc)
             if typed is None:
                 raise
             raise typed from exc  # the session's rollback then finds the connection gone and discards it
@@ -341,9 +341,9 @@ class Backend(ABC):
         }
 
 
-def echo(conn: AsyncConnection, sql: str, params: object) -> None:
+def echo(on: AsyncConnection | Engine, sql: str, params: object) -> None:
     """Log a statement sent to the driver directly as SQLAlchemy logs its own (``echo=True``)."""
-    logger = conn.sync_engine.logger
+    logger = (on.sync_engine if isinstance(on, AsyncConnection) else on).logger
     if logger.isEnabledFor(logging.INFO):
         logger.info("%s", sql)
         logger.info("[driver] %r", params)

@@ -29,19 +29,19 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
-from sqlalchemy.engine import URL, Dialect, Engine, Result
+from sqlalchemy.engine import Dialect, Engine, Result
 from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import Delete, Executable, Insert, Select, Update
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
 from tradestore.dialects.errors import is_unique_violation, note_failure, translate
-from tradestore.errors import ConnectionLostError, DuplicateError
-from tradestore.leases import Lease, lease_of, leased_connection
+from tradestore.errors import ConnectionLostError, DuplicateError, StorageError
+from tradestore.leases import Lease, leased_connection
 
 if TYPE_CHECKING:
     from tradestore.dialects.base import Backend
@@ -194,7 +194,8 @@ async def run(
         DuplicateError: a unique key is already stored (also an ``IntegrityError``).
         sqlalchemy.exc.DBAPIError: any other database error, of the class SQLAlchemy would raise.
     """
-    dialect, engine, raw, lease = await _connection(session)
+    on = await driver(session)
+    dialect, engine, raw = on.dialect, on.engine, on.raw
     from tradestore.dialects import backend  # the package imports this module
 
     db = backend(dialect)
@@ -209,10 +210,7 @@ async def run(
     try:
         rows, coltypes, rowcount = await db.run_single(raw, sql, args)
     except Exception as exc:
-        typed = _typed(exc, dialect, engine.url, raw, prepared, sql, args)
-        if lease is not None and isinstance(typed, ConnectionLostError):
-            lease.lost(exc)
-        raise typed from exc
+        raise _typed(exc, on, prepared, sql, args) from exc
     processors = prepared.result_processors(coltypes, dialect)
     if processors and rows:
         out = []
@@ -233,12 +231,31 @@ async def execute(
     return None if found is None else FastResult(*found)
 
 
+class Driver(NamedTuple):
+    """Where a statement sent to the driver directly runs: the pool connection of a transaction."""
+
+    dialect: Dialect
+    engine: Engine
+    #: The pool's connection: ``driver_connection``, ``dbapi_connection`` (the adapter) and ``info``.
+    raw: Any
+    #: The session's :class:`~tradestore.leases.Lease` when the connection is leased.
+    lease: Lease | None = None
+
+    def failed(self, error: Exception) -> StorageError | None:
+        """The typed error for the driver's ``error``, or ``None``; a lost leased connection is discarded."""
+        typed = translate(error, self.engine.url)
+        note_failure(self.dialect.name, self.raw.info, typed)
+        if self.lease is not None and isinstance(typed, ConnectionLostError):
+            self.lease.discard(error)
+        return typed
+
+
 #: The connection of each session transaction the single-row path has used (forgotten with it).
-_CONNECTIONS: weakref.WeakKeyDictionary[Any, tuple[Dialect, Engine, Any]] = weakref.WeakKeyDictionary()
+_DRIVERS: weakref.WeakKeyDictionary[Any, Driver] = weakref.WeakKeyDictionary()
 
 
-async def _connection(session: AsyncSession) -> tuple[Dialect, Engine, Any, Lease | None]:
-    """The session's dialect, engine and pool connection, beginning the transaction if needed.
+async def driver(session: AsyncSession) -> Driver:
+    """The pool connection of the session's transaction, beginning the transaction if needed.
 
     On PostgreSQL the session's :class:`~tradestore.leases.Lease` gives it while SQLAlchemy has
     not taken the unit over. Otherwise asking the session costs two trips through SQLAlchemy's
@@ -246,42 +263,40 @@ async def _connection(session: AsyncSession) -> tuple[Dialect, Engine, Any, Leas
     """
     leased = await leased_connection(session)
     if leased is not None:
-        lease = lease_of(session)
-        assert lease is not None
-        return lease.engine.dialect, lease.engine, leased, lease
+        lease, record = leased
+        return Driver(lease.engine.dialect, lease.engine, record, lease)
     sync_session = session.sync_session
     # The innermost transaction: a savepoint (begin_nested) is emitted when it first asks for its
     # connection, so one opened since the last statement must ask, not find the outer one's.
     transaction = sync_session.get_nested_transaction() or sync_session.get_transaction()
-    found = _CONNECTIONS.get(transaction) if transaction is not None else None
-    if found is not None:
-        raw = found[2]
-        if raw.dbapi_connection is not None:
-            return (*found, None)
-    conn = await session.connection()  # begins the transaction (SQLite: BEGIN IMMEDIATE)
+    found = _DRIVERS.get(transaction) if transaction is not None else None
+    if found is not None and found.raw.dbapi_connection is not None:
+        return found
+    found = await driver_of(await session.connection())  # begins the transaction (SQLite: BEGIN IMMEDIATE)
+    transaction = sync_session.get_nested_transaction() or sync_session.get_transaction()
+    if transaction is not None:
+        _DRIVERS[transaction] = found
+    return found
+
+
+async def driver_of(conn: AsyncConnection) -> Driver:
+    """The pool connection of ``conn``."""
     sync = conn.sync_connection
     # Checked out and valid: the pool's connection is an attribute (no trip through the bridge).
     raw = sync.connection if sync is not None and not sync.invalidated else await conn.get_raw_connection()
-    transaction = sync_session.get_nested_transaction() or sync_session.get_transaction()
-    found = (conn.dialect, conn.sync_engine, raw)
-    if transaction is not None:
-        _CONNECTIONS[transaction] = found
-    return (*found, None)
+    return Driver(conn.dialect, conn.sync_engine, raw)
 
 
-def _typed(
-    error: Exception, dialect: Dialect, url: URL, raw: Any, prepared: Prepared, sql: str, args: list[Any]
-) -> Exception:
+def _typed(error: Exception, found: Driver, prepared: Prepared, sql: str, args: list[Any]) -> Exception:
     """The exception SQLAlchemy's path raises for the driver's ``error``."""
-    typed = translate(error, url)
-    note_failure(dialect.name, raw.info, typed)
+    typed = found.failed(error)
     if typed is not None:
         return typed  # the session's rollback then finds a lost connection gone and discards it
     if is_unique_violation(error):
         where = f" in {prepared.table}" if prepared.table else ""
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         return DuplicateError(f"a row with this unique key already exists{where} ({detail})", orig=error)
-    return adapted(error, raw, dialect, sql, args)
+    return adapted(error, found.raw, found.dialect, sql, args)
 
 
 def adapted(error: Exception, raw: Any, dialect: Dialect, sql: str, args: list[Any]) -> Exception:

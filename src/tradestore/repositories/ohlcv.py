@@ -19,7 +19,7 @@ from sqlalchemy.sql.expression import ColumnElement, Select
 
 from tradestore import bar_ranges, timeframes
 from tradestore.bar_ranges import BarRange
-from tradestore.dialects import Backend, backend
+from tradestore.dialects import Backend, backend, single_row
 from tradestore.domain import OHLCVBar, SeriesInfo
 from tradestore.errors import NotFoundError, ValidationError
 from tradestore.pages import keyset_pages
@@ -65,6 +65,11 @@ class OHLCVRepository(Repository):
     async def _connection(self) -> tuple[AsyncConnection, Backend]:
         conn = await self.session.connection()
         return conn, backend(conn.dialect)
+
+    async def _driver(self) -> tuple[single_row.Driver, Backend]:
+        """For reads: the session's driver connection (on PostgreSQL its lease, as single-row calls)."""
+        found = await single_row.driver(self.session)
+        return found, backend(found.dialect)
 
     # --- writes -------------------------------------------------------------------------
 
@@ -278,7 +283,7 @@ class OHLCVRepository(Repository):
         """Bars with ``start <= timestamp <= end``, oldest first."""
         params = self._series(symbol, timeframe, exchange)
         lo, hi = ceil_second(to_utc("start", start)), floor_second(to_utc("end", end))
-        conn, db = await self._connection()  # after validation: bad arguments open no transaction
+        conn, db = await self._driver()  # after validation: bad arguments open no transaction
         params.update(start=db.encode(_c.time, lo), end=db.encode(_c.time, hi))
         rows = await db.fetch(conn, "ohlcv.range", _range, params)
         return decode(rows, db, params)
@@ -299,7 +304,7 @@ class OHLCVRepository(Repository):
             raise ValidationError(f"batch_size: must be at least 1, got {batch_size!r}")
         params = self._series(symbol, timeframe, exchange)
         after, hi = ceil_second(to_utc("start", start)), floor_second(to_utc("end", end))
-        conn, db = await self._connection()
+        conn, db = await self._driver()
         params.update(end=db.encode(_c.time, hi), limit=batch_size)
 
         async def page(first: datetime) -> list[OHLCVBar]:
@@ -319,7 +324,7 @@ class OHLCVRepository(Repository):
         count = to_count("limit", limit)  # a plain int: the driver refuses numpy's
         params = self._series(symbol, timeframe, exchange)
         params["limit"] = count
-        conn, db = await self._connection()
+        conn, db = await self._driver()
         rows = await db.fetch(
             conn,
             "ohlcv.latest",
@@ -468,7 +473,7 @@ class OHLCVRepository(Repository):
             )
             return statement if chosen is None else statement.where(_s.exchange == bindparam("exchange"))
 
-        conn, db = await self._connection()
+        conn, db = await self._driver()
         rows = await db.fetch(conn, ("ohlcv.series", chosen is None), build, params)
         first, last, updated = (db.decoder(c) or aware for c in (_s.first_bar, _s.last_bar, _s.updated_at))
         return [SeriesInfo(r[0], r[1], r[2], first(r[3]), last(r[4]), r[5], updated(r[6])) for r in rows]
