@@ -26,6 +26,7 @@ one against ``session.execute`` on both backends, so an upgrade that changes the
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -102,9 +103,15 @@ class Prepared:
 class FastResult(IteratorResult[Any]):
     """A ``Result`` of rows already fetched, with the driver's ``rowcount``."""
 
-    def __init__(self, keys: Sequence[str], rows: list[tuple[Any, ...]], rowcount: int) -> None:
-        super().__init__(SimpleResultMetaData(list(keys)), iter(rows))
+    def __init__(self, keys: tuple[str, ...], rows: list[tuple[Any, ...]], rowcount: int) -> None:
+        super().__init__(_metadata(keys), iter(rows))
         self.rowcount = rowcount
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _metadata(keys: tuple[str, ...]) -> SimpleResultMetaData:
+    """The result metadata of rows with ``keys``: built once (its key map costs more than a row)."""
+    return SimpleResultMetaData(list(keys))
 
 
 def _returns_entities(statement: Executable) -> bool:
