@@ -38,6 +38,8 @@ _WAL_POSITION_SQL = "SELECT pg_current_wal_lsn()::text"
 _holding_memory_db: ContextVar[tuple[DatabaseManager, asyncio.Task[Any] | None] | None] = ContextVar(
     "_holding_memory_db", default=None
 )
+#: What a session on PostgreSQL, or a read-only one on a SQLite file, waits for: nothing.
+_NOTHING: contextlib.nullcontext[None] = contextlib.nullcontext()
 #: (task, SQLite file) of every write session open in this process, to refuse a nested one.
 _writing: set[tuple[asyncio.Task[Any], str]] = set()
 
@@ -335,6 +337,15 @@ class DatabaseManager:
             _holding_memory_db.reset(token)
             lock.release()
 
+    def _admit(self, readonly: bool) -> contextlib.AbstractAsyncContextManager[None]:
+        """What a new session waits for (:meth:`_turn`) or is refused by (:meth:`_one_writer`), if anything."""
+        if self._memory_lock is not None:
+            return self._turn()
+        self._follow_loop()
+        if readonly or self.backend != "sqlite":
+            return _NOTHING
+        return self._one_writer(readonly)
+
     @contextlib.asynccontextmanager
     async def _one_writer(self, readonly: bool) -> AsyncIterator[None]:
         """Refuse a write session inside another of the same task on the same SQLite file.
@@ -414,7 +425,7 @@ class DatabaseManager:
             ConnectionLostError: the connection broke or could not be made (a ``TransientError``).
         """
         _, sessions = self._require()
-        async with self._turn(), self._one_writer(readonly):
+        async with self._admit(readonly):
             session = await self._open(sessions, readonly)
             try:
                 yield session
