@@ -9,16 +9,24 @@ behave as one unit of work. The same tests run on SQLite, where no lease is take
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
 from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import InvalidRequestError
 
-from tradestore import DatabaseManager, SystemEventRepository
-from tradestore.errors import ConnectionLostError, DuplicateError, ReadOnlyError, TransactionAbortedError
+from factories import T0, bars
+from tradestore import DatabaseManager, OHLCVRepository, SystemEventRepository
+from tradestore.errors import (
+    ConnectionLostError,
+    DuplicateError,
+    ReadOnlyError,
+    StorageError,
+    TransactionAbortedError,
+)
 from tradestore.leases import lease_of
 from tradestore.models import SystemEventModel
 
@@ -156,6 +164,75 @@ async def test_a_read_only_session_whose_first_call_is_single_row_reads_a_snapsh
             assert (await session.execute(text("SHOW transaction_isolation"))).scalar() == "repeatable read"
         with pytest.raises(ReadOnlyError):
             await log(session, "refused")
+
+
+async def test_a_read_only_session_stays_read_only_after_its_own_rollback_or_commit(shared: DatabaseManager) -> None:
+    db, backend = shared, shared.backend
+    async with db.get_session() as session:
+        await log(session, "seed")
+    async with db.get_session(readonly=True) as session:
+        repo = SystemEventRepository(session)
+        for end in (session.rollback, session.commit):
+            await repo._scalar(select(func.count()).select_from(SystemEventModel))  # the lease begins it
+            await end()
+            if backend == "postgresql":
+                assert (await session.execute(text("SHOW transaction_read_only"))).scalar() == "on"
+                assert (await session.execute(text("SHOW transaction_isolation"))).scalar() == "repeatable read"
+            with pytest.raises(ReadOnlyError):
+                await log(session, "refused")
+            await session.rollback()
+    assert await stored(db) == ["seed"]
+
+
+async def test_a_stream_reads_on_across_sqlalchemy_calls_but_not_past_its_session(shared: DatabaseManager) -> None:
+    db = shared
+    async with db.get_session() as session:
+        await OHLCVRepository(session).upsert_many(bars(6))
+    async with db.get_session() as session:
+        stream = OHLCVRepository(session).stream_range("BTCUSDT", "1m", T0, T0 + timedelta(hours=1), batch_size=2)
+        seen = [await anext(stream)]
+        await session.execute(text("SELECT 1"))  # SQLAlchemy takes the lease over: same transaction
+        seen += [bar async for bar in stream]
+    assert len(seen) == 6
+    async with db.get_session() as session:
+        stream = OHLCVRepository(session).stream_range("BTCUSDT", "1m", T0, T0 + timedelta(hours=1), batch_size=2)
+        first = [await anext(stream), await anext(stream)]
+    with pytest.raises(StorageError, match="has ended"):
+        await anext(stream)  # its connection went back to the pool with the session
+    assert [b.timestamp for b in first] == [T0, T0 + timedelta(minutes=1)]
+
+
+async def test_echo_logs_each_units_begin_and_commit(fresh_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    async with DatabaseManager(fresh_url, echo=True) as db:
+        await db.create_all()
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="sqlalchemy.engine"):
+            async with db.get_session() as session:
+                await log(session, "logged")
+            with pytest.raises(Boom):
+                async with db.get_session() as session:
+                    await log(session, "rolled back")
+                    raise Boom
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("sqlalchemy.engine")]
+    begins = [n for n, line in enumerate(lines) if line.startswith("BEGIN (")]  # (implicit), or (leased)
+    assert len(begins) == 2, lines
+    assert "COMMIT" in lines[begins[0] : begins[1]] and "ROLLBACK" in lines[begins[1] :], lines
+
+
+async def test_a_single_row_call_cancelled_and_caught_inside_a_session_is_never_committed_as_if_not_sent(
+    db: DatabaseManager, backend: str
+) -> None:
+    """PostgreSQL may have cancelled the statement, aborting the transaction: the commit then says so."""
+    if backend != "postgresql":
+        pytest.skip("SQLite runs a statement to its end once sent: nothing is cancelled on the server")
+    with pytest.raises(TransactionAbortedError):
+        async with db.get_session() as session:
+            await log(session, "earlier")
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.05):
+                    await SystemEventRepository(session)._scalar(select(func.pg_sleep(2)))
+    assert await stored(db) == []
+    assert _checked_out(db) == 0
 
 
 async def test_every_unit_gives_its_connection_back_however_it_ends(db: DatabaseManager) -> None:

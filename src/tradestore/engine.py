@@ -17,7 +17,14 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState, StaticPool
 
-from tradestore.dialects.errors import ABORTED_ADVICE, FAILED, note_failure, translate
+from tradestore.dialects.errors import (
+    ABORTED_ADVICE,
+    FAILED,
+    end_interrupted_begin,
+    interrupted_begin,
+    note_failure,
+    translate,
+)
 from tradestore.dialects.sqlite_functions import register_sqlite_functions
 from tradestore.errors import ConfigurationError, ConnectionLostError, TransactionAbortedError
 from tradestore.urls import describe, is_memory, is_sqlite, mask
@@ -281,7 +288,9 @@ def _reset(dbapi_connection: Any, record: ConnectionPoolEntry, state: PoolResetS
     """
     if not state.asyncio_safe:
         return  # garbage collection outside the event loop: the pool terminates it instead
-    if _may_be_in_transaction(dbapi_connection.driver_connection):
+    if interrupted_begin(dbapi_connection):
+        dbapi_connection.run_async(lambda _: end_interrupted_begin(dbapi_connection))
+    elif _may_be_in_transaction(dbapi_connection.driver_connection):
         dbapi_connection.rollback()
 
 
@@ -368,8 +377,8 @@ def _begin_on_checkout(timeout: float | None) -> Callable[[Any, ConnectionPoolEn
 
     def begin(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
         driver = dbapi_connection.driver_connection
-        if driver.is_closed():
-            raise DisconnectionError("the connection was closed while it was in the pool")
+        if driver.is_closed() or interrupted_begin(dbapi_connection):
+            raise DisconnectionError("the connection was closed, or left unusable, while it was in the pool")
         record.info.pop(FAILED, None)
         record.info.pop(READ_ONLY_BEGUN, None)
         if dbapi_connection._transaction is not None or dbapi_connection.autocommit:
@@ -437,15 +446,16 @@ def _begin_postgres(conn: Connection) -> None:
 #: A read-only session is one snapshot on PostgreSQL too, as a SQLite read transaction is: every
 #: statement of it sees the same commits (a read-only transaction never fails to serialize).
 READ_ONLY_SQL = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
-#: Set in a pooled connection's ``info`` when its transaction was begun read-only already (by a lease).
+#: In a pooled connection's ``info``: the asyncpg transaction a lease began read-only already.
 READ_ONLY_BEGUN = "tradestore.read_only_begun"
 
 
 def _begin_postgres_read_only(conn: Connection) -> None:
     """A ``begin`` hook after :func:`_begin_postgres`: make a session of :func:`readonly_engine` read-only."""
-    if conn.connection.info.pop(READ_ONLY_BEGUN, False) or not conn.get_execution_options().get(READONLY, False):
-        return
     adapter: Any = conn.connection.dbapi_connection
+    begun = conn.connection.info.pop(READ_ONLY_BEGUN, None)
+    if (begun is not None and begun is adapter._transaction) or not conn.get_execution_options().get(READONLY, False):
+        return
     if adapter._transaction is None:  # not begun at checkout: SQLAlchemy's adapter begins it first
         conn.exec_driver_sql(READ_ONLY_SQL)
         return

@@ -27,6 +27,7 @@ they give on PostgreSQL, so an upgrade that changes them fails there.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import weakref
 from typing import Any
@@ -42,8 +43,15 @@ from sqlalchemy.util import greenlet_spawn
 from sqlalchemy.util.concurrency import await_
 from sqlalchemy.util.queue import Empty
 
-from tradestore.dialects.errors import ABORTED_ADVICE, FAILED, translate
-from tradestore.engine import BEGUN_AS, READ_ONLY_BEGUN, READ_ONLY_SQL, READONLY, aborted, settings_of
+from tradestore.dialects.errors import ABORTED_ADVICE, FAILED, end_interrupted_begin, interrupted_begin, translate
+from tradestore.engine import (
+    BEGUN_AS,
+    READ_ONLY_BEGUN,
+    READ_ONLY_SQL,
+    READONLY,
+    aborted,
+    settings_of,
+)
 from tradestore.errors import ConnectionLostError, TransactionAbortedError
 from tradestore.urls import mask
 
@@ -62,7 +70,7 @@ class Lease:
             replica's), ``None`` for no limit.
     """
 
-    __slots__ = ("connection", "engine", "fairy", "lost", "readonly", "record", "timeout")
+    __slots__ = ("connection", "ended", "engine", "fairy", "lost", "readonly", "record", "timeout")
 
     def __init__(self, engine: Engine, *, timeout: float | None = None) -> None:
         self.engine = engine
@@ -77,6 +85,8 @@ class Lease:
         self.connection: Connection | None = None
         #: Why the connection was discarded in the middle of the session.
         self.lost: BaseException | None = None
+        #: Set when the session's block is over: a session used after it is SQLAlchemy's alone.
+        self.ended = False
 
     @property
     def held(self) -> bool:
@@ -99,14 +109,13 @@ class Lease:
         pool = self.engine.pool
         record = _checkout_idle(pool)
         if record is not None:
+            self.record = record  # held from here: a cancelled BEGIN is ended when the session ends
             try:
                 await self._begin(record)
             except Exception as exc:  # it died in the pool: discard it, as the checkout hook does
+                self.record = None
                 _discard(record, DisconnectionError(f"the connection did not answer: {type(exc).__name__}"))
                 record = None
-            except BaseException:  # cancelled during BEGIN: its state is unknown
-                _discard(record, None)
-                raise
         if record is None:
             self.fairy = await self._checkout(pool)
             record = self.fairy._connection_record
@@ -123,7 +132,8 @@ class Lease:
             except BaseException as exc:
                 fairy.invalidate(exc if isinstance(exc, Exception) else None)
                 raise _typed_lost(self.engine, exc) from exc
-            fairy.info[READ_ONLY_BEGUN] = True
+            adapter: Any = fairy.dbapi_connection
+            fairy.info[READ_ONLY_BEGUN] = adapter._transaction
         return fairy
 
     async def begin_again(self) -> None:
@@ -135,12 +145,15 @@ class Lease:
         assert self.record is not None
         try:
             await self._begin(self.record)
-        except BaseException as exc:
+        except Exception as exc:
             self.discard(exc)
             raise _typed_lost(self.engine, exc) from exc
 
     async def _begin(self, record: ConnectionPoolEntry) -> None:
+        """``BEGIN`` on ``record``; cancelled, it leaves an interrupted ``BEGIN`` the next one (or the release) ends."""
         adapter: Any = record.dbapi_connection
+        if interrupted_begin(adapter):  # a caller caught the cancellation of the last one
+            await end_interrupted_begin(adapter)
         info = record.info
         info.pop(FAILED, None)
         info.pop(READ_ONLY_BEGUN, None)
@@ -149,10 +162,11 @@ class Lease:
             start: Any = transaction.start()
         else:
             transaction, start = None, adapter._start_transaction()
+        _log(self.engine, "BEGIN (leased)")
         await (start if self.timeout is None else asyncio.wait_for(start, self.timeout))
         if transaction is not None:
             adapter._transaction = transaction
-            info[READ_ONLY_BEGUN] = True
+            info[READ_ONLY_BEGUN] = transaction
         info[BEGUN_AS] = settings_of(adapter)
 
     def adopt(self) -> Connection:
@@ -183,8 +197,10 @@ class Lease:
         record: Any = self.record
         if aborted(record.info, readonly=self.readonly):
             raise TransactionAbortedError(f"{mask(self.engine.url)}: {ABORTED_ADVICE}")
+        record.info.pop(READ_ONLY_BEGUN, None)
         adapter = record.dbapi_connection
         transaction, adapter._transaction = adapter._transaction, None
+        _log(self.engine, "COMMIT")
         try:
             await transaction.commit()
         except Exception as exc:
@@ -196,8 +212,10 @@ class Lease:
             return
         record: Any = self.record
         record.info.pop(FAILED, None)
+        record.info.pop(READ_ONLY_BEGUN, None)
         adapter = record.dbapi_connection
         transaction, adapter._transaction = adapter._transaction, None
+        _log(self.engine, "ROLLBACK")
         try:
             await transaction.rollback()
         except BaseException as exc:
@@ -222,6 +240,7 @@ class Lease:
 
     async def release(self) -> None:
         """Give the connection back to the pool (after the session ended); rolls back what is still open."""
+        self.ended = True
         if self.connection is not None:
             connection, self.connection, self.fairy, self.record = self.connection, None, None, None
             await greenlet_spawn(connection.close)  # SQLAlchemy's own: rolls back, resets, checks in
@@ -229,6 +248,12 @@ class Lease:
         if self.record is None:
             return
         await self.rollback()  # nothing left open when it goes back (or the connection is discarded)
+        record = self.record
+        if record is not None and interrupted_begin(record.dbapi_connection):
+            try:
+                await end_interrupted_begin(record.dbapi_connection)
+            except Exception as exc:
+                self.discard(exc)
         record, fairy = self.record, self.fairy
         self.record = self.fairy = None
         if fairy is not None:
@@ -245,6 +270,12 @@ class Lease:
         if typed is not None:
             return typed
         return adapted(error, self.record, self.engine.dialect, sql, [])
+
+
+def _log(engine: Engine, what: str) -> None:
+    """Log a transaction's start or end as SQLAlchemy logs its own (``echo=True``)."""
+    if engine.logger.isEnabledFor(logging.INFO):
+        engine.logger.info(what)
 
 
 def _discard(record: ConnectionPoolEntry, error: BaseException | None) -> None:
@@ -282,6 +313,7 @@ def _checkout_idle(pool: Pool) -> ConnectionPoolEntry | None:
         or adapter.autocommit
         or adapter._connection.is_closed()
         or adapter._connection.is_in_transaction()
+        or adapter._connection._top_xact is not None
     ):
         record.checkin(_fairy_was_created=False)  # SQLAlchemy's checkout reconnects or begins it
         return None
@@ -383,7 +415,7 @@ async def leased_connection(session: AsyncSession) -> tuple[Lease, ConnectionPoo
     """
     sync = session.sync_session
     lease: Lease | None = getattr(sync, "lease", None)
-    if lease is None or lease.connection is not None or sync.get_nested_transaction() is not None:
+    if lease is None or lease.ended or lease.connection is not None or sync.get_nested_transaction() is not None:
         return None
     record = lease.record
     if record is None:

@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.pool import QueuePool
 
 from factories import bars
@@ -110,28 +110,47 @@ async def test_cancel_a_multi_chunk_upsert_at_random_moments(
 async def test_cancel_a_unit_of_single_row_calls_at_random_moments(
     fresh_url: str, runs: Callable[[int], int], figures: Counter[str]
 ) -> None:
-    """The same for a bot's per-tick unit (on PostgreSQL it runs on a leased connection): all or nothing."""
+    """The same for a bot's per-tick units (on PostgreSQL they run on a leased connection): all or nothing.
+
+    Each unit writes three events, commits explicitly, writes three more (every other unit also
+    runs a statement through SQLAlchemy first, which takes the lease over), and is cancelled at a
+    random moment. Each half is stored whole or not at all, the second only if the unit's block
+    ended; the next unit's writes are all stored (a connection handed back inside a transaction
+    would turn the next ``BEGIN`` into a ``SAVEPOINT`` and its commit into nothing).
+    """
     db = await open_db(fresh_url, pool_size=2, max_overflow=0)
     rng = random.Random()
-    calls = 6
+    calls = 3
 
-    async def unit(tag: str, written: list[bool]) -> None:
+    async def unit(tag: str, through_sqlalchemy: bool, written: list[str]) -> None:
         async with db.get_session() as session:
             events = SystemEventRepository(session)
-            for n in range(calls):
-                await events.log_event("tick", "info", f"{tag} {n}")
-                await asyncio.sleep(0)  # a bot's unit yields between calls (SQLite's may not, otherwise)
-            written.append(True)  # the block ends here: get_session commits next
+            if through_sqlalchemy:
+                await session.execute(select(1))
+            for half in ("a", "b"):
+                for n in range(calls):
+                    await events.log_event("tick", "info", f"{tag} {half}{n}")
+                    await asyncio.sleep(0)  # a bot's unit yields between calls (SQLite's may not, otherwise)
+                if half == "a":
+                    await session.commit()
+            written.append("b")  # the block ends here: get_session commits next
+
+    async def stored(tag: str) -> dict[str, int]:
+        async with asyncio.timeout(30), db.get_session(readonly=True) as session:
+            rows = (
+                await session.scalars(select(SystemEventModel.message).where(SystemEventModel.message.like(f"{tag} %")))
+            ).all()
+        return Counter(message.split()[1][0] for message in rows)
 
     try:
         started = time.perf_counter()
         for n in range(20):
-            await unit(f"warm-up {n}", [])
+            await unit(f"warm-up{n}", n % 2 == 1, [])
         duration = (time.perf_counter() - started) / 20
         outcomes: Counter[str] = Counter()
         for trial in range(runs(100)):
-            tag, written = f"U{trial}", []
-            task = asyncio.create_task(unit(tag, written))
+            tag, written = f"U{trial}", list[str]()
+            task = asyncio.create_task(unit(tag, trial % 2 == 1, written))
             await asyncio.sleep(rng.uniform(0, duration * 1.2))
             task.cancel()
             try:
@@ -143,11 +162,12 @@ async def test_cancel_a_unit_of_single_row_calls_at_random_moments(
             assert isinstance(pool, QueuePool) and pool.checkedout() == 0, f"trial {trial}: a connection is out"
             if db.backend == "postgresql":
                 assert await pg_idle_in_transaction(db) == 0, f"trial {trial}: a session idles in a transaction"
-            async with asyncio.timeout(30), db.get_session(readonly=True) as session:
-                stored = await session.scalar(select(func.count()).where(SystemEventModel.message.like(f"{tag} %")))
-            assert stored == (calls if written else 0), f"trial {trial}: {stored} of {calls} events stored"
-            if not written:
+            halves = await stored(tag)
+            assert halves["a"] in (0, calls) and halves["b"] == (calls if written else 0), f"trial {trial}: {halves}"
+            if not halves["a"]:
                 outcomes["interrupted, 0 events left"] += 1
+            await unit(f"next{trial}", trial % 2 == 0, [])
+            assert await stored(f"next{trial}") == {"a": calls, "b": calls}, f"trial {trial}: the next unit lost writes"
         assert outcomes["cancelled"] > runs(100) // 3  # most trials really interrupt
         for name, n in outcomes.items():
             figures[f"single-row unit cancellations: {name} ({db.backend})"] += n

@@ -41,10 +41,38 @@ _PG_ABORTED_STATE = "25P02"
 FAILED = "tradestore.failed"
 #: What to do about a PostgreSQL transaction that an earlier error aborted.
 ABORTED_ADVICE = (
-    "an earlier statement of this transaction failed, so PostgreSQL aborted the transaction and "
-    "nothing of it can be written; leave the session after an error (its writes are rolled back), "
+    "an earlier statement of this transaction failed (or was cancelled), so PostgreSQL aborted the transaction "
+    "and nothing of it can be written; leave the session after an error (its writes are rolled back), "
     "or catch the error inside session.begin_nested()"
 )
+
+
+def interrupted_begin(adapter: Any) -> bool:
+    """Whether a ``BEGIN`` on this pooled asyncpg connection was interrupted (cancelled, or it failed).
+
+    asyncpg then still counts a transaction its SQLAlchemy adapter does not know of: the server
+    may be inside a transaction nothing would end, and the connection's next ``BEGIN`` would be
+    a ``SAVEPOINT`` inside it. :func:`end_interrupted_begin` ends it before the connection is
+    used again or goes back to the pool.
+    """
+    driver = adapter.driver_connection
+    return (
+        isinstance(driver, asyncpg.Connection)
+        and adapter._transaction is None
+        and driver._top_xact is not None
+        and not driver.is_closed()
+    )
+
+
+async def end_interrupted_begin(adapter: Any) -> None:
+    """Forget an interrupted ``BEGIN`` (see :func:`interrupted_begin`) and roll back whatever it began.
+
+    A ``ROLLBACK`` outside a transaction is only a warning, so this is safe whether or not the
+    server received the ``BEGIN``.
+    """
+    driver = adapter.driver_connection
+    driver._top_xact = None
+    await driver.execute("ROLLBACK")
 
 
 def note_failure(dialect_name: str, info: dict[Any, Any] | None, typed: StorageError | None) -> None:

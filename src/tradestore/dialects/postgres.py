@@ -22,6 +22,7 @@ from sqlalchemy.sql.expression import ClauseElement, ColumnElement
 from sqlalchemy.types import JSON, TypeDecorator, TypeEngine
 
 from tradestore.dialects.base import Backend, EquitySummary, Row, _update_set, echo
+from tradestore.dialects.errors import end_interrupted_begin, interrupted_begin
 from tradestore.values import EXACT, chunked
 
 if TYPE_CHECKING:
@@ -283,6 +284,8 @@ class PostgresBackend(Backend):
         if adapter._transaction is None and not adapter.autocommit:
             # SQLAlchemy's adapter begins lazily, at its first statement: begin it the same way
             # (BEGIN, with the isolation, read-only and deferrable settings of the connection).
+            if interrupted_begin(adapter):  # a caller caught the cancellation of the last BEGIN
+                await end_interrupted_begin(adapter)
             try:
                 await adapter._start_transaction()
             except Exception as exc:

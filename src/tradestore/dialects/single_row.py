@@ -218,6 +218,12 @@ async def run(
         rows, coltypes, rowcount = await db.run_single(raw, sql, args)
     except Exception as exc:
         raise _typed(exc, on, prepared, sql, args) from exc
+    except BaseException:
+        # Cancelled: the server may have run the statement, or aborted the transaction at its
+        # cancel request. A caller who catches the cancellation must not see the unit commit as
+        # if neither had happened (PostgreSQL: the commit then raises TransactionAbortedError).
+        note_failure(dialect.name, raw.info, None)
+        raise
     processors = prepared.result_processors(coltypes, dialect)
     if processors and rows:
         out = []
@@ -247,6 +253,23 @@ class Driver(NamedTuple):
     raw: Any
     #: The session's :class:`~tradestore.leases.Lease` when the connection is leased.
     lease: Lease | None = None
+
+    def check_open(self) -> None:
+        """For a read taken up again later (a stream's next page): its transaction must still be open.
+
+        Raises:
+            StorageError: the transaction it was found in has ended (its session committed, rolled
+                back or closed), and the connection may now serve another session.
+        """
+        adapter = self.raw.dbapi_connection
+        lease = self.lease
+        if adapter is None or (
+            lease is not None and (lease.ended or lease.record is not self.raw or adapter._transaction is None)
+        ):
+            raise StorageError(
+                "the transaction this read began in has ended (its session committed, rolled back or "
+                "closed): read it whole inside one session, or start it again in a new one"
+            )
 
     def failed(self, error: Exception) -> StorageError | None:
         """The typed error for the driver's ``error``, or ``None``; a lost leased connection is discarded."""

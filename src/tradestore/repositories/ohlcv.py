@@ -309,6 +309,7 @@ class OHLCVRepository(Repository):
 
         async def page(first: datetime) -> list[OHLCVBar]:
             params["start"] = db.encode(_c.time, first)
+            conn.check_open()
             rows = await db.fetch(conn, "ohlcv.page", lambda: _range().limit(bindparam("limit")), params)
             return decode(rows, db, params)
 
