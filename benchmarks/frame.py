@@ -114,8 +114,10 @@ async def amain(args: argparse.Namespace) -> int:
     finally:
         await drop_pg_database(args.pg_url, url)
     floor = found[-1][1]
-    print(f"one unit of work, medians of {args.units:,} per variant in {args.rounds} alternating rounds; "
-          f"load average at the end {os.getloadavg()[0]:.1f}\n")
+    print(
+        f"one unit of work, medians of {args.units:,} per variant in {args.rounds} alternating rounds; "
+        f"load average at the end {os.getloadavg()[0]:.1f}\n"
+    )
     print("| variant | wall | / asyncpg alone | CPU of the event loop's thread |")
     print("|---|---:|---:|---:|")
     for name, wall, cpu in found:
