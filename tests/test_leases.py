@@ -81,6 +81,36 @@ async def test_orm_objects_added_after_single_row_calls_are_committed_with_them(
     assert await stored(db) == ["single-row", "orm"]
 
 
+async def test_asking_the_session_for_its_bind_changes_nothing(db: DatabaseManager) -> None:
+    """``get_bind()`` (how code reads the dialect) still gives the engine; the unit still commits whole."""
+    async with db.get_session() as session:
+        await log(session, "before")
+        bind = session.get_bind()
+        assert bind is db.engine.sync_engine and bind.dialect.name == db.backend
+        await log(session, "after")
+        await session.run_sync(lambda sync: sync.get_bind().dialect.name)
+    assert await stored(db) == ["before", "after"]
+
+
+async def test_a_flush_after_single_row_calls_writes_in_their_transaction(db: DatabaseManager) -> None:
+    with pytest.raises(Boom):
+        async with db.get_session() as session:
+            await log(session, "single-row")
+            session.add(SystemEventModel(event_type="note", severity="info", message="flushed", created_at=_now()))
+            await session.flush()
+            await log(session, "single-row again")
+            raise Boom
+    assert await stored(db) == []
+    async with db.get_session() as session:
+        await log(session, "single-row")
+        session.add(SystemEventModel(event_type="note", severity="info", message="flushed", created_at=_now()))
+        await session.flush()
+        await session.commit()
+        await log(session, "after the commit")  # the lease runs the next transaction
+        assert (await session.scalars(EVENTS)).all() == ["single-row", "flushed", "after the commit"]
+    assert await stored(db) == ["single-row", "flushed", "after the commit"]
+
+
 async def test_an_explicit_commit_inside_the_block_commits_what_came_before(db: DatabaseManager) -> None:
     with pytest.raises(Boom):
         async with db.get_session() as session:

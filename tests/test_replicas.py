@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.pool import QueuePool
 
 import tradestore.replicas as replicas_module
 from factories import bars, trade
@@ -184,6 +185,29 @@ async def test_a_replica_that_hangs_with_its_connections_open_sends_reads_to_the
                     assert await server(session) == (False, cluster.primary.port)
             finally:
                 proxy.frozen = False
+
+
+async def test_a_read_only_session_cancelled_while_it_opens_on_a_hung_replica_gives_its_connection_back(
+    cluster: StandbyCluster,
+) -> None:
+    assert cluster.standby.url.host is not None and cluster.standby.url.port is not None
+    async with running_proxy(cluster.standby.url.host, cluster.standby.url.port) as proxy:
+        slow = cluster.standby.url.set(host="127.0.0.1", port=proxy.port)
+        async with DatabaseManager(cluster.primary.url, replicas=[slow], pool_size=2, max_overflow=0) as db:
+            pool = db._replicas.members[0].engine.sync_engine.pool
+            for _ in range(3):  # more than the pool holds: one kept connection would show
+                async with db.get_session(readonly=True) as session:
+                    assert (await server(session))[0] is True
+                proxy.frozen = True  # its BEGIN gets no answer
+                try:
+                    with pytest.raises(TimeoutError):
+                        async with asyncio.timeout(0.3), db.get_session(readonly=True):
+                            pass
+                finally:
+                    proxy.frozen = False
+                assert isinstance(pool, QueuePool) and pool.checkedout() == 0
+            async with asyncio.timeout(10), db.get_session(readonly=True) as session:
+                assert (await server(session))[0] is True
 
 
 async def test_an_unreachable_replica_at_connect_is_not_an_error(cluster: StandbyCluster) -> None:

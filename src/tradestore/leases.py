@@ -10,7 +10,7 @@ settings), and :meth:`Lease.commit` ends it the same way; the connection goes ba
 
 Nothing else changes for the session: the moment anything of SQLAlchemy asks for its
 connection (``session.execute``, a flush, ``session.connection()``, ``begin_nested()``, an
-explicit ``session.commit()``), :class:`LeasingSession.get_bind` hands SQLAlchemy that same
+explicit ``session.commit()``), :class:`LeasingSession` hands SQLAlchemy that same
 connection, already in its transaction, and from then on SQLAlchemy runs the unit as usual.
 So every statement of a session runs in one transaction on one connection, whichever way
 it went. A rollback or close of the session rolls a transaction still held by the lease back.
@@ -90,14 +90,28 @@ class Lease:
 
     @property
     def held(self) -> bool:
-        """Whether the lease runs the unit itself: it holds a live connection SQLAlchemy has not taken over."""
-        return self.record is not None and self.connection is None
+        """Whether the lease runs the unit itself: it holds its live connection, SQLAlchemy no transaction on it.
+
+        SQLAlchemy's ``Connection`` on it (see :meth:`adopt`) takes the unit over for as long as
+        SQLAlchemy's transaction on it lasts; an explicit commit or rollback ends that, and the
+        lease runs the next transaction until SQLAlchemy asks again. A ``Connection`` SQLAlchemy
+        found broken (and replaced) is SQLAlchemy's alone from then on.
+        """
+        if self.record is None:
+            return False
+        connection = self.connection
+        return connection is None or (
+            not connection.in_transaction()
+            and connection._dbapi_connection is self.fairy
+            and self.fairy is not None
+            and self.fairy.dbapi_connection is not None
+        )
 
     @property
     def in_transaction(self) -> bool:
         """Whether the lease holds a transaction it must still commit or roll back."""
         record: Any = self.record
-        return record is not None and self.connection is None and record.dbapi_connection._transaction is not None
+        return self.held and record.dbapi_connection._transaction is not None
 
     async def begin(self) -> ConnectionPoolEntry:
         """Check a connection out and begin its transaction (``BEGIN``, read-only if the session is).
@@ -170,7 +184,7 @@ class Lease:
         info[BEGUN_AS] = settings_of(adapter)
 
     def adopt(self) -> Connection:
-        """SQLAlchemy's ``Connection`` on the leased connection, its transaction still open."""
+        """SQLAlchemy's ``Connection`` on the leased connection (made once), its transaction still open."""
         if self.connection is None:
             record = self.record
             assert record is not None
@@ -226,37 +240,34 @@ class Lease:
     def discard(self, error: BaseException) -> None:
         """The connection broke: close it and give it back to be made anew (with the pool's older ones)."""
         record = self.record
-        if record is None or self.connection is not None:
+        if record is None or not self.held:
             return  # SQLAlchemy's connection discards its own
         self.record, self.lost = None, error
         pool = self.engine.pool
         if pool._invalidate_time < record.starttime:  # type: ignore[attr-defined]
             pool._invalidate_time = time.time()
         fairy, self.fairy = self.fairy, None
-        if fairy is not None:
-            fairy.invalidate(error if isinstance(error, Exception) else None)
+        reason = error if isinstance(error, Exception) else None
+        if self.connection is not None:
+            self.connection.invalidate(reason)  # SQLAlchemy's connection knows, and closes nothing twice
+        elif fairy is not None:
+            fairy.invalidate(reason)
         else:
             _discard(record, error)
 
     async def release(self) -> None:
         """Give the connection back to the pool (after the session ended); rolls back what is still open."""
         self.ended = True
-        if self.connection is not None:
-            connection, self.connection, self.fairy, self.record = self.connection, None, None, None
-            await greenlet_spawn(connection.close)  # SQLAlchemy's own: rolls back, resets, checks in
-            return
-        if self.record is None:
-            return
-        await self.rollback()  # nothing left open when it goes back (or the connection is discarded)
-        record = self.record
-        if record is not None and interrupted_begin(record.dbapi_connection):
-            try:
+        if self.held:
+            await self.rollback()  # nothing left open when it goes back (or the connection is discarded)
+            record = self.record
+            if record is not None and interrupted_begin(record.dbapi_connection):
                 await end_interrupted_begin(record.dbapi_connection)
-            except Exception as exc:
-                self.discard(exc)
-        record, fairy = self.record, self.fairy
-        self.record = self.fairy = None
-        if fairy is not None:
+        connection, fairy, record = self.connection, self.fairy, self.record
+        self.connection = self.fairy = self.record = None
+        if connection is not None:
+            await greenlet_spawn(connection.close)  # SQLAlchemy's own: rolls back, resets, checks in
+        elif fairy is not None:
             fairy.close()
         elif record is not None:
             record.checkin(_fairy_was_created=False)  # type: ignore[attr-defined]
@@ -331,14 +342,16 @@ class LeasingSession(Session):
 
     lease: Lease | None = None
 
-    def get_bind(self, *args: Any, **kwargs: Any) -> Any:
+    def _connection_for_bind(self, engine: Any, execution_options: Any = None, **kwargs: Any) -> Connection:
+        # Where SQLAlchemy connects for session.execute(), session.connection() and (through
+        # before_flush below) a flush: on the leased connection, in its transaction.
         lease = self.lease
-        if lease is not None:
+        if lease is not None and engine is lease.engine:
             if lease.record is not None:
-                return lease.adopt()
-            if lease.lost is not None:
+                engine = lease.adopt()
+            elif lease.lost is not None:
                 raise _lost_earlier(lease)
-        return super().get_bind(*args, **kwargs)
+        return super()._connection_for_bind(engine, execution_options, **kwargs)
 
     def begin(self, nested: bool = False) -> SessionTransaction:
         lease = self.lease
@@ -383,6 +396,14 @@ def _take_over_before_commit(session: Session) -> None:
             session.connection()
 
 
+@event.listens_for(LeasingSession, "before_flush")
+def _take_over_before_flush(session: Session, flush_context: Any, instances: Any) -> None:
+    """A flush writes in the lease's transaction: SQLAlchemy takes it over first (a flush connects on its own way)."""
+    lease = getattr(session, "lease", None)
+    if lease is not None and lease.record is not None:
+        session.connection()
+
+
 @event.listens_for(LeasingSession, "after_transaction_end")
 def _roll_back_with_the_session(session: Session, transaction: SessionTransaction) -> None:
     """A session transaction rolled back (``async with session.begin()`` that raised) rolls back the lease's."""
@@ -415,16 +436,18 @@ async def leased_connection(session: AsyncSession) -> tuple[Lease, ConnectionPoo
     """
     sync = session.sync_session
     lease: Lease | None = getattr(sync, "lease", None)
-    if lease is None or lease.ended or lease.connection is not None or sync.get_nested_transaction() is not None:
+    if lease is None or lease.ended or sync.get_nested_transaction() is not None:
         return None
     record = lease.record
     if record is None:
         if lease.lost is not None:
             raise _lost_earlier(lease)
         transaction = sync.get_transaction()
-        if transaction is not None and transaction._connections:
+        if lease.connection is not None or (transaction is not None and transaction._connections):
             return None  # SQLAlchemy connected first: the unit stays with it
         return lease, await lease.begin()
+    if not lease.held:
+        return None  # SQLAlchemy's transaction on it is open: the statement runs inside it
     if record.dbapi_connection._transaction is None:  # type: ignore[union-attr]  # the session ended the last one
         await lease.begin_again()
     return lease, record

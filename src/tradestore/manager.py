@@ -23,7 +23,7 @@ from tradestore.errors import ConfigurationError, NotConnectedError, StorageBusy
 from tradestore.health import Health, check, open_engine, unhealthy
 from tradestore.leases import LeasingSession, lease_of, leased_connection
 from tradestore.models import Base
-from tradestore.replicas import CONNECT_TIMEOUT_S, Replicas, lsn_to_int
+from tradestore.replicas import Replicas, lsn_to_int
 from tradestore.repositories.base import DEFAULT_EXCHANGE, SESSION_EXCHANGE
 from tradestore.urls import backend_name, describe, is_memory, is_sqlite, mask, resolve
 from tradestore.values import to_text
@@ -376,12 +376,16 @@ class DatabaseManager:
         if not readonly:
             return self._leasing(sessions(info=info), self.engine)
         for replica in self._replicas.in_turn():
-            session = self._leasing(sessions(bind=replica.engine, info=info), replica.engine, timeout=CONNECT_TIMEOUT_S)
+            session = self._leasing(
+                sessions(bind=replica.engine, info=info), replica.engine, timeout=replica.begin_timeout
+            )
             try:
                 # A dead replica fails here, before the caller's block.
                 await (session.connection() if lease_of(session) is None else leased_connection(session))
-            except Exception as exc:
-                await _shielded(_end(session, commit=False))
+            except BaseException as exc:
+                await _shielded(_end(session, commit=False))  # cancelled too: the connection goes back
+                if not isinstance(exc, Exception):
+                    raise
                 replica.failed(exc)
                 continue
             replica.answered()

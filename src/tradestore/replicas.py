@@ -59,9 +59,11 @@ def lsn_to_int(lsn: str | None) -> int | None:
 class Replica:
     """One standby: its pool (every transaction read-only), and when it last failed."""
 
-    def __init__(self, url: URL, engine: AsyncEngine) -> None:
+    def __init__(self, url: URL, engine: AsyncEngine, *, begin_timeout: float) -> None:
         self.url = url
         self.engine = engine
+        #: Seconds a ``BEGIN`` here may take before the connection counts as dead.
+        self.begin_timeout = begin_timeout
         self.failed_at: float | None = None
         self.error: str | None = None
 
@@ -157,7 +159,7 @@ class Replicas:
                 postgres_settings=REPLICA_CONNECTION,
                 checkout_timeout=CONNECT_TIMEOUT_S,
             )
-            self.members.append(Replica(url, engine))
+            self.members.append(Replica(url, engine, begin_timeout=CONNECT_TIMEOUT_S))
 
     async def stop(self) -> None:
         """Close every replica's pool."""

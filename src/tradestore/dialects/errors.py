@@ -7,6 +7,7 @@ by the bulk paths that talk to the driver directly (:meth:`Backend.fetch`).
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from typing import Any
 
@@ -64,15 +65,24 @@ def interrupted_begin(adapter: Any) -> bool:
     )
 
 
+#: Seconds the ``ROLLBACK`` after an interrupted ``BEGIN`` may take before the connection is closed instead.
+CLEANUP_TIMEOUT_S = 2.0
+
+
 async def end_interrupted_begin(adapter: Any) -> None:
     """Forget an interrupted ``BEGIN`` (see :func:`interrupted_begin`) and roll back whatever it began.
 
     A ``ROLLBACK`` outside a transaction is only a warning, so this is safe whether or not the
-    server received the ``BEGIN``.
+    server received the ``BEGIN``. A server that does not answer within
+    :data:`CLEANUP_TIMEOUT_S` (a hung replica) gets the connection closed: its next checkout
+    makes a new one.
     """
     driver = adapter.driver_connection
     driver._top_xact = None
-    await driver.execute("ROLLBACK")
+    try:
+        await asyncio.wait_for(driver.execute("ROLLBACK"), CLEANUP_TIMEOUT_S)
+    except Exception:
+        driver.terminate()
 
 
 def note_failure(dialect_name: str, info: dict[Any, Any] | None, typed: StorageError | None) -> None:
