@@ -412,6 +412,11 @@ class DatabaseManager:
         once (it could only wait for the outer one). On in-memory SQLite (one connection)
         every session, read-only or not, takes its turn and none may be nested.
 
+        A session is one transaction on one connection. On PostgreSQL its single-row calls and
+        OHLCV reads lease that connection from the pool and begin and commit it on the driver,
+        and anything of SQLAlchemy's in the session takes the same connection and transaction
+        over (see :mod:`tradestore.leases`).
+
         Cancelling the task (or an ``asyncio.timeout``) while the block runs rolls the whole
         transaction back; once the commit has started it is finished first, then the
         cancellation goes on. The rollback and the return of the connection to the pool
