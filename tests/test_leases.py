@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -399,6 +400,40 @@ async def test_a_unit_cancelled_during_a_single_row_call_writes_nothing_and_free
     async with db.get_session() as session:
         await log(session, "after")
     assert await stored(db) == ["after"]
+    assert _checked_out(db) == 0
+
+
+async def test_a_call_timed_out_and_caught_inside_a_session_never_makes_a_later_commit_empty(
+    db: DatabaseManager, backend: str
+) -> None:
+    """The timeout may land on the BEGIN of the lease's next transaction: that BEGIN is ended, not built on.
+
+    Otherwise SQLAlchemy's own BEGIN after it is a SAVEPOINT, and the commit of what it wrote ends nothing.
+    """
+    if backend != "postgresql":
+        pytest.skip("a PostgreSQL lease's BEGIN")
+    rng = random.Random()
+    started = asyncio.get_running_loop().time()
+    async with db.get_session() as session:
+        await log(session, "timing")
+    duration = asyncio.get_running_loop().time() - started
+    for trial in range(150):
+        async with db.get_session() as session:
+            await log(session, f"{trial} first")
+            await session.commit()
+            try:
+                async with asyncio.timeout(rng.uniform(0, duration)):
+                    await log(session, f"{trial} maybe")
+            except TimeoutError:
+                await session.rollback()
+            await session.execute(
+                SystemEventModel.__table__.insert().values(  # type: ignore[attr-defined]
+                    event_type="note", severity="info", message=f"{trial} through SQLAlchemy", created_at=_now()
+                )
+            )
+            await session.commit()
+            written = set(await stored(db))
+            assert {f"{trial} first", f"{trial} through SQLAlchemy"} <= written, f"trial {trial}"
     assert _checked_out(db) == 0
 
 

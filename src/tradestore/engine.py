@@ -296,7 +296,7 @@ def _reset(dbapi_connection: Any, record: ConnectionPoolEntry, state: PoolResetS
 
 def _may_be_in_transaction(driver: Any) -> bool:
     if isinstance(driver, asyncpg.Connection):
-        return bool(driver.is_in_transaction())
+        return not driver.is_closed() and bool(driver.is_in_transaction())
     # aiosqlite: sqlite3's own flags, read without a trip to its thread; a BEGIN still queued
     # there (its caller cancelled) counts, and the rollback is queued after it.
     connection = driver._conn
@@ -437,9 +437,15 @@ def _pooled_info(conn: Connection) -> dict[Any, Any] | None:
 
 
 def _begin_postgres(conn: Connection) -> None:
-    """A ``begin`` hook: a transaction begun at checkout with other settings is begun again."""
+    """A ``begin`` hook: a transaction begun at checkout with other settings is begun again.
+
+    One whose last ``BEGIN`` was interrupted (a caught cancellation) is rolled back first, or
+    SQLAlchemy's ``BEGIN`` would be a ``SAVEPOINT`` inside it and its commit would end nothing.
+    """
     adapter: Any = conn.connection.dbapi_connection
-    if adapter._transaction is not None and conn.connection.info.get(BEGUN_AS) != settings_of(adapter):
+    if interrupted_begin(adapter):
+        adapter.run_async(lambda _: end_interrupted_begin(adapter))
+    elif adapter._transaction is not None and conn.connection.info.get(BEGUN_AS) != settings_of(adapter):
         adapter.rollback()  # SQLAlchemy's adapter then begins with the settings now asked for
 
 

@@ -27,6 +27,7 @@ they give on PostgreSQL, so an upgrade that changes them fails there.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import weakref
@@ -267,10 +268,15 @@ class Lease:
         self.connection = self.fairy = self.record = None
         if connection is not None:
             await greenlet_spawn(connection.close)  # SQLAlchemy's own: rolls back, resets, checks in
-        elif fairy is not None:
-            fairy.close()
         elif record is not None:
-            record.checkin(_fairy_was_created=False)  # type: ignore[attr-defined]
+            checkin: Any = (
+                fairy.close if fairy is not None else functools.partial(record.checkin, _fairy_was_created=False)  # type: ignore[attr-defined]
+            )
+            queue = getattr(self.engine.pool, "_pool", None)
+            if queue is not None and not queue.full():
+                checkin()
+            else:  # the pool is full: it closes this (overflow) connection, which needs SQLAlchemy's bridge
+                await greenlet_spawn(checkin)
 
     def _typed(self, error: Exception, sql: str) -> Exception:
         from tradestore.dialects.single_row import adapted
@@ -348,6 +354,8 @@ class LeasingSession(Session):
         lease = self.lease
         if lease is not None and engine is lease.engine:
             if lease.record is not None:
+                # SQLAlchemy's begin on it ends a BEGIN of the lease that was interrupted (see
+                # engine._begin_postgres) before beginning its own.
                 engine = lease.adopt()
             elif lease.lost is not None:
                 raise _lost_earlier(lease)

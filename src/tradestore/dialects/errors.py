@@ -73,16 +73,18 @@ async def end_interrupted_begin(adapter: Any) -> None:
     """Forget an interrupted ``BEGIN`` (see :func:`interrupted_begin`) and roll back whatever it began.
 
     A ``ROLLBACK`` outside a transaction is only a warning, so this is safe whether or not the
-    server received the ``BEGIN``. A server that does not answer within
-    :data:`CLEANUP_TIMEOUT_S` (a hung replica) gets the connection closed: its next checkout
-    makes a new one.
+    server received the ``BEGIN``. If the server does not answer within :data:`CLEANUP_TIMEOUT_S`
+    (a hung replica), or the ``ROLLBACK`` is cancelled, the connection is closed instead: its next
+    checkout makes a new one.
     """
     driver = adapter.driver_connection
     driver._top_xact = None
     try:
         await asyncio.wait_for(driver.execute("ROLLBACK"), CLEANUP_TIMEOUT_S)
-    except Exception:
+    except BaseException as exc:  # cancelled too: nothing would know the server is in a transaction
         driver.terminate()
+        if not isinstance(exc, Exception):
+            raise
 
 
 def note_failure(dialect_name: str, info: dict[Any, Any] | None, typed: StorageError | None) -> None:
