@@ -8,20 +8,26 @@ first single-row call of a session takes a connection from the same pool without
 SQLAlchemy, begins the transaction on the driver (one ``BEGIN``, with the session's read-only
 settings), and :meth:`Lease.commit` ends it the same way; the connection goes back to the pool.
 
-Nothing else changes for the session: the moment anything of SQLAlchemy asks for its
-connection (``session.execute``, a flush, ``session.connection()``, ``begin_nested()``, an
-explicit ``session.commit()``), :class:`LeasingSession` hands SQLAlchemy that same
-connection, already in its transaction, and from then on SQLAlchemy runs the unit as usual.
-So every statement of a session runs in one transaction on one connection, whichever way
-it went. A rollback or close of the session rolls a transaction still held by the lease back.
+Nothing else changes for the session: the moment SQLAlchemy connects (``session.execute``,
+``session.connection()``, ``begin_nested()``, a flush, an explicit ``session.commit()``),
+:class:`LeasingSession` hands it that same connection, already in its transaction, and
+SQLAlchemy runs the unit for as long as its transaction on it lasts; after an explicit commit
+or rollback the lease runs the next one, until SQLAlchemy connects again. So every statement
+of a session runs in one transaction on one connection, whichever way it went. A rollback or
+close of the session rolls a transaction still held by the lease back.
+
+A ``BEGIN`` interrupted by a cancellation the caller caught leaves asyncpg counting a
+transaction nothing else knows of; it is rolled back before the connection is used again or
+goes back to the pool (:func:`~tradestore.dialects.errors.end_interrupted_begin`).
 
 When the pool has no idle, current connection at hand (all in use, one to recycle, a dead one
 found by its ``BEGIN``), the lease takes SQLAlchemy's own checkout, which waits, reconnects
 and retries as for any session.
 
 This relies on a few SQLAlchemy pool internals (the pool's queue, a connection record's
-start time, the asyncpg adapter's transaction); ``tests/test_leases.py`` checks the behaviour
-they give on PostgreSQL, so an upgrade that changes them fails there.
+start time, the asyncpg adapter's transaction); ``tests/test_leases.py`` and the cancellation
+trials of ``tests/reliability/test_cancellation.py`` check the behaviour they give on
+PostgreSQL, so an upgrade that changes them fails there.
 """
 
 from __future__ import annotations
