@@ -8,8 +8,11 @@ needs one. :func:`execute` keeps what SQLAlchemy does that matters here and drop
 * the statement is compiled once per dialect and shape, keyed by SQLAlchemy's own cache key
   (so its literal values, e.g. those of ``.values(...)``, are new parameters, not a new
   compilation), and its column types' bind and result processors are looked up once;
-* it runs on the driver connection of the session's transaction (``session.connection()``):
-  one aiosqlite call (one thread hop) or one asyncpg prepared statement (one round trip);
+* it runs on the driver connection of the session's transaction (:func:`driver`: on PostgreSQL
+  the session's lease, see :mod:`tradestore.leases`, else ``session.connection()``): one
+  aiosqlite call (one thread hop) or one asyncpg prepared statement (one round trip);
+* a cancelled statement marks a PostgreSQL transaction failed: its commit then raises
+  ``TransactionAbortedError`` rather than end a transaction the server may have aborted;
 * errors are typed as on SQLAlchemy's path: a lock not granted is ``StorageBusyError``, a broken
   connection ``ConnectionLostError``, a unique-key violation ``DuplicateError`` (an
   ``IntegrityError``), any other database error the ``sqlalchemy.exc`` class SQLAlchemy raises;
