@@ -96,6 +96,18 @@ async def db(url: URL | str) -> AsyncIterator[DatabaseManager]:
 
 
 @pytest.fixture
+async def db_on_kraken(url: URL | str) -> AsyncIterator[DatabaseManager]:
+    """Like ``db``, with ``"kraken"`` as the manager's default exchange (for the exchange rule's tests)."""
+    manager = DatabaseManager(url, exchange="kraken")
+    await manager.connect()
+    await manager.drop_all()
+    await manager.create_all()
+    yield manager
+    await manager.drop_all()
+    await manager.disconnect()
+
+
+@pytest.fixture
 def backend(url: URL | str) -> str:
     """'sqlite' or 'postgresql'."""
     return resolve(url).get_backend_name()

@@ -54,16 +54,12 @@ async def test_record_and_read_back_exactly(db: DatabaseManager) -> None:
     )  # fmt: skip
 
 
-async def test_the_default_exchange_is_the_managers(url: Any) -> None:
-    async with DatabaseManager(url, exchange="kraken") as db:
-        await db.create_all()
-        try:
-            async with db.get_session() as session:
-                repo = DecisionRepository(session)
-                got = await repo.get(await repo.record(decision()))
-            assert got is not None and got.exchange == "kraken"
-        finally:
-            await db.drop_all()
+async def test_the_default_exchange_is_the_managers(db_on_kraken: DatabaseManager) -> None:
+    db = db_on_kraken
+    async with db.get_session() as session:
+        repo = DecisionRepository(session)
+        got = await repo.get(await repo.record(decision()))
+    assert got is not None and got.exchange == "kraken"
 
 
 async def test_hold_decisions_and_actions_in_any_case(db: DatabaseManager) -> None:

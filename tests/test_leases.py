@@ -18,6 +18,7 @@ import asyncpg
 import pytest
 from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import InvalidRequestError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from factories import T0, bars
 from tradestore import DatabaseManager, OHLCVRepository, SystemEventRepository
@@ -310,10 +311,7 @@ async def test_a_lost_leased_connection_is_a_connection_lost_error_and_the_next_
     with pytest.raises(ConnectionLostError):
         async with db.get_session() as session:
             await log(session, "lost")
-            lease = lease_of(session)
-            assert lease is not None and lease.record is not None
-            pid = lease.record.driver_connection.get_server_pid()  # type: ignore[union-attr]
-            await _terminate(db, pid)
+            await _terminate(db, _leased_pid(session))
             await log(session, "never written")
     async with db.get_session() as session:
         await log(session, "after")
@@ -330,9 +328,7 @@ async def test_a_lost_connection_caught_inside_the_session_is_never_committed_as
     with pytest.raises(ConnectionLostError, match="lost earlier"):
         async with db.get_session() as session:
             await log(session, "lost with the connection")
-            lease = lease_of(session)
-            assert lease is not None and lease.record is not None
-            await _terminate(db, lease.record.driver_connection.get_server_pid())  # type: ignore[union-attr]
+            await _terminate(db, _leased_pid(session))
             with pytest.raises(ConnectionLostError):
                 await log(session, "refused")
             with pytest.raises(ConnectionLostError, match="lost earlier"):
@@ -341,9 +337,7 @@ async def test_a_lost_connection_caught_inside_the_session_is_never_committed_as
                 await session.execute(text("SELECT 1"))
     async with db.get_session() as session:
         await log(session, "before")
-        lease = lease_of(session)
-        assert lease is not None and lease.record is not None
-        await _terminate(db, lease.record.driver_connection.get_server_pid())  # type: ignore[union-attr]
+        await _terminate(db, _leased_pid(session))
         with pytest.raises(ConnectionLostError):
             await log(session, "refused")
         await session.rollback()  # the unit starts over, on a new connection
@@ -368,9 +362,7 @@ async def test_an_idle_pooled_connection_killed_is_replaced_before_the_unit_begi
         pytest.skip("kills a PostgreSQL backend")
     async with db.get_session() as session:
         await log(session, "first")
-        lease = lease_of(session)
-        assert lease is not None and lease.record is not None
-        pid = lease.record.driver_connection.get_server_pid()  # type: ignore[union-attr]
+        pid = _leased_pid(session)
     await _terminate(db, pid)
     for n in range(3):
         async with db.get_session() as session:
@@ -439,6 +431,13 @@ async def test_a_call_timed_out_and_caught_inside_a_session_never_makes_a_later_
 
 def _pg(db: DatabaseManager) -> bool:
     return db.backend == "postgresql"
+
+
+def _leased_pid(session: AsyncSession) -> int:
+    """The server process of the connection the session's lease holds."""
+    lease = lease_of(session)
+    assert lease is not None and lease.record is not None
+    return int(lease.record.driver_connection.get_server_pid())  # type: ignore[union-attr]
 
 
 async def _terminate(db: DatabaseManager, pid: int) -> None:

@@ -339,19 +339,14 @@ async def test_a_task_awaited_inside_an_in_memory_session_fails_instead_of_hangi
             pass
 
 
-async def test_the_default_exchange_is_the_managers(url: URL | str) -> None:
-    async with DatabaseManager(url, exchange="kraken") as db:
-        await db.drop_all()
-        await db.create_all()
-        try:
-            async with db.get_session() as session:
-                repo = OHLCVRepository(session)
-                await repo.upsert_many(bars(3, exchange="kraken"))
-                assert repo.exchange == "kraken"
-                assert len(await repo.get_latest("BTCUSDT", "1m")) == 3
-                assert await repo.get_latest("BTCUSDT", "1m", exchange="binance") == []
-        finally:
-            await db.drop_all()
+async def test_the_default_exchange_is_the_managers(db_on_kraken: DatabaseManager) -> None:
+    db = db_on_kraken
+    async with db.get_session() as session:
+        repo = OHLCVRepository(session)
+        await repo.upsert_many(bars(3, exchange="kraken"))
+        assert repo.exchange == "kraken"
+        assert len(await repo.get_latest("BTCUSDT", "1m")) == 3
+        assert await repo.get_latest("BTCUSDT", "1m", exchange="binance") == []
 
 
 async def test_a_committed_session_is_not_rolled_back_again(

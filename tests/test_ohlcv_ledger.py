@@ -187,31 +187,21 @@ async def test_weekday_calendar_leaves_weekends_out_of_gaps(db: DatabaseManager)
     ]
 
 
-async def test_the_default_exchange_is_the_managers(url: str) -> None:
-    async with DatabaseManager(url, exchange="kraken") as db:
-        await db.drop_all()
-        await db.create_all()
-        try:
-            async with db.get_session() as session:
-                repo = OHLCVRepository(session)
-                await repo.upsert_many(bars(3, exchange="kraken"))
-                assert len(await repo.get_latest("BTCUSDT", "1m")) == 3
-                assert await repo.count_bars("BTCUSDT", "1m") == 3
-                assert await repo.delete_range("BTCUSDT", "1m", m(0), m(0)) == 1
-        finally:
-            await db.drop_all()
+async def test_the_default_exchange_is_the_managers(db_on_kraken: DatabaseManager) -> None:
+    db = db_on_kraken
+    async with db.get_session() as session:
+        repo = OHLCVRepository(session)
+        await repo.upsert_many(bars(3, exchange="kraken"))
+        assert len(await repo.get_latest("BTCUSDT", "1m")) == 3
+        assert await repo.count_bars("BTCUSDT", "1m") == 3
+        assert await repo.delete_range("BTCUSDT", "1m", m(0), m(0)) == 1
 
 
-async def test_list_series_reads_the_managers_exchange_or_all_of_them(url: str) -> None:
-    async with DatabaseManager(url, exchange="kraken") as db:
-        await db.drop_all()
-        await db.create_all()
-        try:
-            async with db.get_session() as session:
-                repo = OHLCVRepository(session)
-                await repo.upsert_many(bars(3, exchange="kraken") + bars(2, exchange="binance"))
-                assert [s.exchange for s in await repo.list_series()] == ["kraken"]
-                assert [s.exchange for s in await repo.list_series("binance")] == ["binance"]
-                assert [s.exchange for s in await repo.list_series(ALL_EXCHANGES)] == ["binance", "kraken"]
-        finally:
-            await db.drop_all()
+async def test_list_series_reads_the_managers_exchange_or_all_of_them(db_on_kraken: DatabaseManager) -> None:
+    db = db_on_kraken
+    async with db.get_session() as session:
+        repo = OHLCVRepository(session)
+        await repo.upsert_many(bars(3, exchange="kraken") + bars(2, exchange="binance"))
+        assert [s.exchange for s in await repo.list_series()] == ["kraken"]
+        assert [s.exchange for s in await repo.list_series("binance")] == ["binance"]
+        assert [s.exchange for s in await repo.list_series(ALL_EXCHANGES)] == ["binance", "kraken"]

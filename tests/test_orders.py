@@ -109,39 +109,29 @@ async def test_client_order_id_is_unique_per_exchange(db: DatabaseManager) -> No
         assert stored is not None and stored.quantity == 1
 
 
-async def test_get_by_client_id_uses_the_managers_exchange(url: Any) -> None:
-    async with DatabaseManager(url, exchange="kraken") as db:
-        await db.drop_all()
-        await db.create_all()
-        try:
-            async with db.get_session() as session:
-                orders = OrderRepository(session)
-                await orders.create(order(exchange="kraken"))
-                await orders.create(order(exchange="binance", quantity="2"))
-                assert (await orders.get_by_client_id("c-1")).exchange == "kraken"  # type: ignore[union-attr]
-                assert (await orders.get_by_client_id("c-1", "binance")).quantity == 2  # type: ignore[union-attr]
-                assert await orders.get_by_client_id("missing") is None
-        finally:
-            await db.drop_all()
+async def test_get_by_client_id_uses_the_managers_exchange(db_on_kraken: DatabaseManager) -> None:
+    db = db_on_kraken
+    async with db.get_session() as session:
+        orders = OrderRepository(session)
+        await orders.create(order(exchange="kraken"))
+        await orders.create(order(exchange="binance", quantity="2"))
+        assert (await orders.get_by_client_id("c-1")).exchange == "kraken"  # type: ignore[union-attr]
+        assert (await orders.get_by_client_id("c-1", "binance")).quantity == 2  # type: ignore[union-attr]
+        assert await orders.get_by_client_id("missing") is None
 
 
-async def test_get_open_orders_reads_the_managers_exchange_or_all_of_them(url: Any) -> None:
-    async with DatabaseManager(url, exchange="kraken") as db:
-        await db.drop_all()
-        await db.create_all()
-        try:
-            async with db.get_session() as session:
-                orders = OrderRepository(session)
-                await orders.create(order("k", exchange="kraken"))
-                await orders.create(order("b", exchange="binance"))
-                assert [o.exchange for o in await orders.get_open_orders()] == ["kraken"]
-                assert [o.exchange for o in await orders.get_open_orders("binance")] == ["binance"]
-                everywhere = await orders.get_open_orders(ALL_EXCHANGES)
-                assert sorted(o.exchange for o in everywhere) == ["binance", "kraken"]
-                with pytest.raises(ValidationError, match="exchange"):
-                    await orders.get_open_orders("")
-        finally:
-            await db.drop_all()
+async def test_get_open_orders_reads_the_managers_exchange_or_all_of_them(db_on_kraken: DatabaseManager) -> None:
+    db = db_on_kraken
+    async with db.get_session() as session:
+        orders = OrderRepository(session)
+        await orders.create(order("k", exchange="kraken"))
+        await orders.create(order("b", exchange="binance"))
+        assert [o.exchange for o in await orders.get_open_orders()] == ["kraken"]
+        assert [o.exchange for o in await orders.get_open_orders("binance")] == ["binance"]
+        everywhere = await orders.get_open_orders(ALL_EXCHANGES)
+        assert sorted(o.exchange for o in everywhere) == ["binance", "kraken"]
+        with pytest.raises(ValidationError, match="exchange"):
+            await orders.get_open_orders("")
 
 
 async def test_create_refuses_store_kept_figures_and_unknown_trades(db: DatabaseManager) -> None:

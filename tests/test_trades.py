@@ -545,20 +545,15 @@ async def test_two_racing_closes_one_wins(fresh_url: str) -> None:
         assert stored is not None and stored.exit_price == Decimal(next(r for r in results if r != "lost"))
 
 
-async def test_get_by_trade_id_uses_the_managers_exchange(url: Any) -> None:
-    async with DatabaseManager(url, exchange="kraken") as db:
-        await db.drop_all()
-        await db.create_all()
-        try:
-            async with db.get_session() as session:
-                repo = TradeRepository(session)
-                await repo.insert(trade(1, exchange="kraken", quantity="1"))
-                await repo.insert(trade(1, exchange="binance", quantity="2"))
-                assert (await repo.get_by_trade_id("T1")).quantity == 1  # type: ignore[union-attr]
-                assert (await repo.get_by_trade_id("T1", "binance")).quantity == 2  # type: ignore[union-attr]
-                assert await repo.get_by_trade_id("T2") is None
-        finally:
-            await db.drop_all()
+async def test_get_by_trade_id_uses_the_managers_exchange(db_on_kraken: DatabaseManager) -> None:
+    db = db_on_kraken
+    async with db.get_session() as session:
+        repo = TradeRepository(session)
+        await repo.insert(trade(1, exchange="kraken", quantity="1"))
+        await repo.insert(trade(1, exchange="binance", quantity="2"))
+        assert (await repo.get_by_trade_id("T1")).quantity == 1  # type: ignore[union-attr]
+        assert (await repo.get_by_trade_id("T1", "binance")).quantity == 2  # type: ignore[union-attr]
+        assert await repo.get_by_trade_id("T2") is None
 
 
 async def test_find_filters_newest_first(db: DatabaseManager) -> None:
@@ -600,25 +595,20 @@ async def test_find_filters_newest_first(db: DatabaseManager) -> None:
             await repo.find(limit=-1)
 
 
-async def test_find_and_get_by_symbol_read_the_managers_exchange_or_all_of_them(url: Any) -> None:
-    async with DatabaseManager(url, exchange="kraken") as db:
-        await db.drop_all()
-        await db.create_all()
-        try:
-            async with db.get_session() as session:
-                trades = TradeRepository(session)
-                await trades.insert(trade(1, exchange="kraken"))
-                await trades.insert(trade(2, exchange="binance"))
-                assert [t.exchange for t in await trades.find()] == ["kraken"]
-                assert [t.exchange for t in await trades.find(exchange="binance")] == ["binance"]
-                assert [t.exchange for t in await trades.find(exchange=ALL_EXCHANGES)] == ["kraken", "binance"]
-                assert [t.exchange for t in await trades.get_by_symbol("BTCUSDT")] == ["kraken"]
-                everywhere = await trades.get_by_symbol("BTCUSDT", exchange=ALL_EXCHANGES)
-                assert [t.exchange for t in everywhere] == ["kraken", "binance"]
-                with pytest.raises(ValidationError, match="exchange"):
-                    await trades.find(exchange="")
-        finally:
-            await db.drop_all()
+async def test_find_and_get_by_symbol_read_the_managers_exchange_or_all_of_them(db_on_kraken: DatabaseManager) -> None:
+    db = db_on_kraken
+    async with db.get_session() as session:
+        trades = TradeRepository(session)
+        await trades.insert(trade(1, exchange="kraken"))
+        await trades.insert(trade(2, exchange="binance"))
+        assert [t.exchange for t in await trades.find()] == ["kraken"]
+        assert [t.exchange for t in await trades.find(exchange="binance")] == ["binance"]
+        assert [t.exchange for t in await trades.find(exchange=ALL_EXCHANGES)] == ["kraken", "binance"]
+        assert [t.exchange for t in await trades.get_by_symbol("BTCUSDT")] == ["kraken"]
+        everywhere = await trades.get_by_symbol("BTCUSDT", exchange=ALL_EXCHANGES)
+        assert [t.exchange for t in everywhere] == ["kraken", "binance"]
+        with pytest.raises(ValidationError, match="exchange"):
+            await trades.find(exchange="")
 
 
 async def test_insert_checks_a_trade_changed_after_construction_and_writes_nothing(db: DatabaseManager) -> None:

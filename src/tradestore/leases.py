@@ -218,10 +218,7 @@ class Lease:
         record: Any = self.record
         if aborted(record.info, readonly=self.readonly):
             raise TransactionAbortedError(f"{mask(self.engine.url)}: {ABORTED_ADVICE}")
-        record.info.pop(READ_ONLY_BEGUN, None)
-        adapter = record.dbapi_connection
-        transaction, adapter._transaction = adapter._transaction, None
-        _log(self.engine, "COMMIT")
+        transaction = self._end("COMMIT")
         try:
             await transaction.commit()
         except Exception as exc:
@@ -231,18 +228,23 @@ class Lease:
         """Roll the lease's transaction back; a connection that cannot is discarded."""
         if not self.in_transaction:
             return
-        record: Any = self.record
-        record.info.pop(FAILED, None)
-        record.info.pop(READ_ONLY_BEGUN, None)
-        adapter = record.dbapi_connection
-        transaction, adapter._transaction = adapter._transaction, None
-        _log(self.engine, "ROLLBACK")
+        self.record.info.pop(FAILED, None)  # type: ignore[union-attr]
+        transaction = self._end("ROLLBACK")
         try:
             await transaction.rollback()
         except BaseException as exc:
             self.discard(exc)
             if not isinstance(exc, Exception):
                 raise
+
+    def _end(self, how: str) -> Any:
+        """Take the lease's asyncpg transaction off the connection, to be ended ``how`` by the caller."""
+        record: Any = self.record
+        record.info.pop(READ_ONLY_BEGUN, None)
+        adapter = record.dbapi_connection
+        transaction, adapter._transaction = adapter._transaction, None
+        _log(self.engine, how)
+        return transaction
 
     def discard(self, error: BaseException) -> None:
         """The connection broke: close it and give it back to be made anew (with the pool's older ones)."""

@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, ColumnElement, Select
 
-from tradestore.dialects.errors import note_failure
 from tradestore.dialects.functions import dec_max, dec_min, dec_sign, dec_sub, dec_sum, epoch_seconds, month_index
 from tradestore.dialects.single_row import Driver, driver_of
 from tradestore.types import ValueCodec
@@ -249,7 +248,7 @@ class Backend(ABC):
                 raise
             raise typed from exc  # the session's rollback then finds the connection gone and discards it
         except BaseException:
-            note_failure(found.dialect.name, found.raw.info, None)  # cancelled: as a single-row call (see there)
+            found.cancelled()
             raise
 
     @abstractmethod

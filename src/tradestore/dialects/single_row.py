@@ -222,10 +222,7 @@ async def run(
     except Exception as exc:
         raise _typed(exc, on, prepared, sql, args) from exc
     except BaseException:
-        # Cancelled: the server may have run the statement, or aborted the transaction at its
-        # cancel request. A caller who catches the cancellation must not see the unit commit as
-        # if neither had happened (PostgreSQL: the commit then raises TransactionAbortedError).
-        note_failure(dialect.name, raw.info, None)
+        on.cancelled()
         raise
     processors = prepared.result_processors(coltypes, dialect)
     if processors and rows:
@@ -273,6 +270,15 @@ class Driver(NamedTuple):
                 "the transaction this read began in has ended (its session committed, rolled back or "
                 "closed): read it whole inside one session, or start it again in a new one"
             )
+
+    def cancelled(self) -> None:
+        """A statement sent here was cancelled: note its transaction as failed (PostgreSQL).
+
+        The server may have run the statement, or aborted the transaction at the cancel
+        request. A caller who catches the cancellation must not see the unit commit as if
+        neither had happened: the commit then raises ``TransactionAbortedError``.
+        """
+        note_failure(self.dialect.name, self.raw.info, None)
 
     def failed(self, error: Exception) -> StorageError | None:
         """The typed error for the driver's ``error``, or ``None``; a lost leased connection is discarded."""
